@@ -1,0 +1,30 @@
+# The two commands of the README. Both create .venv if missing and install the project.
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTHON ?= python3
+
+.PHONY: run test install test-tools help
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make run   # install, provision, migrate, seed the demo, start everything"
+	@echo "make test  # install, provision, run the whole test suite"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/floorbell up
+
+# Headless Chromium (Debian's) and the Web Push service emulator for the end-to-end tests.
+test-tools:
+	@bash tests/tools/install.sh
+
+test: install test-tools
+	$(BIN)/pytest

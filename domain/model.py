@@ -1,0 +1,105 @@
+"""Entities and value types of the maintenance domain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    SUPERVISOR = "supervisor"
+    TECHNICIAN = "technician"
+    OPERATOR = "operator"
+
+
+class Status(StrEnum):
+    """Ticket statuses, declared in Kanban column order."""
+
+    RECEIVED = "received"
+    DIAGNOSTIC = "diagnostic"
+    IN_PROGRESS = "in_progress"
+    WAITING_PARTS = "waiting_parts"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+
+    @property
+    def is_closed(self) -> bool:
+        return self in (Status.COMPLETED, Status.ARCHIVED)
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+
+class MachineStatus(StrEnum):
+    OPERATIONAL = "operational"
+    DOWN = "down"
+    MAINTENANCE = "maintenance"
+
+
+class MessageType(StrEnum):
+    PRIVATE = "private"
+    PUBLIC = "public"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is asking: the authenticated user."""
+
+    id: int
+    role: Role
+
+    @property
+    def manages_tickets(self) -> bool:
+        return self.role in (Role.ADMIN, Role.SUPERVISOR)
+
+
+@dataclass
+class Ticket:
+    id: int
+    ticket_id: str
+    title: str
+    description: str
+    machine_id: int
+    priority: Priority
+    status: Status
+    reported_by: int
+    assigned_to: int | None
+    scheduled_date: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+    followers: frozenset[int] = field(default_factory=frozenset)
+    machine_name: str = ""
+    assignee_name: str | None = None
+
+    def card(self) -> dict[str, object]:
+        """The fields a board card shows; what board events carry."""
+        return {
+            "id": self.id,
+            "ticket_id": self.ticket_id,
+            "title": self.title,
+            "machine_id": self.machine_id,
+            "machine_name": self.machine_name,
+            "priority": str(self.priority),
+            "status": str(self.status),
+            "reported_by": self.reported_by,
+            "assigned_to": self.assigned_to,
+            "assignee_name": self.assignee_name,
+            "scheduled_date": _iso(self.scheduled_date),
+            "updated_at": _iso(self.updated_at),
+        }
+
+
+def ticket_code(year: int, number: int) -> str:
+    """Human code `T-YYYY-NNN`, unique per year."""
+    return f"T-{year:04d}-{number:03d}"
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,1 @@
+"""Floorbell's edges: HTTP API, SSE gateway, workers and their adapters."""

@@ -1,0 +1,99 @@
+"""Login, logout and who am I."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import BaseModel, Field
+from quart import Blueprint, Response, jsonify, request
+from quart_schema import validate_request
+from redis.exceptions import RedisError
+
+from gateway.auth import (
+    SESSION_COOKIE,
+    authenticated,
+    current_actor,
+    issue_token,
+    verify_password,
+)
+from gateway.errors import ApiError
+from gateway.resources import resources
+
+log = logging.getLogger(__name__)
+blueprint = Blueprint("auth", __name__, url_prefix="/api/auth")
+USER_COLUMNS = "id, email, full_name, role"
+
+
+class Login(BaseModel):
+    email: str = Field(min_length=3, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class Logout(BaseModel):
+    endpoint: str | None = Field(default=None, max_length=2048)
+
+
+async def _check_rate(email: str) -> None:
+    """At most N attempts a minute per email and per client address."""
+    res = resources()
+    limit = res.settings.login_attempts_per_minute
+    try:
+        for subject in (f"email:{email}", f"ip:{request.remote_addr}"):
+            key = res.keys.login_attempts(subject)
+            attempts = await res.redis.incr(key)
+            if attempts == 1:
+                await res.redis.expire(key, 60)
+            if attempts > limit * (5 if subject.startswith("ip:") else 1):
+                raise ApiError(429, "too_many_attempts", "Too many login attempts; wait a minute.")
+    except RedisError as exc:  # limiting is a guard, not a gate: log and let the login proceed
+        log.warning("login rate limit unavailable: %s", exc)
+
+
+@blueprint.post("/login")
+@validate_request(Login)
+async def login(data: Login) -> Response:
+    email = data.email.strip().lower()
+    await _check_rate(email)
+    res = resources()
+    row = await res.pool.fetchrow(
+        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(email) = $1", email
+    )
+    if not verify_password(row["password_hash"] if row else None, data.password) or row is None:
+        raise ApiError(401, "invalid_credentials", "Wrong email or password.")
+    settings = res.settings
+    token = issue_token(settings.require_jwt_secret(), row["id"], row["role"], settings.jwt_ttl_s)
+    user = {k: row[k] for k in ("id", "email", "full_name", "role")}
+    response = jsonify({"token": token, "user": user})
+    response.set_cookie(
+        SESSION_COOKIE, token, max_age=settings.jwt_ttl_s, httponly=True, samesite="Strict",
+        secure=request.scheme == "https", path="/",
+    )  # fmt: skip
+    return response
+
+
+@blueprint.post("/logout")
+@authenticated
+async def logout() -> Response:
+    body: dict[str, Any] = await request.get_json(silent=True) or {}
+    endpoint = Logout.model_validate(body).endpoint if isinstance(body, dict) else None
+    if endpoint:
+        # A shared phone stops ringing for the person who logged out of it.
+        await resources().pool.execute(
+            "DELETE FROM push_subscriptions WHERE endpoint = $1 AND user_id = $2",
+            endpoint, current_actor().id,
+        )  # fmt: skip
+    response = jsonify({"ok": True})
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@blueprint.get("/me")
+@authenticated
+async def me() -> dict[str, Any]:
+    row = await resources().pool.fetchrow(
+        f"SELECT {USER_COLUMNS} FROM users WHERE id = $1", current_actor().id
+    )
+    if row is None:
+        raise ApiError(401, "unauthorized", "This account no longer exists.")
+    return dict(row)

@@ -1,0 +1,27 @@
+"""The PWA: `web/` served at `/`, with no build step in between."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from quart import Blueprint, Response, abort, send_from_directory
+
+WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
+blueprint = Blueprint("web", __name__)
+
+
+@blueprint.get("/")
+async def index() -> Response:
+    response = await send_from_directory(WEB_ROOT, "index.html")
+    response.cache_control.no_cache = True
+    return response
+
+
+@blueprint.get("/<path:path>")
+async def asset(path: str) -> Response:
+    if path.startswith("api/") or not (WEB_ROOT / path).is_file():
+        abort(404)
+    response = await send_from_directory(WEB_ROOT, path)
+    # The service worker caches the shell; the browser must revalidate so updates land.
+    response.cache_control.no_cache = True
+    return response

@@ -1,0 +1,39 @@
+"""The Quart application factory: routes, schema docs, error handling, lifecycle."""
+
+from __future__ import annotations
+
+from quart import Quart, Response, request
+from quart_schema import QuartSchema
+
+from gateway.api import auth, ops, tickets, web
+from gateway.config import Settings
+from gateway.errors import register_error_handlers
+from gateway.metrics import HTTP_REQUESTS
+from gateway.resources import EXTENSION, Resources
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    settings = settings or Settings.from_env()
+    settings.require_jwt_secret()
+    app = Quart("floorbell", static_folder=None)
+    app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
+    QuartSchema(
+        app, openapi_path="/openapi.json", swagger_ui_path="/docs", redoc_ui_path=None,
+        scalar_ui_path=None, info={"title": "Floorbell", "version": "0.1.0"},
+        convert_casing=False,
+    )  # fmt: skip
+    res = Resources(settings)
+    app.extensions[EXTENSION] = res
+    app.before_serving(res.open)
+    app.after_serving(res.close)
+    register_error_handlers(app)
+    for module in (auth, tickets, ops):
+        app.register_blueprint(module.blueprint)
+    app.register_blueprint(web.blueprint)  # last: its catch-all must not shadow the API
+
+    @app.after_request
+    async def count(response: Response) -> Response:
+        HTTP_REQUESTS.labels(request.method, str(response.status_code)).inc()
+        return response
+
+    return app

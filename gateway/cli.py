@@ -1,0 +1,142 @@
+"""`floorbell`: the console entry point of every part of the system."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from gateway.config import ConfigError, Settings
+
+DATA_DIR = Path(os.environ.get("FLOORBELL_DATA_DIR", Path.cwd() / ".data"))
+DESCRIPTION = """Floorbell — realtime notifications for factory maintenance.
+
+Configuration comes from environment variables (see the README); JWT_SECRET and the VAPID
+keys default to the ones `floorbell up` keeps under .data/."""
+
+
+def local_settings() -> Settings:
+    """Settings from the environment, completed by the secrets kept under .data/."""
+    from gateway.secrets import load_or_create_jwt_secret
+    from gateway.vapid import load_or_create
+
+    env = dict(os.environ)
+    if not env.get("JWT_SECRET"):
+        env["JWT_SECRET"] = load_or_create_jwt_secret(DATA_DIR)
+    if not env.get("VAPID_PUBLIC_KEY"):
+        env["VAPID_PUBLIC_KEY"], env["VAPID_PRIVATE_KEY"] = load_or_create(DATA_DIR)
+    return Settings.from_env(env)
+
+
+def cmd_migrate(args: argparse.Namespace) -> None:
+    from gateway.migrate import migrate
+    from gateway.provision import ensure_database
+
+    url = local_settings().database_url
+    ensure_database(url)
+    applied = migrate(url)
+    print(f"migrations applied: {', '.join(applied)}" if applied else "schema is up to date")
+
+
+def cmd_seed(args: argparse.Namespace) -> None:
+    from gateway.seed import seed
+
+    settings = local_settings()
+
+    async def run() -> list[str]:
+        import asyncpg
+
+        conn = await asyncpg.connect(settings.database_url)
+        try:
+            return await seed(conn, settings.demo_password)
+        finally:
+            await conn.close()
+
+    logins = asyncio.run(run())
+    print("demo logins:\n  " + "\n  ".join(logins))
+
+
+def cmd_vapid(args: argparse.Namespace) -> None:
+    from gateway.vapid import generate_keys, load_or_create
+
+    public, private = generate_keys() if args.new else load_or_create(DATA_DIR)
+    print(f"VAPID_PUBLIC_KEY={public}\nVAPID_PRIVATE_KEY={private}")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from gateway.server import serve
+
+    settings = local_settings()
+    asyncio.run(serve(settings, host=args.host, port=args.port or settings.port))
+
+
+def cmd_worker(args: argparse.Namespace) -> None:
+    from gateway.worker import run_worker
+
+    asyncio.run(run_worker(local_settings()))
+
+
+def cmd_clock(args: argparse.Namespace) -> None:
+    from gateway.clock import run_clock
+
+    asyncio.run(run_clock(local_settings(), once=args.once))
+
+
+def cmd_doctor(args: argparse.Namespace) -> None:
+    from gateway.doctor import doctor
+
+    sys.exit(0 if asyncio.run(doctor(local_settings())) else 1)
+
+
+def cmd_up(args: argparse.Namespace) -> None:
+    from gateway.up import up
+
+    up(DATA_DIR, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="floorbell", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands: list[tuple[str, Callable[[argparse.Namespace], None], str]] = [
+        ("up", cmd_up, "provision services, migrate, seed, start every Procfile process"),
+        ("migrate", cmd_migrate, "create the database if needed and apply migrations"),
+        ("seed", cmd_seed, "add the demo users, machines and tickets (idempotent)"),
+        ("vapid", cmd_vapid, "print the VAPID key pair (created under .data/ if missing)"),
+        ("serve", cmd_serve, "run one gateway instance (HTTP API, SSE, the PWA)"),
+        ("worker", cmd_worker, "run the relay, router, push fan-out and presence sweeper"),
+        ("clock", cmd_clock, "emit time-based events (overdue tickets, maintenance due)"),
+        ("doctor", cmd_doctor, "check configuration and connectivity"),
+    ]
+    for name, handler, help_text in commands:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(handler=handler)
+        if name in ("serve", "up"):
+            command.add_argument("--port", type=int, help="HTTP port (default: $PORT or 8000)")
+        if name == "serve":
+            command.add_argument("--host", default="127.0.0.1", help="bind address")
+        if name == "vapid":
+            command.add_argument("--new", action="store_true", help="print a fresh pair, store nothing")
+        if name == "clock":
+            command.add_argument("--once", action="store_true", help="one pass, then exit")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        args.handler(args)
+    except ConfigError as exc:
+        sys.exit(f"configuration error: {exc}")
+    except KeyboardInterrupt:
+        pass

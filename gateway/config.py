@@ -1,0 +1,100 @@
+"""One typed settings object, read from the environment once.
+
+Every variable is documented in the README; a malformed value fails loudly at start-up
+rather than surprising someone at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from typing import Mapping
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/floorbell"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+class ConfigError(RuntimeError):
+    """A configuration value is missing or malformed."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str = DEFAULT_REDIS_URL
+    redis_prefix: str = "floorbell:"
+    jwt_secret: str = ""
+    jwt_ttl_s: int = 12 * 3600
+    vapid_public_key: str = ""
+    vapid_private_key: str = ""
+    vapid_subject: str = "mailto:ops@floorbell.invalid"
+    port: int = 8000
+    sse_heartbeat_s: int = 15
+    sse_retry_ms: int = 3000
+    sse_queue_frames: int = 1000
+    stream_retention_hours: int = 24
+    push_grace_s: int = 10
+    push_endpoint_allow: tuple[str, ...] = ()
+    demo_password: str = "floorbell"
+    demo_mode: bool = True
+    max_body_bytes: int = 6 * 1024 * 1024
+    login_attempts_per_minute: int = 10
+    instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        secret = env.get("JWT_SECRET", "")
+        if secret and len(secret.encode()) < 32:
+            raise ConfigError("JWT_SECRET must be at least 32 bytes for HS256")
+        defaults = cls()
+        return cls(
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
+            redis_prefix=env.get("REDIS_PREFIX") or defaults.redis_prefix,
+            jwt_secret=secret,
+            jwt_ttl_s=_int(env, "JWT_TTL_SECONDS", defaults.jwt_ttl_s, 60),
+            vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),
+            vapid_private_key=env.get("VAPID_PRIVATE_KEY", ""),
+            vapid_subject=env.get("VAPID_SUBJECT") or defaults.vapid_subject,
+            port=_int(env, "PORT", defaults.port, 1),
+            sse_heartbeat_s=_int(env, "SSE_HEARTBEAT_SECONDS", defaults.sse_heartbeat_s, 1),
+            sse_retry_ms=_int(env, "SSE_RETRY_MS", defaults.sse_retry_ms, 0),
+            sse_queue_frames=_int(env, "SSE_QUEUE_FRAMES", defaults.sse_queue_frames, 10),
+            stream_retention_hours=_int(
+                env, "STREAM_RETENTION_HOURS", defaults.stream_retention_hours, 1
+            ),
+            push_grace_s=_int(env, "PUSH_GRACE_SECONDS", defaults.push_grace_s, 0),
+            push_endpoint_allow=_list(env, "PUSH_ENDPOINT_ALLOW"),
+            demo_password=env.get("DEMO_PASSWORD") or defaults.demo_password,
+            demo_mode=env.get("DEMO_MODE", "1") not in ("0", "false", "no"),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, 1024),
+            login_attempts_per_minute=_int(
+                env, "LOGIN_ATTEMPTS_PER_MINUTE", defaults.login_attempts_per_minute, 1
+            ),
+            instance_id=env.get("INSTANCE_ID") or defaults.instance_id,
+        )
+
+    def require_jwt_secret(self) -> str:
+        if not self.jwt_secret:
+            raise ConfigError("JWT_SECRET is not set (make run creates one under .data/)")
+        return self.jwt_secret

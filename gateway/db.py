@@ -1,0 +1,35 @@
+"""The PostgreSQL pool: JSON codecs set once, so jsonb columns read and write as Python."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import asyncpg
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for kind in ("json", "jsonb"):
+        await conn.set_type_codec(kind, encoder=_dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    return pool
+
+
+async def connect(dsn: str) -> asyncpg.Connection:
+    """A single connection (LISTEN, advisory locks) with the same codecs as the pool."""
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    await _init_connection(conn)
+    return conn
+
+
+def row_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
+    return dict(row) if row is not None else None

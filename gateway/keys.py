@@ -1,0 +1,68 @@
+"""The one home of every Redis key, stream and consumer-group name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ROUTER_GROUP = "router"
+PUSH_GROUP = "push"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Names under one prefix, so tests and tenants never collide."""
+
+    prefix: str
+
+    @property
+    def domain_stream(self) -> str:
+        """Every committed domain event, appended by the outbox relay."""
+        return f"{self.prefix}events"
+
+    @property
+    def board_stream(self) -> str:
+        """What every open app sees: board changes, presence, broadcasts to all."""
+        return f"{self.prefix}board"
+
+    def user_stream(self, user_id: int) -> str:
+        """One person's notifications and badge counts."""
+        return f"{self.prefix}user:{user_id}"
+
+    @property
+    def user_stream_pattern(self) -> str:
+        return f"{self.prefix}user:*"
+
+    @property
+    def push_stream(self) -> str:
+        """Notifications the push fan-out must consider."""
+        return f"{self.prefix}push"
+
+    @property
+    def push_delayed(self) -> str:
+        """Sorted set of notification ids waiting out the grace period, by due time."""
+        return f"{self.prefix}push:delayed"
+
+    @property
+    def relay_published(self) -> str:
+        """Sorted set of outbox ids already appended: makes the relay idempotent."""
+        return f"{self.prefix}relay:published"
+
+    @property
+    def router_appended(self) -> str:
+        """Sorted set of what the router appended: a redelivered event repeats nothing."""
+        return f"{self.prefix}router:appended"
+
+    def presence_connections(self, user_id: int) -> str:
+        """Sorted set of a user's live connection ids, scored by expiry time."""
+        return f"{self.prefix}presence:conn:{user_id}"
+
+    @property
+    def presence_online(self) -> str:
+        """Sorted set of users believed online, scored by last-seen time."""
+        return f"{self.prefix}presence:online"
+
+    def presence_last_seen(self, user_id: int) -> str:
+        return f"{self.prefix}presence:last_seen:{user_id}"
+
+    def login_attempts(self, subject: str) -> str:
+        return f"{self.prefix}ratelimit:login:{subject}"

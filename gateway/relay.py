@@ -1,0 +1,119 @@
+"""The outbox relay: appends committed domain events to the Redis domain stream.
+
+One relay leads at a time (a PostgreSQL advisory lock held by its connection, released
+if its process dies), so events are appended in the order they became visible; the
+others stand by. The `published_at` flag is the cursor, not the id: ids are taken
+before commit and may become visible out of order. Appending is idempotent
+(`append_once`), so a crash between appending and marking repeats nothing. While Redis
+is down the rows wait; the relay catches up when it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.db import connect
+from gateway.keys import Keys
+from gateway.retry import Backoff
+from gateway.streams import append_once, envelope
+from gateway.uow import OUTBOX_CHANNEL
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK = 0x0F100DBE11  # pg_advisory_lock key of the relay leader
+BATCH = 500
+
+
+class OutboxRelay:
+    def __init__(
+        self, dsn: str, redis: Redis, keys: Keys, poll_s: float = 0.5, standby_s: float = 1.0
+    ) -> None:
+        self._dsn = dsn
+        self._redis = redis
+        self._keys = keys
+        self._poll_s = poll_s
+        self._standby_s = standby_s
+        self._wake = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = Backoff()
+        while not stop.is_set():
+            try:
+                await self._run_connected(stop)
+                return
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("relay: database unavailable (%s); retrying", exc)
+                await _sleep_or_stop(stop, backoff.next_delay())
+
+    async def _run_connected(self, stop: asyncio.Event) -> None:
+        conn = await connect(self._dsn)
+        try:
+            await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
+            while not stop.is_set():
+                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
+                    await self._lead(conn, stop)
+                    return
+                await _sleep_or_stop(stop, self._standby_s)
+        finally:
+            await conn.close()
+
+    async def _lead(self, conn: asyncpg.Connection, stop: asyncio.Event) -> None:
+        log.info("relay: leading")
+        backoff = Backoff()
+        while not stop.is_set():
+            self._wake.clear()
+            try:
+                while await self.publish_batch(conn) == BATCH:
+                    pass
+                backoff.reset()
+                delay = self._poll_s
+            except RedisError as exc:
+                delay = backoff.next_delay()
+                log.warning("relay: Redis unavailable (%s); retrying in %.1fs", exc, delay)
+            await _wait_any(stop, self._wake, delay)
+
+    async def publish_batch(self, conn: asyncpg.Connection) -> int:
+        rows = await conn.fetch(
+            "SELECT id, event_type, actor_id, payload, created_at FROM outbox"
+            " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            BATCH,
+        )
+        if not rows:
+            return 0
+        entries = [(str(row["id"]), row["event_type"], _stored(row)) for row in rows]
+        await append_once(self._redis, self._keys.domain_stream, self._keys.relay_published, entries)
+        await conn.execute(
+            "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
+            [row["id"] for row in rows],
+        )
+        return len(rows)
+
+
+def _stored(row: asyncpg.Record) -> str:
+    data: dict[str, Any] = row["payload"]
+    return envelope(
+        row["event_type"], data, row["actor_id"], row["created_at"].isoformat(),
+        outbox_id=row["id"],
+    )  # fmt: skip
+
+
+async def _sleep_or_stop(stop: asyncio.Event, delay_s: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), delay_s)
+    except TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, delay_s: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=delay_s, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

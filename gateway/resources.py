@@ -1,0 +1,51 @@
+"""The owner of every long-lived resource of a gateway process: opened before serving,
+closed (with a timeout) after. Nothing is created at import time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from quart import current_app
+from redis.asyncio import Redis
+
+from gateway.config import Settings
+from gateway.db import create_pool
+from gateway.keys import Keys
+
+log = logging.getLogger(__name__)
+EXTENSION = "floorbell"
+CLOSE_TIMEOUT_S = 5.0
+
+
+@dataclass
+class Resources:
+    settings: Settings
+    keys: Keys = field(init=False)
+    pool: asyncpg.Pool = field(init=False)
+    redis: Redis = field(init=False)
+    services: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.keys = Keys(self.settings.redis_prefix)
+
+    async def open(self) -> None:
+        self.pool = await create_pool(self.settings.database_url)
+        self.redis = Redis.from_url(
+            self.settings.redis_url, socket_connect_timeout=2, health_check_interval=30
+        )
+
+    async def close(self) -> None:
+        for name, closer in (("redis", self.redis.aclose()), ("pool", self.pool.close())):
+            try:
+                await asyncio.wait_for(closer, CLOSE_TIMEOUT_S)
+            except (TimeoutError, OSError) as exc:
+                log.warning("closing %s: %s", name, exc)
+
+
+def resources() -> Resources:
+    res: Resources = current_app.extensions[EXTENSION]
+    return res

@@ -1,0 +1,31 @@
+"""One gateway instance served by Hypercorn, stopping cleanly on SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+
+from gateway.app import create_app
+from gateway.config import Settings
+
+
+def hypercorn_config(host: str, port: int) -> Config:
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.backlog = 4096  # bursts of reconnecting clients after a restart
+    config.graceful_timeout = 5
+    config.keep_alive_timeout = 75
+    config.accesslog = None
+    return config
+
+
+async def serve(settings: Settings, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"gateway {settings.instance_id} listening on http://{host}:{port}", flush=True)
+    await hypercorn_serve(create_app(settings), hypercorn_config(host, port), shutdown_trigger=stop.wait)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""The service layer: load, apply a domain rule, save, emit — one function per use case."""

@@ -1,0 +1,117 @@
+"""Reading and writing tickets in PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from domain.errors import Invalid, NotFound
+from domain.model import Priority, Role, Status, Ticket, ticket_code
+
+TICKET_SELECT = """
+SELECT t.*, m.name AS machine_name, u.full_name AS assignee_name,
+       COALESCE((SELECT array_agg(f.user_id) FROM ticket_followers f WHERE f.ticket_id = t.id),
+                '{}') AS followers
+FROM tickets t
+JOIN machines m ON m.id = t.machine_id
+LEFT JOIN users u ON u.id = t.assigned_to
+"""
+
+
+def ticket_from_row(row: asyncpg.Record) -> Ticket:
+    return Ticket(
+        id=row["id"], ticket_id=row["ticket_id"], title=row["title"],
+        description=row["description"], machine_id=row["machine_id"],
+        priority=Priority(row["priority"]), status=Status(row["status"]),
+        reported_by=row["reported_by"], assigned_to=row["assigned_to"],
+        scheduled_date=row["scheduled_date"], created_at=row["created_at"],
+        updated_at=row["updated_at"], closed_at=row["closed_at"],
+        followers=frozenset(row["followers"]), machine_name=row["machine_name"],
+        assignee_name=row["assignee_name"],
+    )  # fmt: skip
+
+
+def ticket_json(ticket: Ticket) -> dict[str, Any]:
+    """The full ticket as the API returns it."""
+    return {
+        **ticket.card(),
+        "description": ticket.description,
+        "created_at": ticket.created_at.isoformat(),
+        "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,
+        "followers": sorted(ticket.followers),
+    }
+
+
+async def load(conn: asyncpg.Connection, ticket_id: int, lock: bool = False) -> Ticket:
+    if lock:
+        # Serialise concurrent changes of one ticket: each sees the other's result.
+        await conn.execute("SELECT 1 FROM tickets WHERE id = $1 FOR UPDATE", ticket_id)
+    row = await conn.fetchrow(TICKET_SELECT + " WHERE t.id = $1", ticket_id)
+    if row is None:
+        raise NotFound(f"Ticket {ticket_id} does not exist.")
+    return ticket_from_row(row)
+
+
+async def refresh_names(conn: asyncpg.Connection, ticket: Ticket) -> None:
+    ticket.assignee_name = (
+        await conn.fetchval("SELECT full_name FROM users WHERE id = $1", ticket.assigned_to)
+        if ticket.assigned_to is not None
+        else None
+    )
+
+
+async def next_code(conn: asyncpg.Connection, year: int) -> str:
+    number = await conn.fetchval(
+        "INSERT INTO ticket_code_counters (year, last) VALUES ($1, 1)"
+        " ON CONFLICT (year) DO UPDATE SET last = ticket_code_counters.last + 1 RETURNING last",
+        year,
+    )
+    return ticket_code(year, number)
+
+
+async def insert(conn: asyncpg.Connection, fields: dict[str, Any], now: datetime) -> Ticket:
+    code = await next_code(conn, now.year)
+    ticket_pk = await conn.fetchval(
+        "INSERT INTO tickets (ticket_id, title, description, machine_id, priority, reported_by,"
+        " assigned_to, scheduled_date, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
+        code, fields["title"], fields["description"], fields["machine_id"], fields["priority"],
+        fields["reported_by"], fields.get("assigned_to"), fields.get("scheduled_date"), now,
+    )  # fmt: skip
+    return await load(conn, ticket_pk)
+
+
+async def save(conn: asyncpg.Connection, ticket: Ticket) -> None:
+    await conn.execute(
+        "UPDATE tickets SET title = $2, description = $3, priority = $4, status = $5,"
+        " assigned_to = $6, scheduled_date = $7, updated_at = $8, closed_at = $9 WHERE id = $1",
+        ticket.id, ticket.title, ticket.description, str(ticket.priority), str(ticket.status),
+        ticket.assigned_to, ticket.scheduled_date, ticket.updated_at, ticket.closed_at,
+    )  # fmt: skip
+
+
+async def user_role(conn: asyncpg.Connection, user_id: int) -> Role:
+    role = await conn.fetchval("SELECT role FROM users WHERE id = $1", user_id)
+    if role is None:
+        raise Invalid(f"User {user_id} does not exist.")
+    return Role(role)
+
+
+async def require_machine(conn: asyncpg.Connection, machine_id: int) -> str:
+    name = await conn.fetchval("SELECT name FROM machines WHERE id = $1", machine_id)
+    if name is None:
+        raise Invalid(f"Machine {machine_id} does not exist.")
+    return str(name)
+
+
+async def search(conn: asyncpg.Connection, filters: dict[str, Any]) -> list[Ticket]:
+    clauses, args = [], []
+    for column in ("status", "priority", "assigned_to", "machine_id"):
+        if filters.get(column) is not None:
+            args.append(filters[column])
+            clauses.append(f"t.{column} = ${len(args)}")
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    rows = await conn.fetch(TICKET_SELECT + where + " ORDER BY t.id", *args)
+    return [ticket_from_row(row) for row in rows]

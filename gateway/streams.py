@@ -1,0 +1,75 @@
+"""Redis Streams plumbing shared by the relay, the router and the gateway: the
+idempotent append, the stored envelope, and stream-id arithmetic."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from typing import Any
+
+from redis.asyncio import Redis
+
+# Append each entry only if its dedup member was never recorded: a relay or router that
+# crashes after appending but before acknowledging repeats the call, never the entry.
+# KEYS: stream, dedup zset. ARGV: now_ms, keep_ms, then (member, type, envelope) triples.
+_APPEND_ONCE = """
+local appended = {}
+for i = 3, #ARGV, 3 do
+  if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
+    table.insert(appended, redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1], 'e', ARGV[i + 2]))
+  end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
+return appended
+"""
+
+DEDUP_KEEP_MS = 48 * 3600 * 1000
+STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def envelope(
+    event_type: str, data: dict[str, Any], actor_id: int | None = None, ts: str | None = None,
+    **extra: Any,
+) -> str:  # fmt: skip
+    """The stored form of what a client receives; the gateway adds `id` when it sends."""
+    body: dict[str, Any] = {"type": event_type, "ts": ts or _iso_now(), "actor_id": actor_id,
+                            "data": data}  # fmt: skip
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{now_ms() % 1000:03d}Z"
+
+
+async def append_once(
+    redis: Redis, stream: str, dedup_key: str, entries: list[tuple[str, str, str]]
+) -> list[str]:
+    """Append (member, type, envelope) entries that were not appended before."""
+    if not entries:
+        return []
+    args: list[str | int] = [now_ms(), DEDUP_KEEP_MS]
+    for member, event_type, body in entries:
+        args += [member, event_type, body]
+    result = await redis.eval(_APPEND_ONCE, 2, stream, dedup_key, *args)  # type: ignore[misc]
+    return [_text(item) for item in result]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def parse_id(value: str) -> tuple[int, int] | None:
+    if not STREAM_ID.match(value):
+        return None
+    ms, seq = value.split("-")
+    return int(ms), int(seq)
+
+
+def min_id_for_age(age_ms: int) -> str:
+    return f"{max(now_ms() - age_ms, 0)}-0"

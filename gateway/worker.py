@@ -1,0 +1,86 @@
+"""`floorbell worker`: the outbox relay, the router, stream retention — and whatever
+other background consumers are registered — in one process, stopped in two stages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from gateway.config import Settings
+from gateway.db import create_pool
+from gateway.keys import Keys
+from gateway.relay import OutboxRelay
+from gateway.router import Router
+from gateway.streams import min_id_for_age
+
+log = logging.getLogger(__name__)
+GRACE_S = 5.0
+RETENTION_EVERY_S = 60.0
+
+Task = Callable[[asyncio.Event], Awaitable[None]]
+
+
+async def trim_streams(redis: Redis, keys: Keys, retention_hours: int) -> int:
+    """Drop stream entries older than the retention: memory stays bounded."""
+    min_id = min_id_for_age(retention_hours * 3600 * 1000)
+    trimmed = 0
+    streams = [keys.domain_stream, keys.board_stream, keys.push_stream]
+    streams += [key async for key in redis.scan_iter(match=keys.user_stream_pattern, _type="stream")]
+    for stream in streams:
+        trimmed += await redis.xtrim(stream, minid=min_id, approximate=False)
+    return trimmed
+
+
+async def _retention(redis: Redis, keys: Keys, settings: Settings, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await trim_streams(redis, keys, settings.stream_retention_hours)
+        except RedisError as exc:
+            log.warning("retention: %s", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), RETENTION_EVERY_S)
+        except TimeoutError:
+            pass
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or _stop_on_signals()
+    keys = Keys(settings.redis_prefix)
+    pool = await create_pool(settings.database_url)
+    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    tasks: list[Task] = [
+        OutboxRelay(settings.database_url, redis, keys).run,
+        Router(pool, redis, keys, consumer=settings.instance_id).run,
+        lambda s: _retention(redis, keys, settings, s),
+    ]
+    log.info("worker %s started", settings.instance_id)
+    running = [asyncio.create_task(task(stop)) for task in tasks]
+    try:
+        await stop.wait()
+        # Stage one: running work gets a grace period; stage two: cancellation.
+        _, pending = await asyncio.wait(running, timeout=GRACE_S)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    finally:
+        await asyncio.shield(_close(pool, redis))
+        log.info("worker %s stopped", settings.instance_id)
+
+
+async def _close(pool: object, redis: Redis) -> None:
+    await redis.aclose()
+    await asyncio.wait_for(pool.close(), GRACE_S)  # type: ignore[attr-defined]
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+

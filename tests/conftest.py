@@ -1,0 +1,141 @@
+"""Shared fixtures: real PostgreSQL and Redis, a throwaway database and key prefix per
+run, the app, and logged-in demo users."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from gateway.app import create_app
+from gateway.config import Settings
+from gateway.migrate import migrate
+from gateway.provision import drop_database, ensure_database, provision
+from gateway.seed import seed
+
+ROOT = Path(__file__).resolve().parents[1]
+RUN_ID = uuid.uuid4().hex[:8]
+PASSWORD = "floorbell"
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[dict[str, str]]:
+    with provision(ROOT / ".data") as env:
+        yield env
+
+
+@pytest.fixture(scope="session")
+def database_url(services: dict[str, str]) -> Iterator[str]:
+    base, _, _ = services["DATABASE_URL"].rpartition("/")
+    url = f"{base}/floorbell_test_{RUN_ID}"
+    ensure_database(url)
+    migrate(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, services: dict[str, str]) -> Settings:
+    return Settings(
+        database_url=database_url,
+        redis_url=services["REDIS_URL"],
+        redis_prefix=f"test-{RUN_ID}:",
+        jwt_secret="test-secret-" + "x" * 40,
+        sse_heartbeat_s=1,
+        push_grace_s=1,
+        login_attempts_per_minute=1000,
+        instance_id=f"test-{RUN_ID}",
+    )
+
+
+@pytest.fixture(scope="session")
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    from gateway.db import create_pool
+
+    pool = await create_pool(settings.database_url)
+    async with pool.acquire() as conn:
+        await seed(conn, PASSWORD)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture(scope="session")
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    keys = [key async for key in client.scan_iter(f"{settings.redis_prefix}*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, db: asyncpg.Pool) -> AsyncIterator[Any]:
+    application = create_app(settings)
+    async with application.test_app() as test_app:
+        yield test_app
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture(scope="session")
+async def users(db: asyncpg.Pool) -> dict[str, int]:
+    rows = await db.fetch("SELECT id, email FROM users")
+    return {row["email"].split("@")[0]: row["id"] for row in rows}
+
+
+@pytest.fixture(scope="session")
+async def tokens(app: Any, users: dict[str, int]) -> dict[str, str]:
+    client = app.test_client()
+    result = {}
+    for name in users:
+        if "@" in name:
+            continue
+        response = await client.post(
+            "/api/auth/login", json={"email": f"{name}@example.com", "password": PASSWORD}
+        )
+        if response.status_code == 200:
+            result[name] = (await response.get_json())["token"]
+    return result
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def eventually(probe: Any, timeout_s: float = 5.0, interval_s: float = 0.05) -> Any:
+    """Poll an async probe until it returns something truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await probe()
+        if value or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(interval_s)
+
+
+@pytest.fixture(scope="session")
+async def worker(settings: Settings, db: asyncpg.Pool, redis: Redis) -> AsyncIterator[None]:
+    """The relay and router running for the whole session, as `floorbell worker` does."""
+    from gateway.worker import run_worker
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop))
+    yield
+    stop.set()
+    await asyncio.wait_for(task, 15)
+
+
+async def stream_events(redis: Redis, stream: str) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(fields[b"e"]) | {"stream_id": entry_id.decode()}
+            for entry_id, fields in await redis.xrange(stream)]  # fmt: skip

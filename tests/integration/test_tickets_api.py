@@ -1,0 +1,130 @@
+"""The ticket API against real PostgreSQL: rules, errors, idempotency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.conftest import bearer
+
+
+async def create(client: Any, token: str, **fields: Any) -> Any:
+    body = {"title": "Noisy bearing", "machine_id": 1, "priority": "medium", **fields}
+    return await client.post("/api/tickets", json=body, headers=bearer(token))
+
+
+async def test_operator_reports_and_supervisor_assigns(client: Any, tokens: dict[str, str], users: dict[str, int]) -> None:
+    response = await create(client, tokens["operator"], description="Grinding noise")
+    assert response.status_code == 201
+    ticket = await response.get_json()
+    assert ticket["ticket_id"].startswith("T-") and ticket["status"] == "received"
+    assert ticket["reported_by"] == users["operator"]
+
+    response = await client.post(f"/api/tickets/{ticket['id']}/assign",
+                                 json={"assigned_to": users["tech1"]}, headers=bearer(tokens["supervisor"]))  # fmt: skip
+    assert response.status_code == 200
+    assert (await response.get_json())["assignee_name"] == "Theo Technician"
+
+    response = await client.post(f"/api/tickets/{ticket['id']}/acknowledge", headers=bearer(tokens["tech1"]))
+    assert (await response.get_json())["status"] == "in_progress"
+
+
+async def test_technician_takes_unassigned_ticket(client: Any, tokens: dict[str, str], users: dict[str, int]) -> None:
+    ticket = await (await create(client, tokens["operator"])).get_json()
+    response = await client.put(f"/api/tickets/{ticket['id']}", json={"status": "in_progress"},
+                                headers=bearer(tokens["tech2"]))  # fmt: skip
+    assert response.status_code == 200
+    assert (await response.get_json())["assigned_to"] == users["tech2"]
+    response = await client.put(f"/api/tickets/{ticket['id']}", json={"status": "diagnostic"},
+                                headers=bearer(tokens["tech1"]))  # fmt: skip
+    assert response.status_code == 403
+    assert (await response.get_json())["error"]["code"] == "forbidden"
+
+
+async def test_archived_is_final(client: Any, tokens: dict[str, str]) -> None:
+    ticket = await (await create(client, tokens["operator"])).get_json()
+    url, admin = f"/api/tickets/{ticket['id']}", bearer(tokens["admin"])
+    assert (await client.put(url, json={"status": "archived"}, headers=admin)).status_code == 200
+    response = await client.put(url, json={"status": "received"}, headers=admin)
+    assert response.status_code == 409
+    assert (await response.get_json())["error"]["code"] == "invalid_transition"
+
+
+async def test_codes_are_sequential_per_year(client: Any, tokens: dict[str, str]) -> None:
+    first = await (await create(client, tokens["operator"])).get_json()
+    second = await (await create(client, tokens["operator"])).get_json()
+    year, number = first["ticket_id"][2:6], int(first["ticket_id"][7:])
+    assert second["ticket_id"] == f"T-{year}-{number + 1:03d}"
+
+
+async def test_idempotency_key_replays_without_writing(client: Any, tokens: dict[str, str], db: Any) -> None:
+    headers = {**bearer(tokens["operator"]), "Idempotency-Key": "abc-123"}
+    body = {"title": "Once only", "machine_id": 1}
+    before = await db.fetchval("SELECT count(*) FROM tickets")
+    first = await client.post("/api/tickets", json=body, headers=headers)
+    again = await client.post("/api/tickets", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert await first.get_json() == await again.get_json()
+    assert await db.fetchval("SELECT count(*) FROM tickets") == before + 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"title": "", "machine_id": 1},
+        {"title": "x", "machine_id": "one"},
+        {"title": "x", "machine_id": 1, "priority": "urgent"},
+        {"title": "x", "machine_id": 999999},
+        {"title": "x", "machine_id": -1},
+        {"title": "x", "machine_id": 2**70},
+        {"title": "x" * 201, "machine_id": 1},
+        {"title": "x", "machine_id": 1, "scheduled_date": "tomorrow"},
+        {"title": "x", "machine_id": 1, "assigned_to": 999999},
+        ["not", "an", "object"],
+        "just a string",
+    ],
+)
+async def test_bad_ticket_input_is_a_clear_4xx(client: Any, tokens: dict[str, str], db: Any, body: Any) -> None:
+    before = await db.fetchval("SELECT count(*) FROM tickets")
+    response = await client.post("/api/tickets", json=body, headers=bearer(tokens["admin"]))
+    assert 400 <= response.status_code < 500
+    error = (await response.get_json())["error"]
+    assert error["code"] and error["message"]
+    assert await db.fetchval("SELECT count(*) FROM tickets") == before
+
+
+async def test_malformed_json_and_oversized_bodies(client: Any, tokens: dict[str, str]) -> None:
+    headers = {**bearer(tokens["admin"]), "Content-Type": "application/json"}
+    response = await client.post("/api/tickets", data="{nope", headers=headers)
+    assert response.status_code in (400, 422)
+    response = await client.post("/api/tickets", data="x" * (7 * 1024 * 1024), headers=headers)
+    assert response.status_code == 413
+    assert (await response.get_json())["error"]["code"]
+
+
+async def test_unknown_ticket_is_404(client: Any, tokens: dict[str, str]) -> None:
+    response = await client.get("/api/tickets/987654", headers=bearer(tokens["admin"]))
+    assert response.status_code == 404
+    assert (await response.get_json())["error"]["code"] == "not_found"
+
+
+async def test_filters(client: Any, tokens: dict[str, str], users: dict[str, int]) -> None:
+    mine = await client.get("/api/tickets?assigned_to=me", headers=bearer(tokens["tech1"]))
+    assert all(t["assigned_to"] == users["tech1"] for t in await mine.get_json())
+    bad = await client.get("/api/tickets?status=nope", headers=bearer(tokens["tech1"]))
+    assert bad.status_code == 422
+
+
+async def test_comments_and_follow(client: Any, tokens: dict[str, str], users: dict[str, int]) -> None:
+    ticket = await (await create(client, tokens["operator"])).get_json()
+    url = f"/api/tickets/{ticket['id']}"
+    followed = await client.post(f"{url}/follow", headers=bearer(tokens["tech1"]))
+    assert users["tech1"] in (await followed.get_json())["followers"]
+    response = await client.post(f"{url}/comments", json={"body": "On it"}, headers=bearer(tokens["tech1"]))
+    assert response.status_code == 201
+    comments = await (await client.get(f"{url}/comments", headers=bearer(tokens["operator"]))).get_json()
+    assert [c["body"] for c in comments] == ["On it"]
+    unfollowed = await client.delete(f"{url}/follow", headers=bearer(tokens["tech1"]))
+    assert users["tech1"] not in (await unfollowed.get_json())["followers"]

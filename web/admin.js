@@ -1,0 +1,59 @@
+// admin.js — admin-only tools on the settings screen: send a broadcast
+// (POST /api/sse/broadcast) and the notification delivery statistics
+// (GET /api/admin/notification-stats).
+
+import { api } from './api.js';
+import { $, h, fill, toast } from './ui.js';
+import { isAdmin } from './state.js';
+import { typeLabel } from './notifications.js';
+
+const COLUMNS = ['created', 'pushed', 'push_failed', 'delivered_inapp', 'clicked', 'read'];
+
+export function initAdmin() {
+  $('#broadcast-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = event.currentTarget;
+    const title = form.elements.title.value.trim();
+    const body = form.elements.body.value.trim();
+    if (!title) return;
+    const button = form.querySelector('button[type=submit]');
+    button.disabled = true;
+    try {
+      await api('/api/sse/broadcast', { method: 'POST', body: { title, body, to: 'all' } });
+      form.reset();
+      toast('Broadcast sent', { body: title, kind: 'success' });
+    } catch (err) {
+      toast('Broadcast not sent', { body: err.message, kind: 'error' });
+    } finally {
+      button.disabled = false;
+    }
+  });
+  $('#stats-refresh').addEventListener('click', loadStats);
+}
+
+export async function loadAdmin() {
+  if (!isAdmin()) return;
+  await loadStats();
+}
+
+async function loadStats() {
+  const table = $('#stats-rows');
+  try {
+    const data = await api('/api/admin/notification-stats');
+    let rows = [];
+    if (Array.isArray(data)) rows = data.map((r) => [r.type, r]);
+    else if (data && typeof data === 'object') {
+      const inner = data.types || data.stats || data;
+      rows = Array.isArray(inner) ? inner.map((r) => [r.type, r]) : Object.entries(inner);
+    }
+    if (!rows.length) {
+      fill(table, h('tr', {}, h('td', { colspan: COLUMNS.length + 1, class: 'muted' }, 'No notifications yet.')));
+      return;
+    }
+    fill(table, rows.map(([type, r]) => h('tr', {},
+      h('th', { scope: 'row' }, typeLabel(type)),
+      COLUMNS.map((c) => h('td', {}, String(r?.[c] ?? 0))))));
+  } catch (err) {
+    fill(table, h('tr', {}, h('td', { colspan: COLUMNS.length + 1, class: 'muted' }, err.message)));
+  }
+}

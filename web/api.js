@@ -1,0 +1,116 @@
+// api.js — the only place that talks HTTP to the gateway. Sends JSON, adds the bearer
+// token kept in localStorage (the HttpOnly session cookie rides along as well, so the
+// cookie alone is enough), and turns {"error": {"code", "message"}} into an ApiError.
+
+const TOKEN_KEY = 'floorbell.token';
+
+export class ApiError extends Error {
+  constructor(status, code, message, details = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status; // 0 when the server could not be reached
+    this.code = code;
+    this.details = details;
+  }
+  get offline() { return this.status === 0; }
+}
+
+const FALLBACK_MESSAGES = {
+  0: 'Cannot reach the server. Check your connection.',
+  400: 'The request was not understood.',
+  401: 'Please sign in again.',
+  403: 'You are not allowed to do that.',
+  404: 'Not found.',
+  409: 'That conflicts with the current state of the ticket.',
+  413: 'The file is too large (at most 5 MiB).',
+  422: 'Some fields are not valid.',
+  429: 'Too many attempts. Wait a moment and try again.',
+  503: 'The service is temporarily unavailable. Try again shortly.',
+};
+
+export function getToken() {
+  try { return localStorage.getItem(TOKEN_KEY); } catch { return null; }
+}
+
+export function setToken(token) {
+  try {
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+  } catch { /* storage unavailable: the cookie still authenticates */ }
+}
+
+let unauthorizedHandler = null;
+/** Called once per 401 on an authenticated request (session expired or revoked). */
+export function onUnauthorized(fn) { unauthorizedHandler = fn; }
+
+/**
+ * api(path, {method, body, headers, signal, auth401})
+ * body: a plain object (sent as JSON) or FormData (sent as multipart).
+ * auth401: false to handle 401 yourself (login form, session probe).
+ * Resolves with the parsed JSON (or null for an empty body).
+ */
+export async function api(path, options = {}) {
+  const { method = 'GET', body, headers = {}, signal, auth401 = true } = options;
+  const init = {
+    method,
+    credentials: 'same-origin',
+    headers: { Accept: 'application/json', ...headers },
+    signal,
+  };
+  const token = getToken();
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (body instanceof FormData) {
+    init.body = body;
+  } else if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    if (err?.name === 'AbortError') throw err;
+    throw new ApiError(0, 'network_error', FALLBACK_MESSAGES[0]);
+  }
+
+  const text = await response.text().catch(() => '');
+  let data = null;
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+
+  if (!response.ok) {
+    const err = data && typeof data === 'object' ? data.error : null;
+    const code = (err && err.code) || `http_${response.status}`;
+    const message = (err && err.message) || FALLBACK_MESSAGES[response.status]
+      || `Request failed (${response.status}).`;
+    const error = new ApiError(response.status, code, message, err);
+    if (response.status === 401 && auth401 && unauthorizedHandler) unauthorizedHandler(error);
+    throw error;
+  }
+  return data;
+}
+
+/** Unwrap `{key: value}` responses while accepting the bare value too. */
+export function unwrap(data, key) {
+  if (data && typeof data === 'object' && !Array.isArray(data) && key in data) return data[key];
+  return data;
+}
+
+/** A list from either a bare array or an object holding one under a usual key. */
+export function asList(data, ...keys) {
+  if (Array.isArray(data)) return data;
+  if (data && typeof data === 'object') {
+    for (const key of [...keys, 'items', 'results', 'data']) {
+      if (Array.isArray(data[key])) return data[key];
+    }
+  }
+  return [];
+}
+
+/** A count from `{count}` or a bare number. */
+export function asCount(data) {
+  if (typeof data === 'number') return data;
+  return Number(data?.count ?? data?.unread ?? 0) || 0;
+}

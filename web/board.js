@@ -1,0 +1,310 @@
+// board.js — the Kanban board: six columns (data-status) holding cards (data-ticket-id),
+// drag and drop between columns, a per-card "Move to…" menu for touch and keyboard,
+// live updates from board events, filters, and a clear message when a move is refused.
+
+import { api, asList, unwrap } from './api.js';
+import { $, h, fill, priorityChip, fmtDay, parseDate, STATUS_LABELS, toast } from './ui.js';
+import { state, on, emit, myId, userName, rememberFromTicket } from './state.js';
+import { isOnline } from './presence.js';
+
+export const STATUSES = ['received', 'diagnostic', 'in_progress', 'waiting_parts', 'completed', 'archived'];
+const PRIORITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
+const SNAPSHOT_KEY = 'floorbell.board';
+
+const tickets = new Map(); // id -> card fields
+const columns = new Map(); // status -> {section, list, count}
+let openTicket = () => {};
+let filterText = '';
+let filterMine = false;
+let messageTimer = null;
+
+export function getTicket(id) { return tickets.get(Number(id)); }
+export function allTickets() { return Array.from(tickets.values()); }
+
+export function initBoard({ onOpen }) {
+  openTicket = onOpen;
+  const board = $('#board');
+  fill(board, STATUSES.map((status) => {
+    const count = h('span', { class: 'column-count', 'aria-label': 'tickets' }, '0');
+    const list = h('div', { class: 'column-cards', role: 'list' });
+    const section = h('section', {
+      class: 'column', 'data-status': status, 'aria-labelledby': `col-${status}`,
+    },
+    h('header', { class: 'column-head' },
+      h('h2', { id: `col-${status}` }, STATUS_LABELS[status]), count),
+    list);
+    section.addEventListener('dragover', (event) => {
+      if (!event.dataTransfer.types.includes('text/x-ticket-id')) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = 'move';
+      section.classList.add('drop-target');
+    });
+    section.addEventListener('dragleave', (event) => {
+      if (!section.contains(event.relatedTarget)) section.classList.remove('drop-target');
+    });
+    section.addEventListener('drop', (event) => {
+      event.preventDefault();
+      section.classList.remove('drop-target');
+      const id = Number(event.dataTransfer.getData('text/x-ticket-id'));
+      if (id) moveTicket(id, status);
+    });
+    columns.set(status, { section, list, count });
+    return section;
+  }));
+
+  $('#board-search').addEventListener('input', (event) => {
+    filterText = event.target.value.trim().toLowerCase();
+    applyFilters();
+  });
+  $('#board-mine').addEventListener('change', (event) => {
+    filterMine = event.target.checked;
+    applyFilters();
+  });
+  on('presence', refreshPresenceDots);
+  on('users', () => { for (const t of tickets.values()) renderCard(t); });
+}
+
+/** GET /api/tickets and replace the whole board. */
+export async function loadBoard() {
+  try {
+    const list = asList(await api('/api/tickets'), 'tickets');
+    replaceAll(list);
+    saveSnapshot();
+  } catch (err) {
+    if (err.offline && tickets.size === 0) restoreSnapshot();
+    throw err;
+  }
+}
+
+function replaceAll(list) {
+  const seen = new Set();
+  for (const t of list) {
+    seen.add(Number(t.id));
+    upsert(t, { save: false });
+  }
+  for (const id of Array.from(tickets.keys())) if (!seen.has(id)) remove(id, { save: false });
+  updateCounts();
+  emit('tickets', tickets);
+}
+
+/** Apply ticket_created / ticket_updated / ticket_moved / ticket_deleted. */
+export function applyBoardEvent(type, envelope) {
+  const data = envelope.data || {};
+  const t = data.ticket || data;
+  const id = Number(t.id ?? data.ticket_id_int ?? data.id);
+  if (!id) return;
+  if (type === 'ticket_deleted') remove(id);
+  else upsert(t);
+  updateCounts();
+  emit('ticket', { type, id, ticket: tickets.get(id) || null });
+}
+
+export function upsert(ticket, { save = true } = {}) {
+  const id = Number(ticket.id);
+  if (!id) return;
+  const merged = { ...(tickets.get(id) || {}), ...ticket, id };
+  tickets.set(id, merged);
+  rememberFromTicket(merged);
+  renderCard(merged);
+  if (save) scheduleSave();
+}
+
+function remove(id, { save = true } = {}) {
+  tickets.delete(id);
+  document.querySelector(`#board [data-ticket-id="${id}"]`)?.remove();
+  if (save) scheduleSave();
+}
+
+function cardElement(id) {
+  return document.querySelector(`#board [data-ticket-id="${id}"]`);
+}
+
+function renderCard(t) {
+  const status = STATUSES.includes(t.status) ? t.status : 'received';
+  const column = columns.get(status);
+  if (!column) return;
+  const existing = cardElement(t.id);
+  const card = buildCard(t, status);
+  if (existing) existing.replaceWith(card);
+  // Keep each column sorted: priority first, then the most recently updated.
+  const siblings = Array.from(column.list.children).filter((el) => el !== card);
+  const before = siblings.find((el) => compare(t, tickets.get(Number(el.dataset.ticketId))) < 0);
+  if (card.parentElement !== column.list || card.nextElementSibling !== (before || null)) {
+    column.list.insertBefore(card, before || null);
+  }
+  applyFilter(card, t);
+}
+
+function compare(a, b) {
+  if (!b) return -1;
+  const pa = PRIORITY_RANK[a.priority] ?? 9;
+  const pb = PRIORITY_RANK[b.priority] ?? 9;
+  if (pa !== pb) return pa - pb;
+  const ua = parseDate(a.updated_at)?.getTime() || 0;
+  const ub = parseDate(b.updated_at)?.getTime() || 0;
+  if (ua !== ub) return ub - ua;
+  return Number(b.id) - Number(a.id);
+}
+
+function isOverdue(t) {
+  const due = parseDate(t.scheduled_date);
+  return Boolean(due && due.getTime() < Date.now() && !['completed', 'archived'].includes(t.status));
+}
+
+function buildCard(t, status) {
+  const assignee = t.assigned_to != null ? (t.assignee_name || userName(t.assigned_to)) : null;
+  const mine = t.assigned_to != null && Number(t.assigned_to) === myId();
+  const machine = t.machine_name || state.machines.get(Number(t.machine_id))?.name || '';
+  const overdue = isOverdue(t);
+
+  const moveSelect = h('select', {
+    class: 'move-select', 'aria-label': `Move ${t.ticket_id || `ticket ${t.id}`} to…`,
+    onchange: (event) => {
+      const target = event.target.value;
+      event.target.value = '';
+      if (target) moveTicket(t.id, target);
+    },
+  },
+  h('option', { value: '' }, 'Move to…'),
+  STATUSES.filter((s) => s !== status).map((s) => h('option', { value: s }, STATUS_LABELS[s])));
+
+  const card = h('article', {
+    class: `card prio-${t.priority || 'medium'}${mine ? ' mine' : ''}${overdue ? ' overdue' : ''}`,
+    'data-ticket-id': t.id,
+    draggable: 'true',
+    role: 'listitem',
+    'aria-label': `${t.ticket_id || ''} ${t.title || ''}`.trim(),
+  },
+  h('div', { class: 'card-top' },
+    h('span', { class: 'card-code' }, t.ticket_id || `#${t.id}`),
+    priorityChip(t.priority)),
+  h('button', { type: 'button', class: 'card-title', onclick: () => openTicket(t.id) }, t.title || 'Untitled'),
+  machine ? h('div', { class: 'card-machine' }, machine) : null,
+  h('div', { class: 'card-meta' },
+    assignee
+      ? h('span', { class: 'card-assignee' },
+        h('span', {
+          class: 'dot', 'data-user-dot': t.assigned_to,
+          'data-online': String(isOnline(t.assigned_to)), 'aria-hidden': 'true',
+        }),
+        mine ? `${assignee} (me)` : assignee)
+      : h('span', { class: 'card-assignee muted' }, 'Unassigned'),
+    t.scheduled_date
+      ? h('span', { class: overdue ? 'card-due overdue-text' : 'card-due muted' },
+        overdue ? `Overdue · ${fmtDay(t.scheduled_date)}` : `Due ${fmtDay(t.scheduled_date)}`)
+      : null),
+  h('div', { class: 'card-actions' }, moveSelect));
+
+  card.addEventListener('dragstart', (event) => {
+    event.dataTransfer.setData('text/x-ticket-id', String(t.id));
+    event.dataTransfer.setData('text/plain', t.ticket_id || String(t.id));
+    event.dataTransfer.effectAllowed = 'move';
+    card.classList.add('dragging');
+  });
+  card.addEventListener('dragend', () => card.classList.remove('dragging'));
+  return card;
+}
+
+/** Move a ticket to another column: optimistic, reverted with a message when refused. */
+export async function moveTicket(id, status) {
+  const before = tickets.get(Number(id));
+  if (!before || before.status === status) return;
+  upsert({ ...before, status }, { save: false });
+  updateCounts();
+  const card = cardElement(id);
+  card?.classList.add('pending');
+  try {
+    const updated = unwrap(await api(`/api/tickets/${id}`, { method: 'PUT', body: { status } }), 'ticket');
+    if (updated && typeof updated === 'object' && updated.id != null) upsert(updated);
+    else upsert({ ...before, status });
+    showBoardMessage('');
+  } catch (err) {
+    upsert(before);
+    const label = before.ticket_id || `ticket ${id}`;
+    let text;
+    if (err.status === 403) text = `You can’t move ${label}: ${err.message}`;
+    else if (err.status === 409) text = `${label} can’t go to “${STATUS_LABELS[status]}”: ${err.message}`;
+    else if (err.status === 422 || err.status === 400) text = `${label} was not moved: ${err.message}`;
+    else text = `${label} was not moved. ${err.message}`;
+    showBoardMessage(text);
+    toast('Move refused', { body: text, kind: 'error' });
+  } finally {
+    cardElement(id)?.classList.remove('pending');
+    updateCounts();
+  }
+}
+
+export function showBoardMessage(text) {
+  const el = $('#board-message');
+  clearTimeout(messageTimer);
+  if (!text) {
+    el.hidden = true;
+    return;
+  }
+  fill(el, h('span', {}, text),
+    h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Dismiss', onclick: () => showBoardMessage('') }, '×'));
+  el.hidden = false;
+  messageTimer = setTimeout(() => { el.hidden = true; }, 12000);
+}
+
+function updateCounts() {
+  for (const [status, column] of columns) {
+    const cards = Array.from(column.list.children);
+    const visible = cards.filter((c) => !c.hidden).length;
+    column.count.textContent = visible === cards.length ? String(cards.length) : `${visible}/${cards.length}`;
+  }
+  const empty = tickets.size === 0;
+  $('#board-empty').hidden = !empty;
+}
+
+function applyFilter(card, t) {
+  let show = true;
+  if (filterMine && Number(t.assigned_to) !== myId()) show = false;
+  if (show && filterText) {
+    const hay = `${t.ticket_id} ${t.title} ${t.machine_name || ''} ${t.assignee_name || ''}`.toLowerCase();
+    show = hay.includes(filterText);
+  }
+  card.hidden = !show;
+}
+
+function applyFilters() {
+  for (const t of tickets.values()) {
+    const card = cardElement(t.id);
+    if (card) applyFilter(card, t);
+  }
+  updateCounts();
+}
+
+export function refreshPresenceDots() {
+  for (const dot of document.querySelectorAll('#board [data-user-dot]')) {
+    dot.dataset.online = String(isOnline(dot.dataset.userDot));
+  }
+}
+
+// ---- offline snapshot ----------------------------------------------------------
+
+let saveTimer = null;
+function scheduleSave() {
+  clearTimeout(saveTimer);
+  saveTimer = setTimeout(saveSnapshot, 1000);
+}
+
+function saveSnapshot() {
+  try {
+    localStorage.setItem(SNAPSHOT_KEY, JSON.stringify({ at: Date.now(), tickets: allTickets() }));
+  } catch { /* quota or private mode */ }
+}
+
+function restoreSnapshot() {
+  try {
+    const snap = JSON.parse(localStorage.getItem(SNAPSHOT_KEY) || 'null');
+    if (snap?.tickets) replaceAll(snap.tickets);
+  } catch { /* ignore a corrupt snapshot */ }
+}
+
+export function clearBoard() {
+  tickets.clear();
+  for (const column of columns.values()) column.list.replaceChildren();
+  try { localStorage.removeItem(SNAPSHOT_KEY); } catch { /* ignore */ }
+  updateCounts();
+}

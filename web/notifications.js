@@ -1,0 +1,223 @@
+// notifications.js — the notification centre: history (unread first), mark read, mark
+// all read, the unread badge, toasts for personal notifications arriving on the stream,
+// and the batched POST /api/notifications/seen {ids} for notifications this page showed
+// while it was visible (so the gateway does not also push them).
+
+import { api, asList, asCount } from './api.js';
+import { $, h, fill, toast, timeEl, setBadge, getBadge, currentView, onViewChange } from './ui.js';
+
+const SEEN_FLUSH_MS = 1000;
+const CRITICAL_TYPES = new Set(['ticket_assigned', 'ticket_reassigned', 'ticket_overdue', 'machine_breakdown']);
+
+const TYPE_LABELS = {
+  ticket_assigned: 'Assigned to you',
+  ticket_reassigned: 'Reassigned',
+  ticket_status_changed: 'Status changed',
+  ticket_priority_changed: 'Priority changed',
+  ticket_closed: 'Ticket closed',
+  comment_added: 'New comment',
+  ticket_overdue: 'Overdue',
+  new_message: 'Message',
+  machine_breakdown: 'Breakdown',
+  intervention_planned: 'Intervention planned',
+  maintenance_due: 'Maintenance due',
+  user_registered: 'New user',
+  role_changed: 'Role changed',
+  settings_changed: 'Settings changed',
+  broadcast: 'Announcement',
+};
+export const NOTIFICATION_TYPES = Object.keys(TYPE_LABELS);
+export const typeLabel = (type) => TYPE_LABELS[type] || String(type || '').replace(/_/g, ' ');
+
+let items = []; // newest first
+let loadedOnce = false;
+let openUrl = () => {};
+const seenSent = new Set();
+const seenQueue = new Set();
+const shownWhileHidden = new Set();
+let seenTimer = null;
+
+const isRead = (n) => Boolean(n.read_at || n.is_read === true || n.read === true);
+
+export function initNotifications({ onOpenUrl }) {
+  openUrl = onOpenUrl;
+  $('#mark-all-read').addEventListener('click', markAllRead);
+  $('#notifications-unread-only').addEventListener('change', render);
+  onViewChange((view) => { if (view === 'notifications') markListSeen(); });
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState !== 'visible') {
+      flushSeen();
+      return;
+    }
+    for (const id of shownWhileHidden) queueSeen(id);
+    shownWhileHidden.clear();
+    if (currentView() === 'notifications') markListSeen();
+  });
+  window.addEventListener('pagehide', flushSeen);
+}
+
+/** GET /api/notifications; with announceNew, toast unread ones not known before (polling mode). */
+export async function loadNotifications({ announceNew = false } = {}) {
+  const list = asList(await api('/api/notifications?limit=100'), 'notifications');
+  const known = new Set(items.map((n) => Number(n.id)));
+  items = list.map(normalize);
+  if (announceNew && loadedOnce) {
+    for (const n of items) if (!known.has(n.id) && !isRead(n)) showToast(n);
+  }
+  loadedOnce = true;
+  render();
+  if (currentView() === 'notifications') markListSeen();
+}
+
+export async function refreshUnreadNotifications() {
+  setBadge('notifications', asCount(await api('/api/notifications/unread-count')));
+}
+
+function normalize(n) {
+  return { ...n, id: Number(n.id ?? n.notification_id) };
+}
+
+/** A personal notification envelope from the stream. */
+export function handlePersonal(envelope) {
+  const id = Number(envelope.notification_id);
+  const n = {
+    id,
+    type: envelope.type,
+    title: envelope.data?.title || typeLabel(envelope.type),
+    body: envelope.data?.body || '',
+    url: envelope.url || envelope.data?.url || '',
+    data: envelope.data || {},
+    critical: Boolean(envelope.data?.critical) || CRITICAL_TYPES.has(envelope.type),
+    created_at: envelope.ts || new Date().toISOString(),
+    read_at: null,
+  };
+  if (id && !items.some((x) => x.id === id)) {
+    items = [n, ...items];
+    // The unread_count event brings the authoritative number; bump now so the badge is instant.
+    setBadge('notifications', getBadge('notifications') + 1);
+  }
+  render();
+  showToast(n);
+}
+
+function showToast(n) {
+  const el = toast(n.title, {
+    body: n.body,
+    kind: n.critical ? 'critical' : 'info',
+    timeout: n.critical ? 15000 : 8000,
+    action: n.url ? { label: 'Open', run: () => open(n) } : null,
+  });
+  if (el && n.id) displayed(n.id);
+}
+
+/** The page showed notification `id`: acknowledge it as seen if the page is visible. */
+function displayed(id) {
+  if (!id || seenSent.has(id)) return;
+  if (document.visibilityState === 'visible') queueSeen(id);
+  else shownWhileHidden.add(id);
+}
+
+function queueSeen(id) {
+  if (seenSent.has(id)) return;
+  seenQueue.add(id);
+  clearTimeout(seenTimer);
+  seenTimer = setTimeout(flushSeen, SEEN_FLUSH_MS);
+}
+
+async function flushSeen() {
+  clearTimeout(seenTimer);
+  const ids = Array.from(seenQueue);
+  if (!ids.length) return;
+  seenQueue.clear();
+  for (const id of ids) seenSent.add(id);
+  try {
+    await api('/api/notifications/seen', { method: 'POST', body: { ids } });
+  } catch (err) {
+    if (err.status !== 401 && err.status !== 403) {
+      for (const id of ids) { seenSent.delete(id); seenQueue.add(id); }
+      seenTimer = setTimeout(flushSeen, 5000);
+    }
+  }
+}
+
+function markListSeen() {
+  if (document.visibilityState !== 'visible') return;
+  for (const n of items) if (!n.seen_at && !isRead(n)) queueSeen(n.id);
+}
+
+async function open(n) {
+  if (!isRead(n)) await markRead(n);
+  if (n.url) openUrl(n.url);
+}
+
+async function markRead(n) {
+  try {
+    await api(`/api/notifications/${n.id}/read`, { method: 'POST', body: {} });
+    const wasUnread = !isRead(n);
+    n.read_at = new Date().toISOString();
+    if (wasUnread) setBadge('notifications', getBadge('notifications') - 1);
+    render();
+  } catch (err) {
+    toast('Could not mark as read', { body: err.message, kind: 'error' });
+  }
+}
+
+async function markAllRead() {
+  const button = $('#mark-all-read');
+  button.disabled = true;
+  try {
+    await api('/api/notifications/read-all', { method: 'POST', body: {} });
+    const now = new Date().toISOString();
+    for (const n of items) if (!isRead(n)) n.read_at = now;
+    setBadge('notifications', 0);
+    render();
+  } catch (err) {
+    toast('Could not mark all as read', { body: err.message, kind: 'error' });
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function render() {
+  const list = $('#notification-list');
+  if (!list) return;
+  const unreadOnly = $('#notifications-unread-only').checked;
+  const shown = items
+    .filter((n) => !unreadOnly || !isRead(n))
+    .sort((a, b) => (Number(isRead(a)) - Number(isRead(b))) || (b.id - a.id));
+  const unread = items.filter((n) => !isRead(n)).length;
+  $('#notifications-summary').textContent = items.length
+    ? `${unread} unread of ${items.length}` : '';
+  if (!shown.length) {
+    fill(list, h('li', { class: 'muted empty' }, unreadOnly ? 'Nothing unread. All caught up.' : 'No notifications yet.'));
+    return;
+  }
+  fill(list, shown.map((n) => {
+    const read = isRead(n);
+    return h('li', {
+      class: `notification${read ? ' read' : ' unread'}${n.critical ? ' critical' : ''}`,
+      'data-notification-id': n.id,
+    },
+    h('span', { class: 'notification-marker', 'aria-hidden': 'true' }),
+    h('div', { class: 'notification-main' },
+      h('div', { class: 'notification-head' },
+        h('span', { class: 'chip type' }, typeLabel(n.type)),
+        timeEl(n.created_at, 'muted small'),
+        read ? null : h('span', { class: 'sr-only' }, 'Unread')),
+      n.url
+        ? h('button', { type: 'button', class: 'notification-title link', onclick: () => open(n) }, n.title)
+        : h('strong', { class: 'notification-title' }, n.title),
+      n.body ? h('p', { class: 'notification-body' }, n.body) : null),
+    read ? null : h('button', {
+      type: 'button', class: 'btn btn-small', onclick: () => markRead(n),
+    }, 'Mark read'));
+  }));
+}
+
+export function clearNotifications() {
+  items = [];
+  loadedOnce = false;
+  seenQueue.clear();
+  seenSent.clear();
+  render();
+}

@@ -1,0 +1,163 @@
+// preferences.js — notification preferences: per event type "in app" and "push" toggles,
+// and quiet hours (do not disturb) with start/end, timezone and "let critical alerts
+// through". GET/PUT /api/notifications/preferences.
+
+import { api } from './api.js';
+import { $, h, fill, toast } from './ui.js';
+import { state } from './state.js';
+import { NOTIFICATION_TYPES, typeLabel } from './notifications.js';
+
+const DESCRIPTIONS = {
+  ticket_assigned: 'A ticket is assigned to you',
+  ticket_reassigned: 'A ticket of yours goes to someone else, or comes to you',
+  ticket_status_changed: 'A ticket you report, follow or hold changes column',
+  ticket_priority_changed: 'The priority of a ticket you hold or follow changes',
+  ticket_closed: 'A ticket you reported or follow is closed',
+  comment_added: 'Someone comments on a ticket you are involved in',
+  ticket_overdue: 'A ticket passes its scheduled date',
+  new_message: 'Someone sends you a message',
+  machine_breakdown: 'A machine breaks down',
+  intervention_planned: 'An intervention is planned for you',
+  maintenance_due: 'Preventive maintenance is due',
+  user_registered: 'A new user is registered',
+  role_changed: 'Your role changes',
+  settings_changed: 'Settings are changed',
+  broadcast: 'Announcements to everyone',
+};
+
+// Types only some roles ever receive (CONTRACT section 5).
+const ROLE_ONLY = {
+  user_registered: ['admin'],
+  settings_changed: ['admin'],
+  maintenance_due: ['admin', 'supervisor'],
+  machine_breakdown: ['admin', 'supervisor', 'technician'],
+};
+
+let shape = 'types'; // "types": {types: {...}, dnd}; "flat": {<type>: {...}, dnd}
+let types = {};
+let dnd = {};
+
+export function initPreferences() {
+  $('#preferences-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    save();
+  });
+  $('#dnd-enabled').addEventListener('change', syncDndFields);
+  fillTimezones();
+}
+
+export async function loadPreferences() {
+  const status = $('#preferences-status');
+  status.textContent = 'Loading…';
+  try {
+    const data = (await api('/api/notifications/preferences')) || {};
+    if (data.types && typeof data.types === 'object') {
+      shape = 'types';
+      types = { ...data.types };
+    } else {
+      shape = 'flat';
+      types = Object.fromEntries(Object.entries(data).filter(([key, value]) => key !== 'dnd'
+        && value && typeof value === 'object' && ('push' in value || 'inapp' in value)));
+    }
+    dnd = data.dnd || {};
+    status.textContent = '';
+  } catch (err) {
+    status.textContent = `Could not load preferences: ${err.message}`;
+  }
+  render();
+}
+
+function visibleTypes() {
+  const role = state.me?.role;
+  const list = NOTIFICATION_TYPES.filter((type) => !ROLE_ONLY[type] || ROLE_ONLY[type].includes(role));
+  for (const type of Object.keys(types)) if (!list.includes(type)) list.push(type);
+  return list;
+}
+
+function render() {
+  const body = $('#preferences-rows');
+  fill(body, visibleTypes().map((type) => {
+    const pref = types[type] || {};
+    const inapp = pref.inapp !== false;
+    const push = pref.push !== false;
+    return h('tr', { 'data-type': type },
+      h('th', { scope: 'row' },
+        h('span', { class: 'pref-name' }, typeLabel(type)),
+        DESCRIPTIONS[type] ? h('span', { class: 'muted small pref-desc' }, DESCRIPTIONS[type]) : null),
+      h('td', {}, h('input', {
+        type: 'checkbox', name: `inapp:${type}`, checked: inapp,
+        'aria-label': `${typeLabel(type)}: in app`,
+      })),
+      h('td', {}, h('input', {
+        type: 'checkbox', name: `push:${type}`, checked: push,
+        'aria-label': `${typeLabel(type)}: push`,
+      })));
+  }));
+
+  $('#dnd-enabled').checked = Boolean(dnd.enabled);
+  $('#dnd-start').value = dnd.start || '22:00';
+  $('#dnd-end').value = dnd.end || '06:00';
+  const tz = dnd.timezone || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  const tzInput = $('#dnd-timezone');
+  if (tzInput.tagName === 'SELECT' && !Array.from(tzInput.options).some((o) => o.value === tz)) {
+    tzInput.append(h('option', { value: tz }, tz));
+  }
+  tzInput.value = tz;
+  $('#dnd-critical').checked = dnd.allow_critical !== false;
+  syncDndFields();
+}
+
+function syncDndFields() {
+  const on = $('#dnd-enabled').checked;
+  for (const id of ['dnd-start', 'dnd-end', 'dnd-timezone', 'dnd-critical']) $(`#${id}`).disabled = !on;
+}
+
+function fillTimezones() {
+  const select = $('#dnd-timezone');
+  let zones = [];
+  try { zones = Intl.supportedValuesOf('timeZone'); } catch { zones = []; }
+  if (!zones.includes('UTC')) zones = ['UTC', ...zones];
+  fill(select, zones.map((z) => h('option', { value: z }, z.replace(/_/g, ' '))));
+}
+
+async function save() {
+  const form = $('#preferences-form');
+  const status = $('#preferences-status');
+  const nextTypes = {};
+  for (const type of visibleTypes()) {
+    nextTypes[type] = {
+      ...(types[type] || {}),
+      inapp: form.elements[`inapp:${type}`]?.checked ?? true,
+      push: form.elements[`push:${type}`]?.checked ?? true,
+    };
+  }
+  const start = $('#dnd-start').value;
+  const end = $('#dnd-end').value;
+  const nextDnd = {
+    enabled: $('#dnd-enabled').checked,
+    start: start || '22:00',
+    end: end || '06:00',
+    timezone: $('#dnd-timezone').value || 'UTC',
+    allow_critical: $('#dnd-critical').checked,
+  };
+  const body = shape === 'types' ? { types: nextTypes, dnd: nextDnd } : { ...nextTypes, dnd: nextDnd };
+  const button = form.querySelector('button[type=submit]');
+  button.disabled = true;
+  status.textContent = 'Saving…';
+  try {
+    const saved = await api('/api/notifications/preferences', { method: 'PUT', body });
+    types = nextTypes;
+    dnd = nextDnd;
+    if (saved && typeof saved === 'object') {
+      if (saved.types) types = { ...saved.types };
+      if (saved.dnd) dnd = saved.dnd;
+    }
+    render();
+    status.textContent = 'Saved.';
+    toast('Preferences saved', { kind: 'success', timeout: 3000 });
+  } catch (err) {
+    status.textContent = `Not saved: ${err.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}

@@ -1,0 +1,401 @@
+// ticket.js — the ticket detail dialog (fields, comments list and add, assign, priority,
+// status, follow/unfollow, acknowledge) and the "Report a problem" dialog. Keeps the
+// ?ticket=<id> deep link in the address bar while a ticket is open.
+
+import { api, asList, unwrap } from './api.js';
+import {
+  $, h, fill, toast, timeEl, fmtDateTime, priorityChip, statusChip,
+  STATUS_LABELS, PRIORITY_LABELS, randomKey,
+} from './ui.js';
+import {
+  state, on, isManager, myId, userName, knownUsers, rememberUser, rememberFromTicket,
+  loadUsers, loadMachines, ROLE_LABELS,
+} from './state.js';
+import { STATUSES, upsert, getTicket } from './board.js';
+import { isOnline } from './presence.js';
+
+let dialog;
+let current = null; // the open ticket detail
+let comments = [];
+let following = null; // true/false when known
+let loadSeq = 0;
+
+export function openTicketId() { return current ? Number(current.id) : null; }
+
+export function initTicket() {
+  dialog = $('#ticket-dialog');
+  dialog.addEventListener('close', () => {
+    current = null;
+    setDeepLink(null);
+  });
+  dialog.addEventListener('click', (event) => {
+    if (event.target === dialog) dialog.close(); // backdrop click
+  });
+  on('users', () => { if (current) render(); });
+  on('presence', () => {
+    for (const dot of dialog.querySelectorAll('[data-user-dot]')) dot.dataset.online = String(isOnline(dot.dataset.userDot));
+  });
+  initNewTicket();
+}
+
+function setDeepLink(id) {
+  const url = new URL(location.href);
+  if (id) url.searchParams.set('ticket', String(id));
+  else url.searchParams.delete('ticket');
+  if (url.href !== location.href) history.replaceState(history.state, '', url);
+}
+
+/** Open the detail of ticket `id` (integer). */
+export async function openTicket(id) {
+  const ticketId = Number(id);
+  if (!ticketId) return;
+  const seq = ++loadSeq;
+  const fromBoard = getTicket(ticketId);
+  current = fromBoard ? { ...fromBoard } : { id: ticketId };
+  comments = [];
+  following = null;
+  setDeepLink(ticketId);
+  render({ loading: true });
+  if (!dialog.open) dialog.showModal();
+  try {
+    const [detail, list] = await Promise.all([
+      api(`/api/tickets/${ticketId}`),
+      api(`/api/tickets/${ticketId}/comments`).catch(() => []),
+    ]);
+    if (seq !== loadSeq) return;
+    current = { ...current, ...unwrap(detail, 'ticket') };
+    comments = asList(list, 'comments');
+    learnFrom(current);
+    following = followState(current);
+    render();
+    if (isManager()) loadUsers();
+  } catch (err) {
+    if (seq !== loadSeq) return;
+    render({ error: err.status === 404 ? 'This ticket does not exist or was deleted.' : err.message });
+  }
+}
+
+function learnFrom(t) {
+  rememberFromTicket(t);
+  for (const c of comments) rememberUser(c.author_id ?? c.user_id, c.author_name || c.user_name);
+}
+
+function followState(t) {
+  if (typeof t.following === 'boolean') return t.following;
+  if (typeof t.is_following === 'boolean') return t.is_following;
+  if (Array.isArray(t.followers)) return t.followers.map(Number).includes(myId());
+  return null;
+}
+
+export function closeTicket() { if (dialog?.open) dialog.close(); }
+
+/** Board event for the open ticket: merge the new card fields and redraw. */
+export function onTicketEvent({ type, id, ticket }) {
+  if (!current || Number(current.id) !== Number(id)) return;
+  if (type === 'ticket_deleted') {
+    render({ error: 'This ticket was deleted.' });
+    return;
+  }
+  current = { ...current, ...ticket };
+  render();
+}
+
+/** A personal notification about the open ticket (e.g. comment_added): reload comments. */
+export async function refreshComments(ticketId) {
+  if (!current || Number(current.id) !== Number(ticketId)) return;
+  try {
+    comments = asList(await api(`/api/tickets/${ticketId}/comments`), 'comments');
+    learnFrom(current);
+    render();
+  } catch { /* keep what is shown */ }
+}
+
+export async function reloadOpenTicket() {
+  if (current) await openTicketQuietly(current.id);
+}
+
+async function openTicketQuietly(id) {
+  try {
+    const [detail, list] = await Promise.all([
+      api(`/api/tickets/${id}`), api(`/api/tickets/${id}/comments`).catch(() => null),
+    ]);
+    if (!current || Number(current.id) !== Number(id)) return;
+    current = { ...current, ...unwrap(detail, 'ticket') };
+    if (list) comments = asList(list, 'comments');
+    const f = followState(current);
+    if (f !== null) following = f;
+    render();
+  } catch { /* the dialog keeps its content */ }
+}
+
+// ---- actions ----------------------------------------------------------------------
+
+async function act(label, fn, button) {
+  if (button) button.disabled = true;
+  try {
+    await fn();
+  } catch (err) {
+    let prefix = `${label} failed`;
+    if (err.status === 403) prefix = `${label}: not allowed`;
+    else if (err.status === 409) prefix = `${label}: conflict`;
+    toast(prefix, { body: err.message, kind: 'error' });
+    showInlineError(`${prefix} — ${err.message}`);
+  } finally {
+    if (button) button.disabled = false;
+  }
+}
+
+function showInlineError(text) {
+  const el = dialog.querySelector('.ticket-error');
+  if (el) { el.textContent = text; el.hidden = !text; }
+}
+
+function applyUpdated(result) {
+  const t = unwrap(result, 'ticket');
+  if (t && typeof t === 'object' && t.id != null) {
+    current = { ...current, ...t };
+    upsert(t);
+  }
+  render();
+}
+
+const update = (fields, button, label) => act(label, async () => {
+  applyUpdated(await api(`/api/tickets/${current.id}`, { method: 'PUT', body: fields }));
+}, button);
+
+const assign = (userId, button) => act('Assign', async () => {
+  applyUpdated(await api(`/api/tickets/${current.id}/assign`, {
+    method: 'POST', body: { assigned_to: userId },
+  }));
+}, button);
+
+const acknowledge = (button) => act('Acknowledge', async () => {
+  applyUpdated(await api(`/api/tickets/${current.id}/acknowledge`, { method: 'POST', body: {} }));
+  toast('Acknowledged', { body: 'The team knows you are on your way.', kind: 'success' });
+}, button);
+
+const toggleFollow = (button) => act(following ? 'Unfollow' : 'Follow', async () => {
+  const next = !following;
+  await api(`/api/tickets/${current.id}/follow`, { method: next ? 'POST' : 'DELETE' });
+  following = next;
+  render();
+}, button);
+
+async function addComment(form) {
+  const textarea = form.elements.body;
+  const body = textarea.value.trim();
+  if (!body) return;
+  const button = form.querySelector('button[type=submit]');
+  await act('Comment', async () => {
+    const created = unwrap(await api(`/api/tickets/${current.id}/comments`, { method: 'POST', body: { body } }), 'comment');
+    textarea.value = '';
+    if (created && typeof created === 'object' && created.id != null) {
+      comments = [...comments.filter((c) => c.id !== created.id), created];
+    }
+    await refreshComments(current.id);
+  }, button);
+}
+
+// ---- rendering --------------------------------------------------------------------
+
+function assigneeCandidates() {
+  const people = knownUsers().filter((u) => !u.role || u.role !== 'operator');
+  if (current?.assigned_to != null && !people.some((u) => u.id === Number(current.assigned_to))) {
+    people.push({ id: Number(current.assigned_to), full_name: current.assignee_name });
+  }
+  return people;
+}
+
+function render({ loading = false, error = '' } = {}) {
+  if (!dialog || !current) return;
+  const t = current;
+  const me = myId();
+  const manager = isManager();
+  const isAssignee = t.assigned_to != null && Number(t.assigned_to) === me;
+  const machine = t.machine_name || state.machines.get(Number(t.machine_id))?.name || (t.machine_id ? `Machine #${t.machine_id}` : '');
+
+  const header = h('header', { class: 'dialog-head' },
+    h('div', {},
+      h('p', { class: 'eyebrow' }, t.ticket_id || `Ticket #${t.id}`),
+      h('h2', { id: 'ticket-dialog-title' }, t.title || (loading ? 'Loading…' : 'Ticket'))),
+    h('button', { type: 'button', class: 'btn-icon close', 'aria-label': 'Close', onclick: () => dialog.close() }, '×'));
+
+  if (error) {
+    fill(dialog, h('div', { class: 'dialog-body' }, header, h('p', { class: 'alert' }, error)));
+    return;
+  }
+
+  const facts = h('dl', { class: 'facts' },
+    fact('Status', t.status ? statusChip(t.status) : '…'),
+    fact('Priority', t.priority ? priorityChip(t.priority) : '…'),
+    fact('Machine', machine || '—'),
+    fact('Assigned to', t.assigned_to != null
+      ? h('span', {},
+        h('span', { class: 'dot', 'data-user-dot': t.assigned_to, 'data-online': String(isOnline(t.assigned_to)), 'aria-hidden': 'true' }),
+        t.assignee_name || userName(t.assigned_to))
+      : h('span', { class: 'muted' }, 'Nobody yet')),
+    fact('Reported by', t.reported_by != null ? (t.reporter_name || userName(t.reported_by)) : '—'),
+    fact('Scheduled', t.scheduled_date ? fmtDateTime(t.scheduled_date) : '—'),
+    t.created_at ? fact('Opened', fmtDateTime(t.created_at)) : null,
+    t.closed_at ? fact('Closed', fmtDateTime(t.closed_at)) : null);
+
+  const actions = h('div', { class: 'ticket-actions' });
+  if (isAssignee && t.status === 'received') {
+    actions.append(h('button', {
+      type: 'button', class: 'btn btn-primary',
+      onclick: (event) => acknowledge(event.currentTarget),
+    }, 'On my way (acknowledge)'));
+  }
+  actions.append(h('button', {
+    type: 'button', class: 'btn', 'aria-pressed': following === null ? null : String(following),
+    onclick: (event) => toggleFollow(event.currentTarget),
+  }, following ? 'Unfollow' : 'Follow'));
+
+  const statusSelect = h('select', { id: 'ticket-status', disabled: loading || t.status === 'archived' },
+    STATUSES.map((s) => h('option', { value: s, selected: s === t.status }, STATUS_LABELS[s])));
+  statusSelect.addEventListener('change', () => update({ status: statusSelect.value }, statusSelect, 'Status change'));
+
+  const controls = h('div', { class: 'ticket-controls' },
+    h('div', { class: 'field' }, h('label', { for: 'ticket-status' }, 'Status'), statusSelect));
+
+  if (manager) {
+    const prioritySelect = h('select', { id: 'ticket-priority', disabled: loading },
+      Object.entries(PRIORITY_LABELS).map(([p, label]) => h('option', { value: p, selected: p === t.priority }, label)));
+    prioritySelect.addEventListener('change', () => update({ priority: prioritySelect.value }, prioritySelect, 'Priority change'));
+
+    const assignSelect = h('select', { id: 'ticket-assign', disabled: loading },
+      h('option', { value: '', selected: t.assigned_to == null }, '— Unassigned —'),
+      assigneeCandidates().map((u) => h('option', {
+        value: u.id, selected: Number(u.id) === Number(t.assigned_to),
+      }, `${userName(u.id)}${u.role ? ` (${ROLE_LABELS[u.role] || u.role})` : ''}${isOnline(u.id) ? ' • online' : ''}`)));
+    assignSelect.addEventListener('change', () => {
+      const value = assignSelect.value ? Number(assignSelect.value) : null;
+      assign(value, assignSelect);
+    });
+    controls.append(
+      h('div', { class: 'field' }, h('label', { for: 'ticket-priority' }, 'Priority'), prioritySelect),
+      h('div', { class: 'field' }, h('label', { for: 'ticket-assign' }, 'Assign to'), assignSelect),
+    );
+    if (state.usersEndpointAllowed === false) {
+      controls.append(h('p', { class: 'muted small field-note' },
+        'Only people seen on tickets, messages or the online list can be chosen.'));
+    }
+  }
+
+  const commentList = h('ol', { class: 'comments', 'aria-live': 'polite' },
+    comments.length === 0
+      ? h('li', { class: 'muted empty' }, loading ? 'Loading comments…' : 'No comments yet.')
+      : comments.map((c) => {
+        const author = c.author_name || c.user_name || userName(c.author_id ?? c.user_id);
+        return h('li', { class: 'comment', 'data-comment-id': c.id },
+          h('div', { class: 'comment-head' }, h('strong', {}, author), ' ', timeEl(c.created_at)),
+          h('p', { class: 'comment-body' }, c.body));
+      }));
+
+  const form = h('form', { class: 'comment-form' },
+    h('label', { for: 'comment-body', class: 'sr-only' }, 'Add a comment'),
+    h('textarea', { id: 'comment-body', name: 'body', rows: '2', required: true, placeholder: 'Add a comment…', maxlength: '4000' }),
+    h('button', { type: 'submit', class: 'btn btn-primary' }, 'Add comment'));
+  form.addEventListener('submit', (event) => {
+    event.preventDefault();
+    addComment(form);
+  });
+  form.elements.body.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      addComment(form);
+    }
+  });
+
+  // Keep a half-typed comment across re-renders.
+  const draft = dialog.querySelector('#comment-body')?.value || '';
+  const hadFocus = document.activeElement?.id === 'comment-body';
+
+  fill(dialog, h('div', { class: 'dialog-body' },
+    header,
+    h('p', { class: 'alert ticket-error', role: 'alert', hidden: true }),
+    facts,
+    t.description ? h('section', { class: 'description' }, h('h3', {}, 'Description'), h('p', {}, t.description)) : null,
+    actions,
+    controls,
+    h('section', { class: 'comments-section' }, h('h3', {}, `Comments (${comments.length})`), commentList, form)));
+  const textarea = dialog.querySelector('#comment-body');
+  textarea.value = draft;
+  if (hadFocus) textarea.focus();
+}
+
+function fact(label, value) {
+  return h('div', { class: 'fact' }, h('dt', {}, label), h('dd', {}, value));
+}
+
+// ---- report a problem -------------------------------------------------------------
+
+function initNewTicket() {
+  const newDialog = $('#new-ticket-dialog');
+  const form = $('#new-ticket-form');
+  $('#new-ticket-button').addEventListener('click', async () => {
+    form.reset();
+    $('#new-ticket-error').hidden = true;
+    form.dataset.key = randomKey();
+    newDialog.showModal();
+    if (state.machines.size === 0) await loadMachines();
+    fillMachines();
+  });
+  newDialog.addEventListener('click', (event) => { if (event.target === newDialog) newDialog.close(); });
+  for (const btn of newDialog.querySelectorAll('[data-close]')) btn.addEventListener('click', () => newDialog.close());
+
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    const machineId = Number(data.get('machine_id'));
+    const title = String(data.get('title') || '').trim();
+    const description = String(data.get('description') || '').trim();
+    const priority = String(data.get('priority') || 'medium');
+    const breakdown = data.get('breakdown') === 'on';
+    const error = $('#new-ticket-error');
+    if (!machineId || (!breakdown && !title)) {
+      error.textContent = 'Choose a machine and give the problem a title.';
+      error.hidden = false;
+      return;
+    }
+    const submit = form.querySelector('button[type=submit]');
+    submit.disabled = true;
+    try {
+      let result;
+      if (breakdown) {
+        result = await api(`/api/machines/${machineId}/breakdown`, {
+          method: 'POST', body: { description: [title, description].filter(Boolean).join(' — '), priority },
+        });
+      } else {
+        const body = { title, description, machine_id: machineId, priority };
+        const scheduled = data.get('scheduled_date');
+        if (scheduled) body.scheduled_date = new Date(String(scheduled)).toISOString();
+        result = await api('/api/tickets', {
+          method: 'POST', body, headers: { 'Idempotency-Key': form.dataset.key },
+        });
+      }
+      const t = unwrap(result, 'ticket');
+      newDialog.close();
+      if (t && t.id != null) {
+        upsert(t);
+        toast('Ticket created', { body: `${t.ticket_id || ''} ${t.title || title}`.trim(), kind: 'success', action: { label: 'Open', run: () => openTicket(t.id) } });
+      } else {
+        toast('Reported', { body: 'The maintenance team has been told.', kind: 'success' });
+      }
+    } catch (err) {
+      error.textContent = err.message;
+      error.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+}
+
+function fillMachines() {
+  const select = $('#new-ticket-machine');
+  const previous = select.value;
+  const machines = Array.from(state.machines.values()).sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  fill(select, h('option', { value: '' }, machines.length ? 'Choose a machine…' : 'No machines available'),
+    machines.map((m) => h('option', { value: m.id, selected: String(m.id) === previous },
+      `${m.name}${m.location ? ` — ${m.location}` : ''}${m.status && m.status !== 'operational' ? ` (${m.status})` : ''}`)));
+}

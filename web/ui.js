@@ -1,0 +1,199 @@
+// ui.js — small DOM helpers shared by every screen: element builder, toasts,
+// banners, unread badges, date formatting and view switching. No app state here.
+
+export const $ = (selector, root = document) => root.querySelector(selector);
+export const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+
+/** Build an element. Attributes: class, text, dataset, on<event> handlers, booleans. */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value == null || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = value;
+    else if (key === 'dataset') {
+      for (const [k, v] of Object.entries(value)) if (v != null) el.dataset[k] = String(v);
+    } else if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2).toLowerCase(), value);
+    } else if (key === 'value' && 'value' in el) el.value = value;
+    else if (value === true) el.setAttribute(key, '');
+    else el.setAttribute(key, String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child == null || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+/** Replace every child of `el`. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+// ---- formatting -------------------------------------------------------------
+
+const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
+const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
+const dayOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+
+export function parseDate(value) {
+  if (!value) return null;
+  const d = value instanceof Date ? value : new Date(value);
+  return Number.isNaN(d.getTime()) ? null : d;
+}
+
+export function fmtDateTime(value) {
+  const d = parseDate(value);
+  return d ? absolute.format(d) : '';
+}
+
+export function fmtDay(value) {
+  const d = parseDate(value);
+  return d ? dayOnly.format(d) : '';
+}
+
+export function fmtAgo(value) {
+  const d = parseDate(value);
+  if (!d) return '';
+  const seconds = Math.round((d.getTime() - Date.now()) / 1000);
+  const abs = Math.abs(seconds);
+  if (abs < 45) return 'just now';
+  if (abs < 3600) return relative.format(Math.round(seconds / 60), 'minute');
+  if (abs < 86400) return relative.format(Math.round(seconds / 3600), 'hour');
+  if (abs < 7 * 86400) return relative.format(Math.round(seconds / 86400), 'day');
+  return dayOnly.format(d);
+}
+
+/** A <time> element showing "5 minutes ago" with the full date as tooltip. */
+export function timeEl(value, cls = 'muted') {
+  const d = parseDate(value);
+  if (!d) return null;
+  return h('time', { class: cls, datetime: d.toISOString(), title: fmtDateTime(d) }, fmtAgo(d));
+}
+
+export const STATUS_LABELS = {
+  received: 'Received',
+  diagnostic: 'Diagnostic',
+  in_progress: 'In progress',
+  waiting_parts: 'Waiting for parts',
+  completed: 'Completed',
+  archived: 'Archived',
+};
+
+export const PRIORITY_LABELS = { low: 'Low', medium: 'Medium', high: 'High', critical: 'Critical' };
+
+export function priorityChip(priority) {
+  const p = priority || 'medium';
+  return h('span', { class: `chip prio prio-${p}` }, PRIORITY_LABELS[p] || p);
+}
+
+export function statusChip(status) {
+  return h('span', { class: `chip status status-${status}` }, STATUS_LABELS[status] || status);
+}
+
+// ---- toasts -----------------------------------------------------------------
+
+/**
+ * Show a toast. options: {body, kind: info|success|error|critical, action: {label, run},
+ * timeout (ms, 0 = stay), onShown(el)}. The dismiss timer starts only while the page is visible.
+ */
+export function toast(title, options = {}) {
+  const { body = '', kind = 'info', action = null, timeout = 7000 } = options;
+  const region = $('#toasts');
+  if (!region) return null;
+  const close = () => {
+    el.classList.add('leaving');
+    setTimeout(() => el.remove(), 200);
+  };
+  const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' || kind === 'critical' ? 'alert' : 'status' },
+    h('div', { class: 'toast-text' },
+      h('strong', {}, title),
+      body ? h('p', {}, body) : null),
+    h('div', { class: 'toast-actions' },
+      action ? h('button', { type: 'button', class: 'btn btn-small', onclick: () => { close(); action.run(); } }, action.label) : null,
+      h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Dismiss', onclick: close }, '×')));
+  region.append(el);
+  while (region.children.length > 4) region.firstElementChild.remove();
+  if (timeout > 0) {
+    const arm = () => setTimeout(close, timeout);
+    if (document.visibilityState === 'visible') arm();
+    else {
+      const onVisible = () => {
+        if (document.visibilityState !== 'visible') return;
+        document.removeEventListener('visibilitychange', onVisible);
+        arm();
+      };
+      document.addEventListener('visibilitychange', onVisible);
+    }
+  }
+  return el;
+}
+
+export function toastError(error, prefix = '') {
+  const message = error?.message || String(error);
+  toast(prefix || 'Something went wrong', { body: message, kind: 'error', timeout: 9000 });
+}
+
+// ---- banners and badges -----------------------------------------------------
+
+export function setBanner(id, text) {
+  const el = document.getElementById(id);
+  if (!el) return;
+  if (text) {
+    el.textContent = text;
+    el.hidden = false;
+  } else {
+    el.hidden = true;
+  }
+}
+
+/** Update every badge for `kind` ("messages" | "notifications"); text is the count. */
+export function setBadge(kind, count) {
+  const n = Math.max(0, Number(count) || 0);
+  for (const el of $$(`[data-unread-${kind}]`)) {
+    el.textContent = String(n);
+    el.classList.toggle('zero', n === 0);
+    el.setAttribute('aria-label', `${n} unread ${kind}`);
+  }
+}
+
+export function getBadge(kind) {
+  const el = $(`[data-unread-${kind}]`);
+  return el ? Number(el.textContent) || 0 : 0;
+}
+
+// ---- views ------------------------------------------------------------------
+
+const viewListeners = [];
+export function onViewChange(fn) { viewListeners.push(fn); }
+
+export function currentView() {
+  return $('[data-view]:not([hidden])')?.dataset.view || 'board';
+}
+
+export function showView(name) {
+  const known = $$('[data-view]').map((el) => el.dataset.view);
+  const view = known.includes(name) ? name : 'board';
+  for (const el of $$('[data-view]')) el.hidden = el.dataset.view !== view;
+  for (const tab of $$('[data-nav]')) {
+    if (tab.dataset.nav === view) tab.setAttribute('aria-current', 'page');
+    else tab.removeAttribute('aria-current');
+  }
+  for (const fn of viewListeners) fn(view);
+  return view;
+}
+
+/** A random key for Idempotency-Key headers. */
+export function randomKey() {
+  if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
+  const bytes = new Uint8Array(16);
+  crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
