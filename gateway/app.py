@@ -5,7 +5,20 @@ from __future__ import annotations
 from quart import Quart, Response, request
 from quart_schema import QuartSchema
 
-from gateway.api import auth, ops, tickets, web
+from gateway.api import (
+    auth,
+    broadcast,
+    machines,
+    messages,
+    notifications,
+    ops,
+    presence,
+    sse,
+    tickets,
+    users,
+    web,
+)
+from gateway.api import settings as settings_api
 from gateway.config import Settings
 from gateway.errors import register_error_handlers
 from gateway.metrics import HTTP_REQUESTS
@@ -27,7 +40,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.before_serving(res.open)
     app.after_serving(res.close)
     register_error_handlers(app)
-    for module in (auth, tickets, ops):
+    for module in (auth, tickets, ops, sse, notifications, presence, machines, messages, users,
+                   settings_api, broadcast):  # fmt: skip
         app.register_blueprint(module.blueprint)
     app.register_blueprint(web.blueprint)  # last: its catch-all must not shadow the API
 

@@ -11,6 +11,7 @@ import socket
 import uuid
 from dataclasses import dataclass, field
 from typing import Mapping
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/floorbell"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -30,6 +31,16 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _timezone(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        message = f"{name} must be an IANA time zone such as Europe/Paris, got {value!r}"
+        raise ConfigError(message) from None
     return value
 
 
@@ -58,6 +69,8 @@ class Settings:
     demo_mode: bool = True
     max_body_bytes: int = 6 * 1024 * 1024
     login_attempts_per_minute: int = 10
+    clock_interval_s: int = 60
+    clock_timezone: str = "UTC"  # the zone whose calendar days "once per day" alerts count
     instance_id: str = field(default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}")
 
     @classmethod
@@ -91,6 +104,8 @@ class Settings:
             login_attempts_per_minute=_int(
                 env, "LOGIN_ATTEMPTS_PER_MINUTE", defaults.login_attempts_per_minute, 1
             ),
+            clock_interval_s=_int(env, "CLOCK_INTERVAL_SECONDS", defaults.clock_interval_s, 1),
+            clock_timezone=_timezone(env, "CLOCK_TIMEZONE", defaults.clock_timezone),
             instance_id=env.get("INSTANCE_ID") or defaults.instance_id,
         )
 

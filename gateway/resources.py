@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.db import create_pool
+from gateway.hub import Hub
 from gateway.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -37,8 +38,18 @@ class Resources:
         self.redis = Redis.from_url(
             self.settings.redis_url, socket_connect_timeout=2, health_check_interval=30
         )
+        hub = Hub(self.settings, self.keys, self.redis)
+        await hub.start()
+        self.services["hub"] = hub
+
+    async def end_streams(self) -> None:
+        """Close every SSE stream so clients reconnect to another instance."""
+        hub: Hub | None = self.services.pop("hub", None)
+        if hub is not None:
+            await asyncio.wait_for(hub.close(), CLOSE_TIMEOUT_S)
 
     async def close(self) -> None:
+        await self.end_streams()
         for name, closer in (("redis", self.redis.aclose()), ("pool", self.pool.close())):
             try:
                 await asyncio.wait_for(closer, CLOSE_TIMEOUT_S)

@@ -10,6 +10,7 @@ from hypercorn.config import Config
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.resources import EXTENSION
 
 
 def hypercorn_config(host: str, port: int) -> Config:
@@ -27,5 +28,12 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    app = create_app(settings)
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        # End the streams first: Hypercorn would otherwise wait its grace period for them.
+        await app.extensions[EXTENSION].end_streams()
+
     print(f"gateway {settings.instance_id} listening on http://{host}:{port}", flush=True)
-    await hypercorn_serve(create_app(settings), hypercorn_config(host, port), shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+    await hypercorn_serve(app, hypercorn_config(host, port), shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.keys import Keys
+from gateway.presence import Presence
 from gateway.relay import OutboxRelay
 from gateway.router import Router
 from gateway.streams import min_id_for_age
@@ -48,6 +49,20 @@ async def _retention(redis: Redis, keys: Keys, settings: Settings, stop: asyncio
             pass
 
 
+async def _sweep_presence(presence: Presence, stop: asyncio.Event) -> None:
+    """Announce users whose last connection closed, or whose instance died, as offline."""
+    period_s = min(1.0, presence.heartbeat_s / 2)
+    while not stop.is_set():
+        try:
+            await presence.sweep()
+        except RedisError as exc:
+            log.warning("presence sweep: %s", exc)
+        try:
+            await asyncio.wait_for(stop.wait(), period_s)
+        except TimeoutError:
+            pass
+
+
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or _stop_on_signals()
     keys = Keys(settings.redis_prefix)
@@ -57,6 +72,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         OutboxRelay(settings.database_url, redis, keys).run,
         Router(pool, redis, keys, consumer=settings.instance_id).run,
         lambda s: _retention(redis, keys, settings, s),
+        lambda s: _sweep_presence(Presence(redis, keys, settings.sse_heartbeat_s), s),
     ]
     log.info("worker %s started", settings.instance_id)
     running = [asyncio.create_task(task(stop)) for task in tasks]

@@ -34,6 +34,8 @@ const DEMO_PASSWORD = 'floorbell';
 
 let started = false;
 let serverUnreachable = false;
+let lastUnreadEventAt = 0;
+let unreadCheckTimer = null;
 
 const stream = createStream({
   onEvent: routeEvent,
@@ -282,12 +284,19 @@ function routeEvent(type, envelope) {
       }
     }
     if (data.notifications != null) setBadge('notifications', data.notifications);
+    lastUnreadEventAt = Date.now();
   } else if (type === 'connected') {
     if (serverUnreachable) { serverUnreachable = false; updateOfflineBanner(); }
   }
 
   if (envelope.notification_id != null) {
     handlePersonal(envelope);
+    // The gateway follows with unread_count; ask for the count only if that does not come.
+    const receivedAt = Date.now();
+    clearTimeout(unreadCheckTimer);
+    unreadCheckTimer = setTimeout(() => {
+      if (lastUnreadEventAt < receivedAt) refreshUnreadNotifications().catch(() => {});
+    }, 1500);
     if (type === 'new_message') onNewMessage(envelope);
     const ticketId = ticketIdOf(envelope);
     if (ticketId && ticketId === openTicketId()) {
@@ -309,7 +318,7 @@ function ticketIdOf(envelope) {
 
 function renderLiveStatus(status) {
   const el = $('#live-status');
-  el.dataset.status = status;
+  el.dataset.state = status;
   el.textContent = {
     connecting: 'Connecting…',
     live: 'Live',

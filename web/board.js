@@ -17,6 +17,7 @@ let openTicket = () => {};
 let filterText = '';
 let filterMine = false;
 let messageTimer = null;
+let draggingId = null; // a card being dragged is not replaced until the drag ends
 
 export function getTicket(id) { return tickets.get(Number(id)); }
 export function allTickets() { return Array.from(tickets.values()); }
@@ -46,6 +47,7 @@ export function initBoard({ onOpen }) {
       event.preventDefault();
       section.classList.remove('drop-target');
       const id = Number(event.dataTransfer.getData('text/x-ticket-id'));
+      draggingId = null;
       if (id) moveTicket(id, status);
     });
     columns.set(status, { section, list, count });
@@ -61,6 +63,7 @@ export function initBoard({ onOpen }) {
     applyFilters();
   });
   on('presence', refreshPresenceDots);
+  window.addEventListener('pagehide', () => { if (saveTimer) saveSnapshot(); });
   on('users', () => { for (const t of tickets.values()) renderCard(t); });
 }
 
@@ -120,6 +123,7 @@ function cardElement(id) {
 }
 
 function renderCard(t) {
+  if (Number(t.id) === draggingId) return;
   const status = STATUSES.includes(t.status) ? t.status : 'received';
   const column = columns.get(status);
   if (!column) return;
@@ -200,8 +204,14 @@ function buildCard(t, status) {
     event.dataTransfer.setData('text/plain', t.ticket_id || String(t.id));
     event.dataTransfer.effectAllowed = 'move';
     card.classList.add('dragging');
+    draggingId = Number(t.id);
   });
-  card.addEventListener('dragend', () => card.classList.remove('dragging'));
+  card.addEventListener('dragend', () => {
+    card.classList.remove('dragging');
+    draggingId = null;
+    const latest = tickets.get(Number(t.id));
+    if (latest) renderCard(latest);
+  });
   return card;
 }
 
@@ -290,6 +300,9 @@ function scheduleSave() {
 }
 
 function saveSnapshot() {
+  clearTimeout(saveTimer);
+  saveTimer = null;
+  if (tickets.size === 0) return;
   try {
     localStorage.setItem(SNAPSHOT_KEY, JSON.stringify({ at: Date.now(), tickets: allTickets() }));
   } catch { /* quota or private mode */ }

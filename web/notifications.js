@@ -91,11 +91,7 @@ export function handlePersonal(envelope) {
     created_at: envelope.ts || new Date().toISOString(),
     read_at: null,
   };
-  if (id && !items.some((x) => x.id === id)) {
-    items = [n, ...items];
-    // The unread_count event brings the authoritative number; bump now so the badge is instant.
-    setBadge('notifications', getBadge('notifications') + 1);
-  }
+  if (id && !items.some((x) => x.id === id)) items = [n, ...items];
   render();
   showToast(n);
 }

@@ -16,11 +16,11 @@ export function pushSupported() {
 async function registration() {
   if (!('serviceWorker' in navigator)) return null;
   const existing = await navigator.serviceWorker.getRegistration('/');
-  if (existing) return existing;
-  // Wait for the registration app.js started; give up after a few seconds.
+  if (existing?.active) return existing;
+  // Wait for the worker app.js registered to become active; give up after a few seconds.
   return Promise.race([
     navigator.serviceWorker.ready,
-    new Promise((resolve) => setTimeout(() => resolve(null), 4000)),
+    new Promise((resolve) => setTimeout(() => resolve(existing || null), 5000)),
   ]);
 }
 

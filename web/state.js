@@ -75,8 +75,14 @@ export function rememberFromTicket(t) {
 }
 
 /** GET /api/users (admins). Others get 403 and keep the directory built from what they see. */
-export async function loadUsers() {
-  if (state.usersEndpointAllowed === false) return;
+let usersInFlight = null;
+export function loadUsers() {
+  if (state.usersEndpointAllowed === false) return Promise.resolve();
+  if (!usersInFlight) usersInFlight = fetchUsers().finally(() => { usersInFlight = null; });
+  return usersInFlight;
+}
+
+async function fetchUsers() {
   try {
     const users = asList(await api('/api/users'), 'users');
     state.usersEndpointAllowed = true;

@@ -139,6 +139,7 @@ async function act(label, fn, button) {
     if (err.status === 403) prefix = `${label}: not allowed`;
     else if (err.status === 409) prefix = `${label}: conflict`;
     toast(prefix, { body: err.message, kind: 'error' });
+    render(); // put the controls back to the ticket's real values
     showInlineError(`${prefix} — ${err.message}`);
   } finally {
     if (button) button.disabled = false;

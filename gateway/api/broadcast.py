@@ -1,0 +1,33 @@
+"""The admin's broadcast: one announcement to everyone, or to a list of people."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
+from quart import Blueprint
+from quart_schema import validate_request
+
+from gateway.api.messages import Id, Text
+from gateway.auth import authenticated, current_actor
+from gateway.resources import resources
+from gateway.services import messages
+from gateway.uow import UnitOfWork
+
+blueprint = Blueprint("broadcast", __name__, url_prefix="/api/sse")
+
+
+class BroadcastIn(BaseModel):
+    title: Text = Field(min_length=1, max_length=100)
+    body: Text = Field(min_length=1, max_length=1000)
+    to: Literal["all"] | Annotated[list[Id], Field(min_length=1, max_length=1000)]
+
+
+@blueprint.post("/broadcast")
+@authenticated
+@validate_request(BroadcastIn)
+async def broadcast(data: BroadcastIn) -> tuple[dict[str, Any], int]:
+    async with UnitOfWork(resources().pool) as uow:
+        await messages.broadcast(uow, current_actor(), data.title, data.body, data.to)
+        await uow.commit()
+    return {"queued": True}, 202

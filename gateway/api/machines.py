@@ -1,0 +1,96 @@
+"""Machine routes: the fleet, breakdown reports and planned interventions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+from quart import Blueprint
+from quart_schema import validate_request
+
+from domain.model import MachineStatus, Priority
+from gateway.api.messages import ID_ROUTE, Id, Text
+from gateway.api.tickets import as_utc
+from gateway.auth import authenticated, current_actor
+from gateway.resources import resources
+from gateway.services import machines
+from gateway.services.ticket_store import ticket_json
+from gateway.uow import UnitOfWork
+
+blueprint = Blueprint("machines", __name__, url_prefix="/api/machines")
+
+
+class MachineIn(BaseModel):
+    name: Text = Field(min_length=1, max_length=200)
+    location: Text = Field(default="", max_length=200)
+    status: MachineStatus = MachineStatus.OPERATIONAL
+    pm_interval_days: int | None = Field(default=None, strict=True, gt=0, le=3650)
+    last_pm_at: datetime | None = None
+
+    _utc = field_validator("last_pm_at")(as_utc)
+
+
+class BreakdownIn(BaseModel):
+    description: Text = Field(min_length=1, max_length=10_000)
+    priority: Priority = Priority.HIGH
+
+
+class InterventionIn(BaseModel):
+    scheduled_for: datetime
+    assigned_to: Id
+    note: Text = Field(default="", max_length=2000)
+
+    _utc = field_validator("scheduled_for")(as_utc)
+
+
+def _uow() -> UnitOfWork:
+    return UnitOfWork(resources().pool)
+
+
+@blueprint.get("")
+@authenticated
+async def list_machines() -> list[dict[str, Any]]:
+    async with resources().pool.acquire() as conn:
+        return await machines.list_machines(conn)
+
+
+@blueprint.post("")
+@authenticated
+@validate_request(MachineIn)
+async def create_machine(data: MachineIn) -> tuple[dict[str, Any], int]:
+    async with _uow() as uow:
+        machine = await machines.create(uow, current_actor(), data.model_dump())
+        await uow.commit()
+    return machine, 201
+
+
+@blueprint.get(f"/<{ID_ROUTE}:machine_id>")
+@authenticated
+async def get_machine(machine_id: int) -> dict[str, Any]:
+    async with resources().pool.acquire() as conn:
+        return await machines.get(conn, machine_id)
+
+
+@blueprint.post(f"/<{ID_ROUTE}:machine_id>/breakdown")
+@authenticated
+@validate_request(BreakdownIn)
+async def report_breakdown(machine_id: int, data: BreakdownIn) -> tuple[dict[str, Any], int]:
+    async with _uow() as uow:
+        ticket = await machines.report_breakdown(
+            uow, current_actor(), machine_id, data.description, data.priority
+        )
+        await uow.commit()
+    return ticket_json(ticket), 201
+
+
+@blueprint.post(f"/<{ID_ROUTE}:machine_id>/interventions")
+@authenticated
+@validate_request(InterventionIn)
+async def plan_intervention(machine_id: int, data: InterventionIn) -> tuple[dict[str, Any], int]:
+    async with _uow() as uow:
+        intervention = await machines.plan_intervention(
+            uow, current_actor(), machine_id, data.model_dump()
+        )
+        await uow.commit()
+    return intervention, 201

@@ -1,0 +1,190 @@
+"""Message routes: private and public messages, audio uploads, conversations and
+read state. Also home of the request field types the other areas share."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
+from quart import Blueprint, Response, request
+from quart_schema import DataSource, validate_request
+from quart_schema.pydantic import File
+
+from domain.model import MessageType
+from gateway.auth import authenticated, current_actor
+from gateway.errors import ApiError
+from gateway.idempotency import idempotency_key, remember, replay
+from gateway.resources import resources
+from gateway.services import messages
+from gateway.uow import UnitOfWork
+
+ID_MAX = 2**63 - 1  # PostgreSQL bigint
+
+
+def storable(value: str) -> str:
+    """PostgreSQL text cannot hold NUL: refuse it as a 422, not as a failed INSERT."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+# Request text: surrounding whitespace dropped, valid Unicode (pydantic refuses lone
+# surrogates once constraints apply), no NUL. Give each field its bounds with Field().
+Text = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(storable)]
+# A row id in a JSON body: a true integer (not "7", 7.0 or true) that fits a bigint.
+Id = Annotated[int, Field(strict=True, gt=0, le=ID_MAX)]
+# An id in a URL: larger values are a 404 rather than an overflow.
+ID_ROUTE = f"int(max={ID_MAX})"
+
+AUDIO_MAX_BYTES = 5 * 1024 * 1024
+AUDIO_MAX_SECONDS = 600
+MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
+THREAD_LIMIT_DEFAULT, THREAD_LIMIT_MAX = 200, 500
+
+blueprint = Blueprint("messages", __name__, url_prefix="/api/messages")
+
+
+class MessageIn(BaseModel):
+    message_type: MessageType
+    recipient_id: Id | None = None
+    content: Text = Field(min_length=1, max_length=5000)
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+class AudioIn(BaseModel):
+    """Multipart fields arrive as text, so numbers here are parsed from strings."""
+
+    file: File
+    duration: float = Field(gt=0, le=AUDIO_MAX_SECONDS, allow_inf_nan=False)
+    recipient_id: Annotated[int | None, BeforeValidator(_blank_is_none)] = Field(
+        default=None, gt=0, le=ID_MAX
+    )
+
+
+def _uow() -> UnitOfWork:
+    return UnitOfWork(resources().pool)
+
+
+def _audio_mime(mimetype: str, filename: str | None) -> str:
+    """Audio types only; an untyped upload (`application/octet-stream`) is named from
+    its file extension when that is an audio one."""
+    mime = mimetype.lower()
+    if mime == "application/octet-stream":
+        guessed = mimetypes.guess_type(filename or "")[0]
+        return guessed if guessed and guessed.startswith("audio/") else mime
+    if not mime.startswith("audio/") or not MIME.match(mime):
+        raise ApiError(422, "unsupported_media_type", "Only audio files can be sent (audio/*).")
+    return mime
+
+
+def _read_audio(data: AudioIn) -> messages.Audio:
+    upload = data.file
+    mime = _audio_mime(upload.mimetype or "application/octet-stream", upload.filename)
+    body = upload.stream.read(AUDIO_MAX_BYTES + 1)
+    if len(body) > AUDIO_MAX_BYTES:
+        raise ApiError(413, "audio_too_large", "Audio messages are limited to 5 MiB.")
+    if not body:
+        raise ApiError(422, "validation_error", "file: the audio file is empty.")
+    return messages.Audio(body, mime, data.duration)
+
+
+def _limit_arg() -> tuple[int, int | None]:
+    raw_limit, raw_before = request.args.get("limit", ""), request.args.get("before", "")
+    for name, raw in (("limit", raw_limit), ("before", raw_before)):
+        if raw and (not raw.isdigit() or len(raw) > 18 or int(raw) == 0):
+            raise ApiError(422, "validation_error", f"{name} must be a positive integer.")
+    limit = min(int(raw_limit), THREAD_LIMIT_MAX) if raw_limit else THREAD_LIMIT_DEFAULT
+    return limit, int(raw_before) if raw_before else None
+
+
+async def _send(
+    route: str, send: Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
+) -> tuple[Any, int]:
+    """Run a send under the caller's Idempotency-Key: a replay returns the first result."""
+    actor, key = current_actor(), idempotency_key()
+    async with _uow() as uow:
+        if (earlier := await replay(uow, actor.id, route, key)) is not None:
+            return earlier
+        body = await send(uow)
+        await remember(uow, actor.id, route, key, body, 201)
+        await uow.commit()
+    return body, 201
+
+
+@blueprint.post("")
+@authenticated
+@validate_request(MessageIn)
+async def send_message(data: MessageIn) -> tuple[Any, int]:
+    actor = current_actor()
+    return await _send(
+        "messages",
+        lambda uow: messages.send(uow, actor, data.message_type, data.recipient_id, data.content),
+    )
+
+
+@blueprint.post("/audio")
+@authenticated
+@validate_request(AudioIn, source=DataSource.FORM_MULTIPART)
+async def send_audio(data: AudioIn) -> tuple[Any, int]:
+    actor, audio = current_actor(), _read_audio(data)
+    return await _send(
+        "messages/audio", lambda uow: messages.send_audio(uow, actor, data.recipient_id, audio)
+    )
+
+
+@blueprint.get(f"/<{ID_ROUTE}:message_id>/audio")
+@authenticated
+async def get_audio(message_id: int) -> Response:
+    async with resources().pool.acquire() as conn:
+        body, mime = await messages.load_audio(conn, current_actor(), message_id)
+    response = Response(body, content_type=mime)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Content-Disposition"] = "inline"
+    response.cache_control.private = True
+    response.cache_control.max_age = 86400  # a recording never changes
+    # Range requests: Safari will not play an <audio> without them.
+    return await response.make_conditional(request, accept_ranges=True)
+
+
+@blueprint.get("/unread-count")
+@authenticated
+async def unread_count() -> dict[str, int]:
+    async with resources().pool.acquire() as conn:
+        return {"count": await messages.unread_count(conn, current_actor().id)}
+
+
+@blueprint.get("/conversations")
+@authenticated
+async def conversations() -> list[dict[str, Any]]:
+    async with resources().pool.acquire() as conn:
+        return await messages.conversations(conn, current_actor().id)
+
+
+@blueprint.get("/public")
+@authenticated
+async def public_feed() -> list[dict[str, Any]]:
+    async with resources().pool.acquire() as conn:
+        return await messages.public_feed(conn)
+
+
+@blueprint.get(f"/private/<{ID_ROUTE}:contact_id>")
+@authenticated
+async def private_thread(contact_id: int) -> list[dict[str, Any]]:
+    limit, before = _limit_arg()
+    async with resources().pool.acquire() as conn:
+        return await messages.thread(conn, current_actor().id, contact_id, limit, before)
+
+
+@blueprint.post(f"/private/<{ID_ROUTE}:contact_id>/read")
+@authenticated
+async def mark_read(contact_id: int) -> dict[str, int]:
+    async with _uow() as uow:
+        updated = await messages.mark_read(uow, current_actor(), contact_id)
+        await uow.commit()
+    return {"updated": updated}

@@ -1,0 +1,21 @@
+"""`GET /api/presence`: who is online, on any gateway instance."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint
+
+from gateway.auth import authenticated
+from gateway.resources import resources
+
+blueprint = Blueprint("presence", __name__, url_prefix="/api")
+
+
+@blueprint.get("/presence")
+@authenticated
+async def presence() -> list[dict[str, Any]]:
+    res = resources()
+    user_ids = [row["id"] for row in await res.pool.fetch("SELECT id FROM users ORDER BY id")]
+    snapshot: list[dict[str, Any]] = await res.services["hub"].presence.snapshot(user_ids)
+    return snapshot

@@ -1,0 +1,98 @@
+"""`GET /api/sse/stream`: a person's live events, resumable by `Last-Event-ID`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from quart import Blueprint, Response, make_response, request
+
+from gateway.auth import authenticated, current_actor
+from gateway.cursor import Cursor, CursorRejected, parse_cursor
+from gateway.hub import Connection, Hub, render
+from gateway.metrics import SSE_FRAMES
+from gateway.resources import resources
+from gateway.streams import envelope
+
+blueprint = Blueprint("sse", __name__, url_prefix="/api/sse")
+HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+def hub() -> Hub:
+    found: Hub = resources().services["hub"]
+    return found
+
+
+async def _start_cursor(user_id: int, raw: str | None) -> tuple[Cursor, str, str | None]:
+    """Where the stream starts, the user stream's tail, and why we reset (if we do)."""
+    keys = resources().keys
+    user_tail = await hub().tail(keys.user_stream(user_id))
+    fresh = Cursor(user_id, user_tail, await hub().tail(keys.board_stream))
+    if not raw:
+        return fresh, user_tail, None
+    try:
+        cursor = parse_cursor(raw, user_id)
+        await hub().check_history(cursor)
+        return cursor, user_tail, None
+    except CursorRejected as rejected:
+        return fresh, user_tail, rejected.reason
+
+
+def _control_frame(cursor: Cursor, event_type: str, data: dict[str, object]) -> str:
+    return render(cursor.encode(), event_type, envelope(event_type, data)[1:])
+
+
+@blueprint.get("/stream")
+@authenticated
+async def stream() -> Response:
+    actor, settings = current_actor(), resources().settings
+    raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
+    cursor, user_tail, reset = await _start_cursor(actor.id, raw)
+    conn = Connection(cursor, settings.sse_queue_frames)
+    await hub().register(conn, user_tail)
+    connected = {"user_id": actor.id, "instance": settings.instance_id,
+                 "resumed": bool(raw) and reset is None}  # fmt: skip
+    frames = _frames(hub(), conn, connected, reset, settings.sse_retry_ms, settings.sse_heartbeat_s)
+    response: Response = await make_response(frames, 200, HEADERS)
+    response.timeout = None  # a stream outlives RESPONSE_TIMEOUT by design
+    return response
+
+
+async def _frames(
+    the_hub: Hub, conn: Connection, connected: dict[str, object], reset: str | None, retry_ms: int,
+    heartbeat_s: int,
+) -> AsyncIterator[str]:  # fmt: skip
+    try:
+        yield f"retry: {retry_ms}\n\n"
+        yield _control_frame(conn.cursor, "connected", connected)
+        if reset:
+            yield _control_frame(conn.cursor, "reset", {"reason": reset})
+        else:
+            try:
+                for frame in await the_hub.catch_up(conn):
+                    SSE_FRAMES.inc()
+                    yield frame
+            except CursorRejected as rejected:
+                yield _control_frame(conn.cursor, "reset", {"reason": rejected.reason})
+        async for frame in _live(conn, heartbeat_s):
+            yield frame
+    finally:
+        await asyncio.shield(the_hub.unregister(conn))
+
+
+async def _live(conn: Connection, heartbeat_s: int) -> AsyncIterator[str]:
+    while not conn.cut_off:
+        try:
+            item = await asyncio.wait_for(conn.queue.get(), heartbeat_s)
+        except TimeoutError:
+            yield ": heartbeat\n\n"
+            continue
+        if item is None:  # the instance is shutting down: the client reconnects elsewhere
+            return
+        if frame := conn.frame(item):
+            SSE_FRAMES.inc()
+            yield frame

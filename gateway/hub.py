@@ -1,0 +1,218 @@
+"""The per-instance stream hub: one Redis reader serving every local SSE connection.
+
+A single task XREADs the board stream and the streams of the users connected here (with
+an explicit last id per key, never `$`), builds each entry's frame body once, and offers
+it to every connection that should see it. Each connection has a bounded queue: a
+client too slow to read is cut off (it resumes by id) instead of growing memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from gateway.config import Settings
+from gateway.cursor import START, Cursor, CursorRejected, id_key
+from gateway.keys import Keys
+from gateway.metrics import SSE_CONNECTIONS, SSE_SLOW_DISCONNECTS
+from gateway.presence import Presence
+from gateway.retry import Backoff
+
+log = logging.getLogger(__name__)
+BLOCK_MS = 2000
+READ_COUNT = 1000
+CATCH_UP_MAX = 5000
+
+
+@dataclass(frozen=True)
+class Item:
+    """One stream entry, ready to frame: `tail` is its envelope JSON minus the leading `{`."""
+
+    board: bool
+    entry_id: str
+    event_type: str
+    tail: str
+
+
+def render(frame_id: str, event_type: str, tail: str) -> str:
+    event_type = event_type.replace("\r", "").replace("\n", "")
+    return f'id: {frame_id}\nevent: {event_type}\ndata: {{"id":"{frame_id}",{tail}\n\n'
+
+
+def item_from(board: bool, entry_id: bytes, fields: dict[bytes, bytes]) -> Item:
+    return Item(board, entry_id.decode(), fields[b"t"].decode(), fields[b"e"].decode()[1:])
+
+
+class Connection:
+    def __init__(self, cursor: Cursor, max_frames: int) -> None:
+        self.id = uuid.uuid4().hex
+        self.cursor = cursor
+        self.queue: asyncio.Queue[Item | None] = asyncio.Queue(max_frames)
+        self.cut_off = False
+
+    @property
+    def user_id(self) -> int:
+        return self.cursor.user_id
+
+    def offer(self, item: Item | None) -> None:
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            if not self.cut_off:
+                SSE_SLOW_DISCONNECTS.inc()
+            self.cut_off = True
+
+    def frame(self, item: Item) -> str | None:
+        """The frame for `item`, or None when this connection already sent it."""
+        position = self.cursor.board_pos if item.board else self.cursor.user_pos
+        if id_key(item.entry_id) <= id_key(position):
+            return None
+        if item.board:
+            self.cursor = self.cursor.advanced(board_pos=item.entry_id)
+        else:
+            self.cursor = self.cursor.advanced(user_pos=item.entry_id)
+        return render(self.cursor.encode(), item.event_type, item.tail)
+
+
+class Hub:
+    def __init__(self, settings: Settings, keys: Keys, control: Redis) -> None:
+        self._settings, self._keys, self._control = settings, keys, control
+        self.presence = Presence(control, keys, settings.sse_heartbeat_s)
+        self._by_user: dict[int, set[Connection]] = {}
+        self._user_pos: dict[int, str] = {}
+        self._board_pos = START
+        self._blocked = False
+        self._closing = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._reader = Redis.from_url(self._settings.redis_url, single_connection_client=True)
+        self._board_pos = await self.tail(self._keys.board_stream)
+        self._tasks = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._beat_loop())]
+
+    async def close(self) -> None:
+        """End every stream (clients reconnect elsewhere), then stop reading."""
+        self._closing = True
+        for connections in self._by_user.values():
+            for conn in connections:
+                conn.offer(None)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._reader.aclose()
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self._by_user.values())
+
+    async def tail(self, stream: str) -> str:
+        last = await self._control.xrevrange(stream, count=1)
+        return last[0][0].decode() if last else START
+
+    async def register(self, conn: Connection, user_tail: str) -> None:
+        connections = self._by_user.setdefault(conn.user_id, set())
+        connections.add(conn)
+        SSE_CONNECTIONS.inc()
+        if conn.user_id not in self._user_pos:
+            self._user_pos[conn.user_id] = user_tail
+            if self._blocked:  # the reader must add this user's stream to its XREAD now
+                await self._control.client_unblock(self._reader_id)
+        await self.presence.connect(conn.user_id, conn.id)
+
+    async def unregister(self, conn: Connection) -> None:
+        connections = self._by_user.get(conn.user_id, set())
+        if conn in connections:
+            connections.discard(conn)
+            SSE_CONNECTIONS.dec()
+        if not connections:
+            self._by_user.pop(conn.user_id, None)
+            self._user_pos.pop(conn.user_id, None)
+        await self.presence.disconnect(conn.user_id, conn.id)
+
+    async def check_history(self, cursor: Cursor) -> None:
+        """Refuse a cursor whose positions are no longer (or never were) in the streams."""
+        for stream, pos in ((self._keys.user_stream(cursor.user_id), cursor.user_pos),
+                            (self._keys.board_stream, cursor.board_pos)):  # fmt: skip
+            await self._check_position(stream, pos)
+
+    async def _check_position(self, stream: str, pos: str) -> None:
+        try:
+            info = await self._control.xinfo_stream(stream)
+        except ResponseError:  # no such stream: nothing was ever there, or all of it expired
+            if pos != START:
+                raise CursorRejected("expired") from None
+            return
+        if id_key(pos) > id_key(info["last-generated-id"]):
+            raise CursorRejected("unknown")
+        trimmed = int(info["entries-added"]) > int(info["length"])
+        first = info.get("first-entry")
+        if trimmed and (first is None or id_key(pos) < id_key(first[0])):
+            raise CursorRejected("expired")
+
+    async def catch_up(self, conn: Connection) -> list[str]:
+        """Frames of everything after the connection's cursor, in stream-id order."""
+        cursor = conn.cursor
+        items = [item_from(False, i, f) for i, f in await self._after(
+            self._keys.user_stream(cursor.user_id), cursor.user_pos)]  # fmt: skip
+        items += [item_from(True, i, f) for i, f in await self._after(
+            self._keys.board_stream, cursor.board_pos)]  # fmt: skip
+        items.sort(key=lambda item: id_key(item.entry_id))
+        return [frame for item in items if (frame := conn.frame(item))]
+
+    async def _after(self, stream: str, pos: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+        entries = await self._control.xrange(stream, min=f"({pos}", count=CATCH_UP_MAX + 1)
+        if len(entries) > CATCH_UP_MAX:
+            raise CursorRejected("too_far_behind")
+        return list(entries)
+
+    async def _read_loop(self) -> None:
+        self._reader_id = await self._reader.client_id()
+        backoff = Backoff()
+        while not self._closing:
+            streams = {self._keys.board_stream: self._board_pos}
+            streams.update({self._keys.user_stream(u): p for u, p in self._user_pos.items()})
+            try:
+                self._blocked = True
+                reply = await self._reader.xread(streams, count=READ_COUNT, block=BLOCK_MS)  # type: ignore[arg-type]
+                backoff.reset()
+            except (RedisError, OSError) as exc:
+                delay = backoff.next_delay()
+                log.warning("hub: Redis read failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                self._blocked = False
+            for stream, entries in reply or []:
+                self._dispatch(stream.decode(), entries)
+
+    def _dispatch(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        board = stream == self._keys.board_stream
+        user_id = None if board else int(stream.rsplit(":", 1)[1])
+        for entry_id, fields in entries:
+            item = item_from(board, entry_id, fields)
+            if board:
+                self._board_pos = item.entry_id
+                targets = [c for conns in self._by_user.values() for c in conns]
+            else:
+                assert user_id is not None
+                if user_id not in self._user_pos:
+                    return  # everyone of that user left while we were reading
+                self._user_pos[user_id] = item.entry_id
+                targets = list(self._by_user.get(user_id, ()))
+            for conn in targets:
+                conn.offer(item)
+
+    async def _beat_loop(self) -> None:
+        """Keep this instance's connections marked live, so presence spans instances."""
+        while not self._closing:
+            await asyncio.sleep(self._settings.sse_heartbeat_s)
+            live = [(c.user_id, c.id) for conns in self._by_user.values() for c in conns]
+            try:
+                await self.presence.refresh(live)
+            except (RedisError, OSError) as exc:
+                log.warning("hub: presence refresh failed: %s", exc)

@@ -1,0 +1,140 @@
+"""Administration use cases: user accounts, roles and the application settings, plus
+the read-only views everyone needs (the directory of names, the demo logins)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import asyncpg
+
+from domain.errors import Conflict, Invalid, NotFound, PermissionDenied
+from domain.events import RoleChanged, SettingsChanged, UserRegistered
+from domain.model import Actor, Role
+from gateway.auth import hash_password
+from gateway.seed import DEMO_USERS
+from gateway.uow import UnitOfWork
+
+USER_COLUMNS = "id, email, full_name, role"
+SETTING_VALUE_MAX_BYTES = 64 * 1024
+SETTING_DEPTH_MAX = 32
+
+
+def require_admin(actor: Actor, what: str) -> None:
+    if actor.role is not Role.ADMIN:
+        raise PermissionDenied(f"Only admins may {what}.")
+
+
+async def list_users(conn: asyncpg.Connection, actor: Actor) -> list[dict[str, Any]]:
+    require_admin(actor, "manage users")
+    return [dict(row) for row in await conn.fetch(f"SELECT {USER_COLUMNS} FROM users ORDER BY id")]
+
+
+async def directory(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """Names and roles, no emails: what anyone needs to pick an assignee or a contact."""
+    rows = await conn.fetch("SELECT id, full_name, role FROM users ORDER BY full_name, id")
+    return [dict(row) for row in rows]
+
+
+async def register(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) -> dict[str, Any]:
+    require_admin(actor, "manage users")
+    conn = uow.conn
+    email = fields["email"].lower()
+    if await conn.fetchval("SELECT 1 FROM users WHERE lower(email) = $1", email):
+        raise Conflict(f"A user with the email {email} already exists.")
+    # argon2 is deliberately slow: keep it off the event loop.
+    password_hash = await asyncio.to_thread(hash_password, fields["password"])
+    try:
+        row = await conn.fetchrow(
+            "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, $2, $3, $4)"
+            f" RETURNING {USER_COLUMNS}",
+            email, fields["full_name"], str(fields["role"]), password_hash,
+        )  # fmt: skip
+    except asyncpg.UniqueViolationError:  # registered concurrently since the check above
+        raise Conflict(f"A user with the email {email} already exists.") from None
+    uow.emit(UserRegistered(actor.id, row["id"], row["email"], row["full_name"], row["role"]))
+    return dict(row)
+
+
+async def change_role(uow: UnitOfWork, actor: Actor, user_id: int, role: Role) -> dict[str, Any]:
+    require_admin(actor, "change roles")
+    conn = uow.conn
+    # Lock the admins too: two admins demoting each other at once must not both succeed.
+    await conn.execute("SELECT 1 FROM users WHERE role = 'admin' FOR UPDATE")
+    row = await conn.fetchrow(f"SELECT {USER_COLUMNS} FROM users WHERE id = $1 FOR UPDATE", user_id)
+    if row is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    previous = Role(row["role"])
+    if previous is role:
+        return dict(row)
+    if previous is Role.ADMIN:
+        admins = await conn.fetchval("SELECT count(*) FROM users WHERE role = 'admin'")
+        if admins <= 1:
+            raise Conflict("The last admin cannot give up the role; promote someone else first.")
+    await conn.execute("UPDATE users SET role = $2 WHERE id = $1", user_id, str(role))
+    uow.emit(RoleChanged(actor.id, user_id, str(previous), str(role)))
+    return {**dict(row), "role": str(role)}
+
+
+async def read_settings(conn: asyncpg.Connection, actor: Actor) -> dict[str, Any]:
+    require_admin(actor, "manage settings")
+    rows = await conn.fetch("SELECT key, value FROM settings ORDER BY key")
+    return {row["key"]: row["value"] for row in rows}
+
+
+def _storable_json(key: str, value: Any) -> str:
+    """The value as jsonb will hold it: finite numbers, valid text without NUL
+    characters, bounded nesting and size."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    strings: list[str] = []
+    while stack:
+        item, depth = stack.pop()
+        if depth > SETTING_DEPTH_MAX:
+            raise Invalid(f"Setting {key!r} is nested deeper than {SETTING_DEPTH_MAX} levels.")
+        if isinstance(item, dict):
+            strings += item.keys()
+            stack += [(child, depth + 1) for child in item.values()]
+        elif isinstance(item, list):
+            stack += [(child, depth + 1) for child in item]
+        elif isinstance(item, str):
+            strings.append(item)
+    if any("\x00" in text for text in strings):
+        raise Invalid(f"Setting {key!r}: text must not contain NUL characters.")
+    try:
+        encoded = json.dumps(value, allow_nan=False, ensure_ascii=False)
+        size = len(encoded.encode())
+    except ValueError:  # NaN or Infinity, or a lone surrogate (UnicodeEncodeError)
+        raise Invalid(f"Setting {key!r}: numbers must be finite and text valid Unicode.") from None
+    if size > SETTING_VALUE_MAX_BYTES:
+        raise Invalid(f"Setting {key!r} is larger than {SETTING_VALUE_MAX_BYTES // 1024} KiB.")
+    return encoded
+
+
+async def write_settings(uow: UnitOfWork, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
+    """Upsert the given keys; only those whose value changed are announced."""
+    require_admin(actor, "manage settings")
+    encoded = {key: _storable_json(key, value) for key, value in values.items()}
+    changed = []
+    for key, text in encoded.items():
+        updated = await uow.conn.fetchval(
+            "INSERT INTO settings (key, value) VALUES ($1, $2::text::jsonb)"
+            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
+            " WHERE settings.value IS DISTINCT FROM EXCLUDED.value RETURNING key",
+            key, text,
+        )  # fmt: skip
+        if updated is not None:
+            changed.append(key)
+    if changed:
+        uow.emit(SettingsChanged(actor.id, sorted(changed)))
+    return await read_settings(uow.conn, actor)
+
+
+async def demo_logins(conn: asyncpg.Connection) -> list[dict[str, Any]]:
+    """The demo accounts that still exist, with their current roles."""
+    emails = [email for email, _, _ in DEMO_USERS]
+    rows = await conn.fetch(
+        "SELECT email, full_name, role FROM users WHERE lower(email) = ANY($1::text[]) ORDER BY id",
+        emails,
+    )
+    return [dict(row) for row in rows]

@@ -1,0 +1,159 @@
+"""Real gateway instances (`floorbell serve` subprocesses) and a small SSE client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from gateway.config import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def gateway_env(settings: Settings, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix,
+        "JWT_SECRET": settings.jwt_secret,
+        "SSE_HEARTBEAT_SECONDS": str(settings.sse_heartbeat_s),
+        "PUSH_GRACE_SECONDS": str(settings.push_grace_s),
+        "LOGIN_ATTEMPTS_PER_MINUTE": "1000",
+        "VAPID_PUBLIC_KEY": settings.vapid_public_key,
+        "VAPID_PRIVATE_KEY": settings.vapid_private_key,
+        **extra,
+    }
+
+
+class GatewayProcess:
+    """One `floorbell serve` on a free port."""
+
+    def __init__(self, settings: Settings, name: str, **extra_env: str) -> None:
+        self.port = free_port()
+        self.name = name
+        env = gateway_env(settings, INSTANCE_ID=name, **extra_env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port)],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout_s: float = 20) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gateway exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"gateway {self.name} did not start")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self.proc.stderr.close()  # type: ignore[union-attr]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()
+        self.proc.stderr.close()  # type: ignore[union-attr]
+
+
+@dataclass
+class SseEvent:
+    id: str | None
+    event: str | None
+    data: Any
+    raw: str
+
+
+@dataclass
+class SseClient:
+    """Reads an event stream frame by frame, keeping the raw text."""
+
+    response: aiohttp.ClientResponse
+    raw: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    retry: int | None = None
+
+    async def next_frame(self, timeout_s: float = 5.0) -> str:
+        lines = []
+        while True:
+            line = await asyncio.wait_for(self.response.content.readline(), timeout_s)
+            if not line:
+                raise EOFError("stream closed")
+            text = line.decode()
+            if text == "\n":
+                frame = "".join(lines)
+                self.raw.append(frame + "\n")
+                return frame
+            lines.append(text)
+
+    async def next_event(self, timeout_s: float = 5.0) -> SseEvent:
+        """The next event frame; comments and retry frames are recorded on the way."""
+        while True:
+            frame = await self.next_frame(timeout_s)
+            fields: dict[str, str] = {}
+            for line in frame.splitlines():
+                name, _, value = line.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if name == "":
+                    self.comments.append(value)
+                elif name == "retry":
+                    self.retry = int(value)
+                else:
+                    assert name not in fields, f"field {name} twice in one frame: {frame!r}"
+                    fields[name] = value
+            if "event" in fields:
+                return SseEvent(fields.get("id"), fields["event"], json.loads(fields["data"]), frame + "\n")
+
+    async def events_until(self, predicate: Any, timeout_s: float = 5.0) -> list[SseEvent]:
+        got = []
+        while True:
+            event = await self.next_event(timeout_s)
+            got.append(event)
+            if predicate(event):
+                return got
+
+
+async def open_stream(
+    session: aiohttp.ClientSession, base_url: str, token: str, last_event_id: str | None = None,
+    query: bool = False,
+) -> SseClient:  # fmt: skip
+    headers = {"Authorization": f"Bearer {token}"}
+    url = f"{base_url}/api/sse/stream"
+    if last_event_id and query:
+        url += f"?last_event_id={last_event_id}"
+    elif last_event_id:
+        headers["Last-Event-ID"] = last_event_id
+    response = await session.get(url, headers=headers, timeout=aiohttp.ClientTimeout(total=None))
+    assert response.status == 200, await response.text()
+    return SseClient(response)

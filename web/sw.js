@@ -1,0 +1,210 @@
+// sw.js — the service worker: caches the app shell so the page opens offline, shows
+// Web Push notifications, handles their clicks (the "acknowledge" action calls the API;
+// anything else focuses or opens data.url; every click is reported), and re-subscribes
+// when the browser rotates the push subscription. Authenticates with the session cookie.
+
+const CACHE = 'floorbell-shell-v1';
+const SHELL = [
+  '/',
+  '/styles.css',
+  '/app.js',
+  '/api.js',
+  '/ui.js',
+  '/state.js',
+  '/stream.js',
+  '/board.js',
+  '/ticket.js',
+  '/messages.js',
+  '/notifications.js',
+  '/preferences.js',
+  '/push.js',
+  '/presence.js',
+  '/admin.js',
+  '/manifest.webmanifest',
+  '/icons/icon-192.png',
+  '/icons/icon-512.png',
+  '/icons/icon-maskable-192.png',
+  '/icons/icon-maskable-512.png',
+  '/icons/badge-72.png',
+];
+const ICON = '/icons/icon-192.png';
+const BADGE = '/icons/badge-72.png';
+
+self.addEventListener('install', (event) => {
+  event.waitUntil((async () => {
+    const cache = await caches.open(CACHE);
+    // One missing file must not prevent the rest of the shell from being cached.
+    await Promise.all(SHELL.map((url) => cache.add(new Request(url, { cache: 'reload' })).catch(() => {})));
+    await self.skipWaiting();
+  })());
+});
+
+self.addEventListener('activate', (event) => {
+  event.waitUntil((async () => {
+    const names = await caches.keys();
+    await Promise.all(names.filter((n) => n.startsWith('floorbell-') && n !== CACHE).map((n) => caches.delete(n)));
+    await self.clients.claim();
+  })());
+});
+
+// Network first for the shell (fresh code when online), cache when offline.
+// The API and the event stream are never cached.
+self.addEventListener('fetch', (event) => {
+  const request = event.request;
+  if (request.method !== 'GET') return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (url.pathname.startsWith('/api/') || url.pathname === '/healthz' || url.pathname === '/readyz'
+    || url.pathname === '/metrics' || url.pathname.startsWith('/docs') || url.pathname === '/openapi.json') return;
+
+  if (request.mode === 'navigate') {
+    event.respondWith((async () => {
+      try {
+        const response = await fetch(request);
+        if (response.ok && url.pathname === '/') {
+          const cache = await caches.open(CACHE);
+          await cache.put('/', response.clone());
+        }
+        return response;
+      } catch {
+        const cached = await caches.match('/', { ignoreSearch: true });
+        return cached || new Response(
+          '<!doctype html><meta charset="utf-8"><title>Floorbell — offline</title>'
+          + '<p style="font:16px system-ui;padding:2rem">You are offline and Floorbell has not been cached yet.</p>',
+          { status: 503, headers: { 'Content-Type': 'text/html; charset=utf-8' } },
+        );
+      }
+    })());
+    return;
+  }
+
+  event.respondWith((async () => {
+    const cache = await caches.open(CACHE);
+    try {
+      const response = await fetch(request);
+      if (response.ok && response.type === 'basic') await cache.put(request, response.clone());
+      return response;
+    } catch (err) {
+      const cached = await cache.match(request, { ignoreSearch: true });
+      if (cached) return cached;
+      throw err;
+    }
+  })());
+});
+
+// ---- push -------------------------------------------------------------------------
+
+self.addEventListener('push', (event) => {
+  let payload = {};
+  if (event.data) {
+    try {
+      payload = event.data.json();
+    } catch {
+      payload = { title: 'Floorbell', body: event.data.text() };
+    }
+  }
+  const data = payload.data || {};
+  const title = payload.title || 'Floorbell';
+  const options = {
+    body: payload.body || '',
+    icon: payload.icon || ICON,
+    badge: payload.badge || BADGE,
+    tag: payload.tag || undefined,
+    renotify: Boolean(payload.tag),
+    data: { ...data, url: data.url || payload.url || '/' },
+    actions: Array.isArray(payload.actions) ? payload.actions.slice(0, 2) : [],
+    requireInteraction: Boolean(payload.requireInteraction),
+    timestamp: payload.timestamp || Date.now(),
+  };
+  event.waitUntil(self.registration.showNotification(title, options));
+});
+
+function ticketIdOf(data) {
+  if (data.ticket_id != null && /^\d+$/.test(String(data.ticket_id))) return String(data.ticket_id);
+  try {
+    const id = new URL(data.url || '/', self.location.origin).searchParams.get('ticket');
+    return id && /^\d+$/.test(id) ? id : null;
+  } catch {
+    return null;
+  }
+}
+
+async function post(path, body) {
+  return fetch(path, {
+    method: 'POST',
+    credentials: 'include',
+    headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+    body: JSON.stringify(body || {}),
+  });
+}
+
+async function focusOrOpen(url) {
+  const target = new URL(url || '/', self.location.origin).href;
+  const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+  const same = windows.filter((c) => new URL(c.url).origin === self.location.origin);
+  const client = same.find((c) => c.focused) || same.find((c) => c.visibilityState === 'visible') || same[0];
+  if (client) {
+    try { await client.focus(); } catch { /* focus may be refused; the message still routes the page */ }
+    client.postMessage({ type: 'navigate', url: target });
+    return client;
+  }
+  return self.clients.openWindow(target);
+}
+
+self.addEventListener('notificationclick', (event) => {
+  const notification = event.notification;
+  const data = notification.data || {};
+  notification.close();
+  event.waitUntil((async () => {
+    if (event.action === 'acknowledge') {
+      const ticketId = ticketIdOf(data);
+      let ok = false;
+      if (ticketId) {
+        try {
+          const response = await post(`/api/tickets/${ticketId}/acknowledge`);
+          ok = response.ok;
+        } catch { ok = false; }
+      }
+      if (ok) {
+        const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
+        for (const c of windows) c.postMessage({ type: 'acknowledged', ticket_id: ticketId });
+      } else {
+        // Could not acknowledge from the notification (signed out, refused): open the ticket.
+        await focusOrOpen(data.url);
+      }
+    } else {
+      await focusOrOpen(data.url);
+    }
+    if (data.notification_id != null) {
+      try { await post(`/api/notifications/${encodeURIComponent(data.notification_id)}/clicked`); } catch { /* best effort */ }
+    }
+  })());
+});
+
+self.addEventListener('pushsubscriptionchange', (event) => {
+  event.waitUntil((async () => {
+    const old = event.oldSubscription;
+    let sub = event.newSubscription;
+    if (!sub) {
+      let key = old && old.options ? old.options.applicationServerKey : null;
+      if (!key) {
+        const response = await fetch('/api/push/vapid-public-key', { credentials: 'include' });
+        const { publicKey } = await response.json();
+        const padding = '='.repeat((4 - (publicKey.length % 4)) % 4);
+        const raw = atob((publicKey + padding).replace(/-/g, '+').replace(/_/g, '/'));
+        key = Uint8Array.from(raw, (c) => c.charCodeAt(0));
+      }
+      sub = await self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key });
+    }
+    const ua = self.navigator.userAgent || '';
+    const mobile = /Android|iPhone|iPad|iPod|Mobile/i.test(ua);
+    await post('/api/push/subscribe', {
+      subscription: sub.toJSON(),
+      deviceType: mobile ? 'mobile' : 'desktop',
+      deviceName: mobile ? 'Mobile browser' : 'Desktop browser',
+    });
+    if (old && old.endpoint && old.endpoint !== sub.endpoint) {
+      try { await post('/api/push/unsubscribe', { endpoint: old.endpoint }); } catch { /* best effort */ }
+    }
+  })());
+});
