@@ -21,6 +21,9 @@ BREAKDOWN_TITLE_MAX = 120
 CLOCK_SKEW = timedelta(minutes=5)
 # An intervention planned for "today" arrives as today's midnight: allow that much past.
 PLANNING_PAST = timedelta(days=1)
+PLANNING_HORIZON = timedelta(days=10 * 366)
+# Far-off dates are typing mistakes, and at the edges of the calendar they cannot be read back.
+EARLIEST_PM = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -66,8 +69,8 @@ async def create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) -> dict[
     if actor.role is not Role.ADMIN:
         raise PermissionDenied("Only admins may add machines.")
     last_pm = fields.get("last_pm_at")
-    if last_pm is not None and last_pm > utcnow() + CLOCK_SKEW:
-        raise Invalid("last_pm_at cannot be in the future.")
+    if last_pm is not None and not EARLIEST_PM <= last_pm <= utcnow() + CLOCK_SKEW:
+        raise Invalid("last_pm_at must lie between 1970 and now.")
     conn = uow.conn
     # Names identify machines on the floor: two creations of one name must not both pass.
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('machines:name', 0))")
@@ -115,6 +118,8 @@ async def plan_intervention(
     scheduled_for: datetime = fields["scheduled_for"]
     if scheduled_for < utcnow() - PLANNING_PAST:
         raise Invalid("scheduled_for is in the past.")
+    if scheduled_for > utcnow() + PLANNING_HORIZON:
+        raise Invalid("scheduled_for is more than ten years ahead.")
     assignee = fields["assigned_to"]
     if await ticket_store.user_role(conn, assignee) not in rules.ASSIGNABLE_ROLES:
         raise Invalid("Interventions are assigned to technicians, supervisors or admins.")
