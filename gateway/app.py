@@ -12,7 +12,9 @@ from gateway.api import (
     messages,
     notifications,
     ops,
+    preferences,
     presence,
+    push,
     sse,
     tickets,
     users,
@@ -41,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.after_serving(res.close)
     register_error_handlers(app)
     for module in (auth, tickets, ops, sse, notifications, presence, machines, messages, users,
-                   settings_api, broadcast):  # fmt: skip
+                   settings_api, broadcast, push, preferences):  # fmt: skip
         app.register_blueprint(module.blueprint)
     app.register_blueprint(web.blueprint)  # last: its catch-all must not shadow the API
 

@@ -7,6 +7,7 @@ rather than surprising someone at the first request.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -48,6 +49,14 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
+def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = _list(env, name)
+    for origin in origins:
+        if not re.fullmatch(r"https?://[^/?#@\s]+", origin):
+            raise ConfigError(f"{name} takes origins such as http://localhost:8090, got {origin!r}")
+    return origins
+
+
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -65,6 +74,9 @@ class Settings:
     stream_retention_hours: int = 24
     push_grace_s: int = 10
     push_endpoint_allow: tuple[str, ...] = ()
+    push_concurrency: int = 200  # pushes in flight per worker process
+    push_claim_idle_ms: int = 30_000  # a stopped worker's push entries are finished after this
+    push_digest_interval_s: int = 15  # how soon after quiet hours end their digest leaves
     demo_password: str = "floorbell"
     demo_mode: bool = True
     max_body_bytes: int = 6 * 1024 * 1024
@@ -97,7 +109,12 @@ class Settings:
                 env, "STREAM_RETENTION_HOURS", defaults.stream_retention_hours, 1
             ),
             push_grace_s=_int(env, "PUSH_GRACE_SECONDS", defaults.push_grace_s, 0),
-            push_endpoint_allow=_list(env, "PUSH_ENDPOINT_ALLOW"),
+            push_endpoint_allow=_origins(env, "PUSH_ENDPOINT_ALLOW"),
+            push_concurrency=_int(env, "PUSH_CONCURRENCY", defaults.push_concurrency, 1),
+            push_claim_idle_ms=_int(env, "PUSH_CLAIM_IDLE_MS", defaults.push_claim_idle_ms, 100),
+            push_digest_interval_s=_int(
+                env, "PUSH_DIGEST_INTERVAL_SECONDS", defaults.push_digest_interval_s, 1
+            ),
             demo_password=env.get("DEMO_PASSWORD") or defaults.demo_password,
             demo_mode=env.get("DEMO_MODE", "1") not in ("0", "false", "no"),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, 1024),

@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import asyncpg
 from quart import Quart, Response, jsonify
 from quart_schema import RequestSchemaValidationError
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from domain.errors import Conflict, DomainError, Invalid, InvalidTransition, NotFound, PermissionDenied
@@ -69,6 +71,25 @@ def register_error_handlers(app: Quart) -> None:
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
         return error_response(status, code, error.description or error.name or "error")
+
+    @app.errorhandler(asyncpg.DataError)
+    async def bad_value(error: asyncpg.DataError) -> tuple[Response, int]:
+        # A value PostgreSQL cannot store (NUL in text, a number out of range): the
+        # transaction rolled back, nothing was written.
+        return error_response(422, "invalid_value", f"A value cannot be stored: {error}")
+
+    @app.errorhandler(RedisError)
+    async def redis_down(error: RedisError) -> tuple[Response, int]:
+        log.warning("Redis unavailable: %s", error)
+        return error_response(503, "unavailable", "Live services are briefly unavailable; retry.")
+
+    @app.errorhandler(OverflowError)
+    async def overflow(error: OverflowError) -> tuple[Response, int]:
+        return error_response(422, "invalid_value", "A number is out of range.")
+
+    @app.errorhandler(RecursionError)
+    async def too_deep(error: RecursionError) -> tuple[Response, int]:
+        return error_response(400, "too_deeply_nested", "The JSON body is nested too deeply.")
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> tuple[Response, int]:

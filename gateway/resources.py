@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 from quart import current_app
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from gateway.config import Settings
 from gateway.db import create_pool
@@ -35,9 +35,13 @@ class Resources:
 
     async def open(self) -> None:
         self.pool = await create_pool(self.settings.database_url)
-        self.redis = Redis.from_url(
-            self.settings.redis_url, socket_connect_timeout=2, health_check_interval=30
-        )
+        # A bounded pool that waits for a free connection: a burst of reconnecting
+        # clients queues briefly instead of failing.
+        pool = BlockingConnectionPool.from_url(
+            self.settings.redis_url, max_connections=64, timeout=5, socket_connect_timeout=2,
+            health_check_interval=30,
+        )  # fmt: skip
+        self.redis = Redis(connection_pool=pool)
         hub = Hub(self.settings, self.keys, self.redis)
         await hub.start()
         self.services["hub"] = hub
@@ -50,7 +54,9 @@ class Resources:
 
     async def close(self) -> None:
         await self.end_streams()
-        for name, closer in (("redis", self.redis.aclose()), ("pool", self.pool.close())):
+        closers = (("redis", self.redis.aclose()), ("redis pool", self.redis.connection_pool.disconnect()),
+                   ("pool", self.pool.close()))  # fmt: skip
+        for name, closer in closers:
             try:
                 await asyncio.wait_for(closer, CLOSE_TIMEOUT_S)
             except (TimeoutError, OSError) as exc:

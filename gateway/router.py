@@ -99,7 +99,8 @@ class Router:
         if board_type:
             await self._to_board(event, board_type)
         if event_type == "counts_changed":
-            await self._send_counts(data["user_id"], f"c{event['outbox_id']}")
+            # Own prefix: `c<notification id>` members count notifications, not reads.
+            await self._send_counts(data["user_id"], f"r{event['outbox_id']}")
             return
         async with self._pool.acquire() as conn:
             directory = await _directory(conn)

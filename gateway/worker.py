@@ -15,6 +15,7 @@ from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.keys import Keys
 from gateway.presence import Presence
+from gateway.push.service import run_push
 from gateway.relay import OutboxRelay
 from gateway.router import Router
 from gateway.streams import min_id_for_age
@@ -73,6 +74,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         Router(pool, redis, keys, consumer=settings.instance_id).run,
         lambda s: _retention(redis, keys, settings, s),
         lambda s: _sweep_presence(Presence(redis, keys, settings.sse_heartbeat_s), s),
+        lambda s: run_push(settings, pool, redis, keys, s),
     ]
     log.info("worker %s started", settings.instance_id)
     running = [asyncio.create_task(task(stop)) for task in tasks]

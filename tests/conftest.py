@@ -18,6 +18,7 @@ from gateway.config import Settings
 from gateway.migrate import migrate
 from gateway.provision import drop_database, ensure_database, provision
 from gateway.seed import seed
+from tests.push_fixtures import push_test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
@@ -51,6 +52,7 @@ def settings(database_url: str, services: dict[str, str]) -> Settings:
         push_grace_s=1,
         login_attempts_per_minute=1000,
         instance_id=f"test-{RUN_ID}",
+        **push_test_settings(),  # VAPID keys, the push emulator admitted
     )
 
 

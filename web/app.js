@@ -1,7 +1,8 @@
 // app.js — bootstrap and wiring: service worker registration, the login screen (with
 // the demo logins), session start and end, navigation between screens, deep links
-// (/?ticket=<id>, /?contact=<id>, #view), the offline banner, and routing every stream
-// event to the screen that owns it. Each screen lives in its own module.
+// (/?ticket=<id>, /?conversation=<user id>, /?messages=public, #view), the offline
+// banner, and routing every stream event to the screen that owns it. Each screen lives
+// in its own module.
 
 import { api, setToken, onUnauthorized, unwrap, asList, getToken } from './api.js';
 import { $, $$, h, fill, toast, setBanner, setBadge, showView, currentView, onViewChange } from './ui.js';
@@ -10,7 +11,7 @@ import { createStream, POLL_SECONDS } from './stream.js';
 import { initBoard, loadBoard, applyBoardEvent, clearBoard } from './board.js';
 import { initTicket, openTicket, closeTicket, onTicketEvent, refreshComments, reloadOpenTicket, openTicketId } from './ticket.js';
 import {
-  initMessages, loadConversations, refreshUnreadMessages, onNewMessage, reloadThread, openContactFromUrl,
+  initMessages, loadConversations, refreshUnreadMessages, onNewMessage, reloadThread, openContactFromUrl, PUBLIC,
 } from './messages.js';
 import {
   initNotifications, loadNotifications, refreshUnreadNotifications, handlePersonal, clearNotifications,
@@ -363,14 +364,20 @@ function routeFromLocation() {
   const ticket = Number(params.get('ticket'));
   if (ticket) openTicket(ticket);
   else closeTicket();
-  const contact = Number(params.get('contact') || params.get('conversation'));
+  const contact = contactFrom(params);
   if (contact) {
     const url = new URL(location.href);
-    url.searchParams.delete('contact');
-    url.searchParams.delete('conversation');
+    for (const key of ['contact', 'conversation', 'messages']) url.searchParams.delete(key);
     history.replaceState(history.state, '', url);
     openContactFromUrl(contact);
   }
+}
+
+/** ?conversation=<user id> (or ?contact=) opens that thread; ?messages=public the public channel. */
+function contactFrom(params) {
+  if (params.get('messages') === 'public') return PUBLIC;
+  const id = Number(params.get('conversation') || params.get('contact'));
+  return id > 0 ? id : null;
 }
 
 /** Open a notification url (from a toast, the notification centre or the service worker). */
@@ -390,7 +397,7 @@ export function openUrl(raw) {
     return;
   }
   const ticket = Number(url.searchParams.get('ticket'));
-  const contact = Number(url.searchParams.get('contact') || url.searchParams.get('conversation'));
+  const contact = contactFrom(url.searchParams);
   const view = url.hash.slice(1) || url.searchParams.get('view');
   if (ticket) {
     if (view) showView(view);

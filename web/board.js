@@ -94,7 +94,7 @@ function replaceAll(list) {
 export function applyBoardEvent(type, envelope) {
   const data = envelope.data || {};
   const t = data.ticket || data;
-  const id = Number(t.id ?? data.ticket_id_int ?? data.id);
+  const id = Number(t.id ?? data.id);
   if (!id) return;
   if (type === 'ticket_deleted') remove(id);
   else upsert(t);

@@ -1,6 +1,6 @@
-// messages.js — private messages: the conversation list with unread counts, one thread
-// at a time, sending text (with an Idempotency-Key), recording or attaching a voice
-// message, and playing audio messages through <audio src="/api/messages/{id}/audio">.
+// messages.js — messages: the conversation list with unread counts plus the public
+// channel, one thread at a time, sending text (with an Idempotency-Key), recording or
+// attaching a voice message, and playing audio through <audio src="/api/messages/{id}/audio">.
 
 import { api, asList, asCount, unwrap } from './api.js';
 import { $, h, fill, toast, timeEl, fmtAgo, setBadge, randomKey, currentView, showView } from './ui.js';
@@ -9,9 +9,10 @@ import { isOnline } from './presence.js';
 
 const MAX_AUDIO_BYTES = 5 * 1024 * 1024;
 const MAX_RECORD_MS = 3 * 60 * 1000;
+export const PUBLIC = 'public'; // the channel to everyone, shown like a conversation
 
 let conversations = [];
-let contactId = null; // the open thread
+let contactId = null; // the open thread: a user id, or PUBLIC
 let thread = [];
 let threadSeq = 0;
 let recorder = null;
@@ -61,14 +62,29 @@ export async function refreshUnreadMessages() {
   setBadge('messages', asCount(await api('/api/messages/unread-count')));
 }
 
+function publicEntry() {
+  return h('li', {},
+    h('button', {
+      type: 'button',
+      class: `conversation public${contactId === PUBLIC ? ' active' : ''}`,
+      'data-contact-id': PUBLIC,
+      'aria-current': contactId === PUBLIC ? 'true' : null,
+      onclick: () => openConversation(PUBLIC),
+    },
+    h('span', { class: 'public-icon', 'aria-hidden': 'true' }, '#'),
+    h('span', { class: 'conversation-text' },
+      h('span', { class: 'conversation-name' }, 'Everyone'),
+      h('span', { class: 'conversation-last muted' }, 'Public channel for the whole site'))));
+}
+
 function renderConversations() {
   const list = $('#conversation-list');
   if (!conversations.length) {
-    fill(list, h('li', { class: 'muted empty' }, 'No conversations yet. Choose someone above to start one.'));
+    fill(list, publicEntry(), h('li', { class: 'muted empty' }, 'No private conversations yet. Choose someone above to start one.'));
     return;
   }
   const sorted = [...conversations].sort((a, b) => String(b.last_at || '').localeCompare(String(a.last_at || '')));
-  fill(list, sorted.map((c) => {
+  fill(list, publicEntry(), sorted.map((c) => {
     const id = Number(c.contact_id);
     const unread = Number(c.unread_count) || 0;
     return h('li', {},
@@ -97,8 +113,17 @@ function fillNewConversation() {
     people.map((u) => h('option', { value: u.id }, userName(u.id))));
 }
 
+function threadPath(id) {
+  return id === PUBLIC ? '/api/messages/public' : `/api/messages/private/${id}`;
+}
+
+function sortThread(list) {
+  for (const m of list) if (m.sender_id != null) rememberUser(m.sender_id, m.sender_name);
+  return [...list].sort((a, b) => (Number(a.id) || 0) - (Number(b.id) || 0));
+}
+
 export async function openConversation(id) {
-  contactId = Number(id);
+  contactId = id === PUBLIC ? PUBLIC : Number(id);
   const seq = ++threadSeq;
   $('#messages-layout').classList.add('show-thread');
   if (currentView() !== 'messages') showView('messages');
@@ -107,9 +132,9 @@ export async function openConversation(id) {
   fill($('#thread'), h('li', { class: 'muted empty' }, 'Loading…'));
   $('#composer').hidden = false;
   try {
-    const list = asList(await api(`/api/messages/private/${contactId}`), 'messages');
+    const list = asList(await api(threadPath(contactId)), 'messages');
     if (seq !== threadSeq) return;
-    thread = list;
+    thread = sortThread(list);
     renderThread();
     markRead(contactId);
   } catch (err) {
@@ -127,7 +152,7 @@ function closeThread() {
 }
 
 async function markRead(id) {
-  if (document.visibilityState !== 'visible') return;
+  if (id === PUBLIC || document.visibilityState !== 'visible') return;
   const conv = conversations.find((c) => Number(c.contact_id) === Number(id));
   const hasUnread = (conv && Number(conv.unread_count) > 0)
     || thread.some((m) => Number(m.sender_id) === Number(id) && m.is_read === false);
@@ -144,6 +169,10 @@ function renderThreadHeader() {
   const head = $('#thread-title');
   if (!contactId) {
     fill(head, 'Messages');
+    return;
+  }
+  if (contactId === PUBLIC) {
+    fill(head, 'Everyone', h('span', { class: 'muted small' }, ' · public channel'));
     return;
   }
   fill(head,
@@ -174,6 +203,7 @@ function renderThread() {
     const mine = Number(m.sender_id) === me;
     const duration = Number(m.audio_duration ?? m.duration);
     return h('li', { class: `bubble ${mine ? 'mine' : 'theirs'}`, 'data-message-id': m.id },
+      contactId === PUBLIC && !mine ? h('span', { class: 'bubble-author' }, m.sender_name || userName(m.sender_id)) : null,
       isAudio(m)
         ? h('div', { class: 'audio-message' },
           h('audio', { controls: true, preload: 'none', src: m.audio_url || `/api/messages/${m.id}/audio` }),
@@ -196,7 +226,9 @@ async function sendText() {
     const created = unwrap(await api('/api/messages', {
       method: 'POST',
       headers: { 'Idempotency-Key': randomKey() },
-      body: { message_type: 'private', recipient_id: contactId, content },
+      body: contactId === PUBLIC
+        ? { message_type: 'public', content }
+        : { message_type: 'private', recipient_id: contactId, content },
     }), 'message');
     input.value = '';
     appendSent(created, { content });
@@ -226,7 +258,7 @@ async function sendAudio(blob, durationSeconds, filename) {
   const form = new FormData();
   form.append('file', blob, filename);
   form.append('duration', String(Math.max(0.1, Math.round(durationSeconds * 10) / 10)));
-  form.append('recipient_id', String(contactId));
+  if (contactId !== PUBLIC) form.append('recipient_id', String(contactId));
   try {
     const created = unwrap(await api('/api/messages/audio', { method: 'POST', body: form }), 'message');
     appendSent(created, { audio_duration: durationSeconds, has_audio: true });
@@ -290,17 +322,18 @@ export function onNewMessage(envelope) {
   const data = envelope.data || {};
   const from = Number(data.sender_id ?? data.from_user_id ?? data.contact_id);
   if (from) rememberUser(from, data.sender_name || data.contact_name);
+  const isPublic = String(envelope.url || data.url || '').includes('messages=public');
   loadConversations().catch(() => {});
-  if (contactId && (!from || from === contactId)) reloadThread();
+  if (isPublic ? contactId === PUBLIC : (contactId && (!from || from === contactId))) reloadThread();
 }
 
 export async function reloadThread() {
   if (!contactId) return;
   const seq = ++threadSeq;
   try {
-    const list = asList(await api(`/api/messages/private/${contactId}`), 'messages');
+    const list = asList(await api(threadPath(contactId)), 'messages');
     if (seq !== threadSeq) return;
-    thread = list;
+    thread = sortThread(list);
     renderThread();
     if (currentView() === 'messages') markRead(contactId);
   } catch { /* keep the thread shown */ }

@@ -67,11 +67,13 @@ export async function loadPreferences() {
   render();
 }
 
+/** The types to offer: those the server knows (it refuses others), in catalogue order. */
 function visibleTypes() {
   const role = state.me?.role;
-  const list = NOTIFICATION_TYPES.filter((type) => !ROLE_ONLY[type] || ROLE_ONLY[type].includes(role));
-  for (const type of Object.keys(types)) if (!list.includes(type)) list.push(type);
-  return list;
+  const known = Object.keys(types);
+  const base = known.length ? NOTIFICATION_TYPES.filter((t) => known.includes(t)) : [...NOTIFICATION_TYPES];
+  for (const type of known) if (!base.includes(type)) base.push(type);
+  return base.filter((type) => !ROLE_ONLY[type] || ROLE_ONLY[type].includes(role));
 }
 
 function render() {

@@ -74,7 +74,10 @@ export function rememberFromTicket(t) {
   }
 }
 
-/** GET /api/users (admins). Others get 403 and keep the directory built from what they see. */
+/**
+ * The people directory: GET /api/users/directory (names and roles, for everyone), else
+ * GET /api/users (admins). When neither answers, the directory is built from what the page sees.
+ */
 let usersInFlight = null;
 export function loadUsers() {
   if (state.usersEndpointAllowed === false) return Promise.resolve();
@@ -83,13 +86,17 @@ export function loadUsers() {
 }
 
 async function fetchUsers() {
-  try {
-    const users = asList(await api('/api/users'), 'users');
-    state.usersEndpointAllowed = true;
-    for (const u of users) rememberUser(u.id, u.full_name, { email: u.email, role: u.role });
-  } catch (err) {
-    if (err.status === 403 || err.status === 404) state.usersEndpointAllowed = false;
+  for (const path of ['/api/users/directory', '/api/users']) {
+    try {
+      const users = asList(await api(path), 'users');
+      state.usersEndpointAllowed = true;
+      for (const u of users) rememberUser(u.id, u.full_name, { email: u.email, role: u.role });
+      return;
+    } catch (err) {
+      if (err.status !== 403 && err.status !== 404) return; // offline or failing: try again later
+    }
   }
+  state.usersEndpointAllowed = false;
 }
 
 export async function loadMachines() {

@@ -20,9 +20,7 @@ from gateway.uow import UnitOfWork
 blueprint = Blueprint("users", __name__, url_prefix="/api")
 
 # Deliberately loose (a full check needs a mail round trip): one @, a dot in the domain.
-Email = Annotated[
-    Text, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-]
+Email = Annotated[Text, StringConstraints(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
 
 
 class UserIn(BaseModel):

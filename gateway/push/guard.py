@@ -70,7 +70,9 @@ class EndpointGuard:
     resolve: Resolve = system_resolve
 
     @classmethod
-    def from_origins(cls, origins: Iterable[str], resolve: Resolve = system_resolve) -> EndpointGuard:
+    def from_origins(
+        cls, origins: Iterable[str], resolve: Resolve = system_resolve
+    ) -> EndpointGuard:
         allowed = set()
         for origin in origins:
             parts = urlsplit(origin.strip())
@@ -108,19 +110,22 @@ class EndpointGuard:
     async def public_addresses(self, host: str, port: int) -> list[tuple[int, str]]:
         """The addresses of `host`, all of them public; EndpointRefused otherwise."""
         literal = _ip(host)
+        found: list[tuple[int, str]]
         if literal is not None:
             found = [(socket.AF_INET6 if literal.version == 6 else socket.AF_INET, host)]
         else:
             try:
                 found = await self.resolve(host, port)
             except (OSError, TimeoutError) as exc:
-                raise EndpointRefused(f"the endpoint's host {host!r} does not resolve ({exc})") from exc
+                reason = f"the endpoint's host {host!r} does not resolve ({exc})"
+                raise EndpointRefused(reason) from exc
         if not found:
             raise EndpointRefused(f"the endpoint's host {host!r} has no address")
         for _, text in found:
             address = _ip(text)
             if address is None or not is_public(address):
-                raise EndpointRefused(f"the endpoint's host {host!r} resolves to {text}, not public")
+                reason = f"the endpoint's host {host!r} resolves to {text}, not public"
+                raise EndpointRefused(reason)
         return found
 
     async def check(self, endpoint: str) -> None:

@@ -49,7 +49,9 @@ class Preferences:
         merged = default_types()
         for kind, choice in (types or {}).items():
             if kind in merged and isinstance(choice, dict):
-                merged[kind].update({k: bool(v) for k, v in choice.items() if k in ("push", "inapp")})
+                merged[kind].update(
+                    {k: bool(v) for k, v in choice.items() if k in ("push", "inapp")}
+                )
         stored_dnd = {k: v for k, v in (dnd or {}).items() if k in DEFAULT_DND}
         return cls(merged, {**DEFAULT_DND, **stored_dnd})
 
@@ -60,7 +62,9 @@ class Preferences:
         choice = self.types.get(kind)
         return critical if choice is None else choice["push"]
 
-    def updated(self, types: dict[str, dict[str, bool]] | None, dnd: dict[str, Any] | None) -> Preferences:
+    def updated(
+        self, types: dict[str, dict[str, bool]] | None, dnd: dict[str, Any] | None
+    ) -> Preferences:
         """These preferences with a (partial) change applied; Invalid on a bad value."""
         merged = {kind: dict(choice) for kind, choice in self.types.items()}
         for kind, choice in (types or {}).items():

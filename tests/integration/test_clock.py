@@ -35,44 +35,62 @@ def _utc(text: str) -> datetime:
     return datetime.fromisoformat(text).astimezone(UTC)
 
 
-async def _machine(db: asyncpg.Pool, pm_days: int | None = None,
-                   last_pm_at: datetime | None = None) -> int:  # fmt: skip
-    return int(await db.fetchval(
-        "INSERT INTO machines (name, location, pm_interval_days, last_pm_at)"
-        " VALUES ($1, 'Clock test bay', $2, $3) RETURNING id",
-        f"Clock test machine {uuid.uuid4().hex[:8]}", pm_days, last_pm_at,
-    ))  # fmt: skip
+async def _machine(
+    db: asyncpg.Pool, pm_days: int | None = None, last_pm_at: datetime | None = None
+) -> int:
+    return int(
+        await db.fetchval(
+            "INSERT INTO machines (name, location, pm_interval_days, last_pm_at)"
+            " VALUES ($1, 'Clock test bay', $2, $3) RETURNING id",
+            f"Clock test machine {uuid.uuid4().hex[:8]}",
+            pm_days,
+            last_pm_at,
+        )
+    )
 
 
-async def _ticket(db: asyncpg.Pool, users: dict[str, int], scheduled: datetime | None,
-                  status: str = "received") -> int:  # fmt: skip
+async def _ticket(
+    db: asyncpg.Pool, users: dict[str, int], scheduled: datetime | None, status: str = "received"
+) -> int:
     machine = await _machine(db)
     async with db.acquire() as conn, conn.transaction():
-        return int(await conn.fetchval(
-            "INSERT INTO tickets (ticket_id, title, machine_id, priority, status, reported_by,"
-            " assigned_to, scheduled_date) VALUES ($1, $2, $3, 'high', $4, $5, $6, $7) RETURNING id",
-            await next_code(conn, 2009), f"Clock test {uuid.uuid4().hex[:8]}", machine, status,
-            users["operator"], users["tech1"], scheduled,
-        ))  # fmt: skip
+        return int(
+            await conn.fetchval(
+                "INSERT INTO tickets (ticket_id, title, machine_id, priority, status, reported_by,"
+                " assigned_to, scheduled_date) VALUES ($1, $2, $3, 'high', $4, $5, $6, $7)"
+                " RETURNING id",
+                await next_code(conn, 2009),
+                f"Clock test {uuid.uuid4().hex[:8]}",
+                machine,
+                status,
+                users["operator"],
+                users["tech1"],
+                scheduled,
+            )
+        )
 
 
 async def _overdue(db: asyncpg.Pool, ticket_id: int) -> list[dict[str, Any]]:
     rows = await db.fetch(
         "SELECT payload FROM outbox WHERE event_type = 'ticket_overdue'"
-        " AND (payload->'ticket'->>'id')::bigint = $1 ORDER BY id", ticket_id,
-    )  # fmt: skip
+        " AND (payload->'ticket'->>'id')::bigint = $1 ORDER BY id",
+        ticket_id,
+    )
     return [row["payload"] for row in rows]
 
 
 async def _maintenance(db: asyncpg.Pool, machine_id: int) -> list[dict[str, Any]]:
     rows = await db.fetch(
         "SELECT payload FROM outbox WHERE event_type = 'maintenance_due'"
-        " AND (payload->>'machine_id')::bigint = $1 ORDER BY id", machine_id,
-    )  # fmt: skip
+        " AND (payload->>'machine_id')::bigint = $1 ORDER BY id",
+        machine_id,
+    )
     return [row["payload"] for row in rows]
 
 
-async def test_overdue_fires_once_per_ticket_per_day(db: asyncpg.Pool, users: dict[str, int]) -> None:
+async def test_overdue_fires_once_per_ticket_per_day(
+    db: asyncpg.Pool, users: dict[str, int]
+) -> None:
     ticket = await _ticket(db, users, DEADLINE)
     counts = await tick(db, JUST_AFTER)
     assert counts["ticket_overdue"] >= 1
@@ -93,7 +111,9 @@ async def test_concurrent_ticks_emit_once(db: asyncpg.Pool, users: dict[str, int
         assert len(await _overdue(db, ticket)) == 1
 
 
-async def test_closed_and_future_tickets_are_not_overdue(db: asyncpg.Pool, users: dict[str, int]) -> None:
+async def test_closed_and_future_tickets_are_not_overdue(
+    db: asyncpg.Pool, users: dict[str, int]
+) -> None:
     completed = await _ticket(db, users, DEADLINE, status="completed")
     archived = await _ticket(db, users, DEADLINE, status="archived")
     future = await _ticket(db, users, JUST_AFTER + timedelta(minutes=1))
@@ -113,10 +133,15 @@ async def test_deadline_in_another_zone_is_compared_in_absolute_time(
     assert len(await _overdue(db, ticket)) == 1
 
 
-async def test_overdue_via_the_api_with_an_offset(client: Any, tokens: dict[str, str],
-                                                  db: asyncpg.Pool) -> None:  # fmt: skip
-    body = {"title": f"Clock test {uuid.uuid4().hex[:8]}", "machine_id": 1, "priority": "high",
-            "scheduled_date": "2009-11-25T08:00:00-05:00"}  # fmt: skip
+async def test_overdue_via_the_api_with_an_offset(
+    client: Any, tokens: dict[str, str], db: asyncpg.Pool
+) -> None:
+    body = {
+        "title": f"Clock test {uuid.uuid4().hex[:8]}",
+        "machine_id": 1,
+        "priority": "high",
+        "scheduled_date": "2009-11-25T08:00:00-05:00",
+    }
     response = await client.post("/api/tickets", json=body, headers=bearer(tokens["supervisor"]))
     assert response.status_code == 201
     ticket = (await response.get_json())["id"]
@@ -136,9 +161,12 @@ async def test_next_day_fires_again(db: asyncpg.Pool, users: dict[str, int]) -> 
 async def test_the_day_follows_the_clock_timezone(db: asyncpg.Pool, users: dict[str, int]) -> None:
     ticket = await _ticket(db, users, datetime(2009, 11, 20, tzinfo=UTC))
     zone = "America/New_York"  # UTC-5 in late November
-    for now in ("2009-11-26T03:00:00+00:00",  # 22:00 on the 25th in New York
-                "2009-11-26T04:59:00+00:00",  # 23:59, still the 25th there: no second alert
-                "2009-11-26T05:01:00+00:00"):  # 00:01 on the 26th: a new day
+    moments = (
+        "2009-11-26T03:00:00+00:00",  # 22:00 on the 25th in New York
+        "2009-11-26T04:59:00+00:00",  # 23:59, still the 25th there: no second alert
+        "2009-11-26T05:01:00+00:00",  # 00:01 on the 26th: a new day
+    )
+    for now in moments:
         await tick(db, datetime.fromisoformat(now), timezone=zone)
     assert [event["day"] for event in await _overdue(db, ticket)] == ["2009-11-25", "2009-11-26"]
 
@@ -168,8 +196,9 @@ async def test_maintenance_due_once_per_machine_per_day(db: asyncpg.Pool) -> Non
 async def test_serviced_machine_is_no_longer_due(db: asyncpg.Pool) -> None:
     machine = await _machine(db, pm_days=10, last_pm_at=datetime(2009, 6, 1, tzinfo=UTC))
     now = datetime(2009, 6, 20, tzinfo=UTC)
-    await db.execute("UPDATE machines SET last_pm_at = $2 WHERE id = $1", machine,
-                     now - timedelta(days=2))  # fmt: skip
+    await db.execute(
+        "UPDATE machines SET last_pm_at = $2 WHERE id = $1", machine, now - timedelta(days=2)
+    )
     await tick(db, now)
     assert await _maintenance(db, machine) == []
 
@@ -185,8 +214,11 @@ def test_clock_settings() -> None:
     assert (defaults.clock_interval_s, defaults.clock_timezone) == (60, "UTC")
     custom = Settings.from_env({"CLOCK_INTERVAL_SECONDS": "5", "CLOCK_TIMEZONE": "Europe/Paris"})
     assert (custom.clock_interval_s, custom.clock_timezone) == (5, "Europe/Paris")
-    for bad in ({"CLOCK_TIMEZONE": "Mars/Olympus"}, {"CLOCK_TIMEZONE": "../etc"},
-                {"CLOCK_INTERVAL_SECONDS": "0"}):  # fmt: skip
+    for bad in (
+        {"CLOCK_TIMEZONE": "Mars/Olympus"},
+        {"CLOCK_TIMEZONE": "../etc"},
+        {"CLOCK_INTERVAL_SECONDS": "0"},
+    ):
         with pytest.raises(ConfigError):
             Settings.from_env(bad)
 
@@ -205,22 +237,25 @@ async def clock_database(database_url: str) -> AsyncIterator[str]:
     drop_database(url)
 
 
-async def test_run_clock_once_emits_and_prints(clock_database: str, settings: Settings,
-                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+async def test_run_clock_once_emits_and_prints(
+    clock_database: str, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     pool = await create_pool(clock_database)
     try:
         user = await pool.fetchval(
             "INSERT INTO users (email, full_name, role, password_hash)"
             " VALUES ('clock@example.com', 'Clock Test', 'technician', 'x') RETURNING id"
-        )  # fmt: skip
+        )
         machine = await pool.fetchval(
             "INSERT INTO machines (name, pm_interval_days) VALUES ('Lathe', 3) RETURNING id"
         )
         await pool.execute(
             "INSERT INTO tickets (ticket_id, title, machine_id, priority, reported_by,"
-            " scheduled_date) VALUES ('T-2009-001', 'Late', $1, 'low', $2, now() - interval '1 minute')",
-            machine, user,
-        )  # fmt: skip
+            " scheduled_date) VALUES ('T-2009-001', 'Late', $1, 'low', $2,"
+            " now() - interval '1 minute')",
+            machine,
+            user,
+        )
         await run_clock(replace(settings, database_url=clock_database), once=True)
         assert "emitted 1 ticket_overdue, 1 maintenance_due" in capsys.readouterr().out
         types = await pool.fetch("SELECT event_type FROM outbox ORDER BY id")
@@ -238,8 +273,11 @@ def _closed_port() -> int:
 async def test_run_clock_survives_a_database_outage_and_stops(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    dead = replace(settings, database_url=f"postgresql://postgres@127.0.0.1:{_closed_port()}/x",
-                   clock_interval_s=1)  # fmt: skip
+    dead = replace(
+        settings,
+        database_url=f"postgresql://postgres@127.0.0.1:{_closed_port()}/x",
+        clock_interval_s=1,
+    )
     stop = asyncio.Event()
     task = asyncio.create_task(run_clock(dead, stop=stop))
     await asyncio.sleep(2.5)

@@ -23,13 +23,21 @@ async def test_all_good(healthy: Settings, capsys: pytest.CaptureFixture[str]) -
     assert await doctor(healthy) is True
     out = capsys.readouterr().out
     assert "✗" not in out
-    for name in ("JWT_SECRET", "VAPID keys", "PostgreSQL", "migrations", "Redis", "Redis version",
-                 "web app"):  # fmt: skip
+    for name in (
+        "JWT_SECRET",
+        "VAPID keys",
+        "PostgreSQL",
+        "migrations",
+        "Redis",
+        "Redis version",
+        "web app",
+    ):
         assert f"✓ {name}:" in out
 
 
-async def test_dead_redis_fails_with_a_hint(healthy: Settings,
-                                            capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+async def test_dead_redis_fails_with_a_hint(
+    healthy: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert await doctor(replace(healthy, redis_url="redis://127.0.0.1:1/0")) is False
     out = capsys.readouterr().out
     assert "✗ Redis: cannot reach redis://127.0.0.1:1/0" in out
@@ -37,8 +45,9 @@ async def test_dead_redis_fails_with_a_hint(healthy: Settings,
     assert "✓ PostgreSQL:" in out
 
 
-async def test_config_problems_are_named(healthy: Settings,
-                                         capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+async def test_config_problems_are_named(
+    healthy: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
     other_public, _ = generate_keys()
     broken = replace(healthy, jwt_secret="short", vapid_public_key=other_public)
     assert await doctor(broken) is False
@@ -49,8 +58,9 @@ async def test_config_problems_are_named(healthy: Settings,
     assert "✗ VAPID keys: VAPID_PRIVATE_KEY not set" in capsys.readouterr().out
 
 
-async def test_unmigrated_database_is_reported(healthy: Settings, database_url: str,
-                                               capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+async def test_unmigrated_database_is_reported(
+    healthy: Settings, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = database_url.rsplit("/", 1)[0] + f"/floorbell_empty_{uuid.uuid4().hex[:8]}"
     missing = empty + "_missing"
     ensure_database(empty)

@@ -28,8 +28,9 @@ async def _events_since(db: asyncpg.Pool, mark: int) -> list[tuple[str, dict[str
 
 
 async def _machine(client: Any, tokens: dict[str, str], **fields: Any) -> dict[str, Any]:
-    response = await client.post("/api/machines", json={"name": _name(), **fields},
-                                 headers=bearer(tokens["admin"]))  # fmt: skip
+    response = await client.post(
+        "/api/machines", json={"name": _name(), **fields}, headers=bearer(tokens["admin"])
+    )
     assert response.status_code == 201, await response.get_data()
     machine: dict[str, Any] = await response.get_json()
     return machine
@@ -52,7 +53,14 @@ async def test_everyone_lists_machines(client: Any, tokens: dict[str, str]) -> N
     assert response.status_code == 200
     machines = await response.get_json()
     assert {"Press P-200", "CNC Mill M-7"} <= {m["name"] for m in machines}
-    assert set(machines[0]) >= {"id", "name", "location", "status", "pm_interval_days", "last_pm_at"}
+    assert set(machines[0]) >= {
+        "id",
+        "name",
+        "location",
+        "status",
+        "pm_interval_days",
+        "last_pm_at",
+    }
 
 
 async def test_list_needs_login(client: Any) -> None:
@@ -63,8 +71,9 @@ async def test_list_needs_login(client: Any) -> None:
 
 async def test_admin_adds_a_machine(client: Any, tokens: dict[str, str]) -> None:
     last_pm = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
-    machine = await _machine(client, tokens, location="  Hall D ", pm_interval_days=30,
-                             last_pm_at=last_pm.isoformat())  # fmt: skip
+    machine = await _machine(
+        client, tokens, location="  Hall D ", pm_interval_days=30, last_pm_at=last_pm.isoformat()
+    )
     assert machine["location"] == "Hall D" and machine["status"] == "operational"
     assert machine["pm_interval_days"] == 30
     assert datetime.fromisoformat(machine["last_pm_at"]) == last_pm
@@ -77,20 +86,27 @@ async def test_naive_last_pm_is_utc(client: Any, tokens: dict[str, str]) -> None
     assert datetime.fromisoformat(machine["last_pm_at"]) == datetime(2024, 3, 1, 8, tzinfo=UTC)
 
 
-async def test_duplicate_machine_name_is_a_conflict(client: Any, tokens: dict[str, str], db: Any) -> None:
+async def test_duplicate_machine_name_is_a_conflict(
+    client: Any, tokens: dict[str, str], db: Any
+) -> None:
     machine = await _machine(client, tokens)
     before = await _counts(db)
-    response = await client.post("/api/machines", json={"name": machine["name"].upper()},
-                                 headers=bearer(tokens["admin"]))  # fmt: skip
+    response = await client.post(
+        "/api/machines", json={"name": machine["name"].upper()}, headers=bearer(tokens["admin"])
+    )
     assert response.status_code == 409
     assert (await response.get_json())["error"]["code"] == "conflict"
     assert await _counts(db) == before
 
 
 @pytest.mark.parametrize("role", ["supervisor", "tech1", "operator"])
-async def test_only_admins_add_machines(client: Any, tokens: dict[str, str], db: Any, role: str) -> None:
+async def test_only_admins_add_machines(
+    client: Any, tokens: dict[str, str], db: Any, role: str
+) -> None:
     before = await _counts(db)
-    response = await client.post("/api/machines", json={"name": _name()}, headers=bearer(tokens[role]))
+    response = await client.post(
+        "/api/machines", json={"name": _name()}, headers=bearer(tokens[role])
+    )
     assert response.status_code == 403
     assert (await response.get_json())["error"]["code"] == "forbidden"
     assert await _counts(db) == before
@@ -127,7 +143,9 @@ async def test_only_admins_add_machines(client: Any, tokens: dict[str, str], db:
         None,
     ],
 )
-async def test_bad_machine_input_is_a_clear_4xx(client: Any, tokens: dict[str, str], db: Any, body: Any) -> None:
+async def test_bad_machine_input_is_a_clear_4xx(
+    client: Any, tokens: dict[str, str], db: Any, body: Any
+) -> None:
     before = await _counts(db)
     response = await client.post("/api/machines", json=body, headers=bearer(tokens["admin"]))
     assert 400 <= response.status_code < 500
@@ -136,21 +154,26 @@ async def test_bad_machine_input_is_a_clear_4xx(client: Any, tokens: dict[str, s
     assert await _counts(db) == before
 
 
-@pytest.mark.parametrize("path", ["/api/machines/987654321", "/api/machines/-1",
-                                  f"/api/machines/{BIG}", "/api/machines/abc"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    ["/api/machines/987654321", "/api/machines/-1", f"/api/machines/{BIG}", "/api/machines/abc"],
+)
 async def test_unknown_machine_is_404(client: Any, tokens: dict[str, str], path: str) -> None:
     response = await client.get(path, headers=bearer(tokens["operator"]))
     assert response.status_code == 404
     assert (await response.get_json())["error"]["code"] == "not_found"
 
 
-async def test_operator_reports_a_breakdown(client: Any, tokens: dict[str, str], users: dict[str, int],
-                                            db: Any) -> None:  # fmt: skip
+async def test_operator_reports_a_breakdown(
+    client: Any, tokens: dict[str, str], users: dict[str, int], db: Any
+) -> None:
     machine = await _machine(client, tokens)
     mark = await _outbox_mark(db)
-    response = await client.post(f"/api/machines/{machine['id']}/breakdown",
-                                 json={"description": "Hydraulic hose burst, oil on the floor"},
-                                 headers=bearer(tokens["operator"]))  # fmt: skip
+    response = await client.post(
+        f"/api/machines/{machine['id']}/breakdown",
+        json={"description": "Hydraulic hose burst, oil on the floor"},
+        headers=bearer(tokens["operator"]),
+    )
     assert response.status_code == 201
     ticket = await response.get_json()
     assert ticket["ticket_id"].startswith("T-") and ticket["status"] == "received"
@@ -170,9 +193,11 @@ async def test_operator_reports_a_breakdown(client: Any, tokens: dict[str, str],
 
 async def test_breakdown_priority_and_board(client: Any, tokens: dict[str, str]) -> None:
     machine = await _machine(client, tokens)
-    response = await client.post(f"/api/machines/{machine['id']}/breakdown",
-                                 json={"description": "Smoke from the motor", "priority": "critical"},
-                                 headers=bearer(tokens["tech2"]))  # fmt: skip
+    response = await client.post(
+        f"/api/machines/{machine['id']}/breakdown",
+        json={"description": "Smoke from the motor", "priority": "critical"},
+        headers=bearer(tokens["tech2"]),
+    )
     assert response.status_code == 201
     ticket = await response.get_json()
     assert ticket["priority"] == "critical"
@@ -180,20 +205,23 @@ async def test_breakdown_priority_and_board(client: Any, tokens: dict[str, str])
     assert ticket["id"] in {t["id"] for t in await board.get_json()}
 
 
-async def test_breakdown_alerts_the_maintenance_team(client: Any, tokens: dict[str, str],
-                                                     users: dict[str, int], db: Any,
-                                                     worker: None) -> None:  # fmt: skip
+async def test_breakdown_alerts_the_maintenance_team(
+    client: Any, tokens: dict[str, str], users: dict[str, int], db: Any, worker: None
+) -> None:
     machine = await _machine(client, tokens)
-    response = await client.post(f"/api/machines/{machine['id']}/breakdown",
-                                 json={"description": "Conveyor jammed"},
-                                 headers=bearer(tokens["operator"]))  # fmt: skip
+    response = await client.post(
+        f"/api/machines/{machine['id']}/breakdown",
+        json={"description": "Conveyor jammed"},
+        headers=bearer(tokens["operator"]),
+    )
     ticket_id = (await response.get_json())["id"]
 
     async def alerted() -> list[asyncpg.Record]:
         return await db.fetch(
             "SELECT user_id, critical FROM notifications WHERE type = 'machine_breakdown'"
-            " AND (data->>'ticket_id')::bigint = $1", ticket_id,
-        )  # fmt: skip
+            " AND (data->>'ticket_id')::bigint = $1",
+            ticket_id,
+        )
 
     rows = await eventually(alerted, 10)
     told = {row["user_id"] for row in rows}
@@ -218,10 +246,13 @@ async def test_breakdown_alerts_the_maintenance_team(client: Any, tokens: dict[s
         "description",
     ],
 )
-async def test_bad_breakdown_input_is_a_clear_4xx(client: Any, tokens: dict[str, str], db: Any,
-                                                  body: Any) -> None:  # fmt: skip
+async def test_bad_breakdown_input_is_a_clear_4xx(
+    client: Any, tokens: dict[str, str], db: Any, body: Any
+) -> None:
     before = await _counts(db)
-    response = await client.post("/api/machines/1/breakdown", json=body, headers=bearer(tokens["operator"]))
+    response = await client.post(
+        "/api/machines/1/breakdown", json=body, headers=bearer(tokens["operator"])
+    )
     assert 400 <= response.status_code < 500
     error = (await response.get_json())["error"]
     assert error["code"] and error["message"]
@@ -229,76 +260,102 @@ async def test_bad_breakdown_input_is_a_clear_4xx(client: Any, tokens: dict[str,
 
 
 @pytest.mark.parametrize("machine", ["987654321", "-3", str(BIG), "0"])
-async def test_breakdown_of_unknown_machine_is_404(client: Any, tokens: dict[str, str], db: Any,
-                                                   machine: str) -> None:  # fmt: skip
+async def test_breakdown_of_unknown_machine_is_404(
+    client: Any, tokens: dict[str, str], db: Any, machine: str
+) -> None:
     before = await _counts(db)
-    response = await client.post(f"/api/machines/{machine}/breakdown", json={"description": "Broken"},
-                                 headers=bearer(tokens["operator"]))  # fmt: skip
+    response = await client.post(
+        f"/api/machines/{machine}/breakdown",
+        json={"description": "Broken"},
+        headers=bearer(tokens["operator"]),
+    )
     # An id no route accepts (negative, beyond bigint) meets only the PWA's GET catch-all.
     assert response.status_code in (404, 405)
     assert (await response.get_json())["error"]["code"] in ("not_found", "method_not_allowed")
     assert await _counts(db) == before
 
 
-async def test_breakdown_without_json_content_type(client: Any, tokens: dict[str, str], db: Any) -> None:
+async def test_breakdown_without_json_content_type(
+    client: Any, tokens: dict[str, str], db: Any
+) -> None:
     before = await _counts(db)
-    response = await client.post("/api/machines/1/breakdown", data="description=Broken",
-                                 headers={**bearer(tokens["operator"]),
-                                          "Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    response = await client.post(
+        "/api/machines/1/breakdown",
+        data="description=Broken",
+        headers={**bearer(tokens["operator"]), "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert 400 <= response.status_code < 500
     assert (await response.get_json())["error"]["code"]
     assert await _counts(db) == before
 
 
-async def test_supervisor_plans_an_intervention(client: Any, tokens: dict[str, str],
-                                                users: dict[str, int], db: Any) -> None:  # fmt: skip
+async def test_supervisor_plans_an_intervention(
+    client: Any, tokens: dict[str, str], users: dict[str, int], db: Any
+) -> None:
     machine = await _machine(client, tokens)
     mark = await _outbox_mark(db)
     when = _soon()
-    response = await client.post(f"/api/machines/{machine['id']}/interventions",
-                                 json={"scheduled_for": when, "assigned_to": users["tech1"],
-                                       "note": " Replace the filters "},
-                                 headers=bearer(tokens["supervisor"]))  # fmt: skip
+    response = await client.post(
+        f"/api/machines/{machine['id']}/interventions",
+        json={
+            "scheduled_for": when,
+            "assigned_to": users["tech1"],
+            "note": " Replace the filters ",
+        },
+        headers=bearer(tokens["supervisor"]),
+    )
     assert response.status_code == 201
     intervention = await response.get_json()
-    assert intervention["machine_id"] == machine["id"] and intervention["assigned_to"] == users["tech1"]
+    assert (
+        intervention["machine_id"] == machine["id"]
+        and intervention["assigned_to"] == users["tech1"]
+    )
     assert intervention["note"] == "Replace the filters"
     assert intervention["assignee_name"] == "Theo Technician"
     assert intervention["created_by"] == users["supervisor"]
     assert datetime.fromisoformat(intervention["scheduled_for"]) == datetime.fromisoformat(when)
-    assert await db.fetchval("SELECT count(*) FROM interventions WHERE id = $1", intervention["id"]) == 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM interventions WHERE id = $1", intervention["id"])
+        == 1
+    )
     events = await _events_since(db, mark)
     assert [kind for kind, _ in events] == ["intervention_planned"]
     assert events[0][1]["intervention_id"] == intervention["id"]
     assert events[0][1]["assigned_to"] == users["tech1"]
 
 
-async def test_the_assignee_is_told_of_the_intervention(client: Any, tokens: dict[str, str],
-                                                        users: dict[str, int], db: Any,
-                                                        worker: None) -> None:  # fmt: skip
+async def test_the_assignee_is_told_of_the_intervention(
+    client: Any, tokens: dict[str, str], users: dict[str, int], db: Any, worker: None
+) -> None:
     machine = await _machine(client, tokens)
-    response = await client.post(f"/api/machines/{machine['id']}/interventions",
-                                 json={"scheduled_for": _soon(), "assigned_to": users["tech2"]},
-                                 headers=bearer(tokens["admin"]))  # fmt: skip
+    response = await client.post(
+        f"/api/machines/{machine['id']}/interventions",
+        json={"scheduled_for": _soon(), "assigned_to": users["tech2"]},
+        headers=bearer(tokens["admin"]),
+    )
     assert response.status_code == 201
 
     async def told() -> list[int]:
         rows = await db.fetch(
             "SELECT user_id FROM notifications WHERE type = 'intervention_planned'"
-            " AND (data->>'machine_id')::bigint = $1", machine["id"],
-        )  # fmt: skip
+            " AND (data->>'machine_id')::bigint = $1",
+            machine["id"],
+        )
         return [row["user_id"] for row in rows]
 
     assert await eventually(told, 10) == [users["tech2"]]
 
 
 @pytest.mark.parametrize("role", ["tech1", "operator"])
-async def test_only_managers_plan_interventions(client: Any, tokens: dict[str, str],
-                                                users: dict[str, int], db: Any, role: str) -> None:  # fmt: skip
+async def test_only_managers_plan_interventions(
+    client: Any, tokens: dict[str, str], users: dict[str, int], db: Any, role: str
+) -> None:
     before = await _counts(db)
-    response = await client.post("/api/machines/1/interventions",
-                                 json={"scheduled_for": _soon(), "assigned_to": users["tech1"]},
-                                 headers=bearer(tokens[role]))  # fmt: skip
+    response = await client.post(
+        "/api/machines/1/interventions",
+        json={"scheduled_for": _soon(), "assigned_to": users["tech1"]},
+        headers=bearer(tokens[role]),
+    )
     assert response.status_code == 403
     assert (await response.get_json())["error"]["code"] == "forbidden"
     assert await _counts(db) == before
@@ -331,14 +388,15 @@ async def test_only_managers_plan_interventions(client: Any, tokens: dict[str, s
         "schedule it",
     ],
 )
-async def test_bad_intervention_input_is_a_clear_4xx(client: Any, tokens: dict[str, str],
-                                                     users: dict[str, int], db: Any,
-                                                     body: Any) -> None:  # fmt: skip
+async def test_bad_intervention_input_is_a_clear_4xx(
+    client: Any, tokens: dict[str, str], users: dict[str, int], db: Any, body: Any
+) -> None:
     if isinstance(body, dict):
         body = {key: _resolve(value, users) for key, value in body.items()}
     before = await _counts(db)
-    response = await client.post("/api/machines/1/interventions", json=body,
-                                 headers=bearer(tokens["supervisor"]))  # fmt: skip
+    response = await client.post(
+        "/api/machines/1/interventions", json=body, headers=bearer(tokens["supervisor"])
+    )
     assert 400 <= response.status_code < 500, await response.get_data()
     error = (await response.get_json())["error"]
     assert error["code"] and error["message"]
@@ -354,11 +412,14 @@ def _resolve(value: Any, users: dict[str, int]) -> Any:
     return value
 
 
-async def test_intervention_on_unknown_machine_is_404(client: Any, tokens: dict[str, str],
-                                                      users: dict[str, int], db: Any) -> None:  # fmt: skip
+async def test_intervention_on_unknown_machine_is_404(
+    client: Any, tokens: dict[str, str], users: dict[str, int], db: Any
+) -> None:
     before = await _counts(db)
-    response = await client.post("/api/machines/987654321/interventions",
-                                 json={"scheduled_for": _soon(), "assigned_to": users["tech1"]},
-                                 headers=bearer(tokens["supervisor"]))  # fmt: skip
+    response = await client.post(
+        "/api/machines/987654321/interventions",
+        json={"scheduled_for": _soon(), "assigned_to": users["tech1"]},
+        headers=bearer(tokens["supervisor"]),
+    )
     assert response.status_code == 404
     assert await _counts(db) == before

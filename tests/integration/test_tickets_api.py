@@ -128,3 +128,16 @@ async def test_comments_and_follow(client: Any, tokens: dict[str, str], users: d
     assert [c["body"] for c in comments] == ["On it"]
     unfollowed = await client.delete(f"{url}/follow", headers=bearer(tokens["tech1"]))
     assert users["tech1"] not in (await unfollowed.get_json())["followers"]
+
+
+async def test_values_postgres_cannot_store_are_4xx(client: Any, tokens: dict[str, str], db: Any) -> None:
+    before = await db.fetchval("SELECT count(*) FROM tickets")
+    headers = bearer(tokens["admin"])
+    response = await client.post("/api/tickets", json={"title": "nul\u0000byte", "machine_id": 1}, headers=headers)
+    assert response.status_code == 422
+    assert (await client.get(f"/api/tickets/{2**70}", headers=headers)).status_code in (404, 422)
+    assert (await client.get("/api/tickets?machine_id=%C2%B2", headers=headers)).status_code == 422
+    nested = "[" * 100_000 + "]" * 100_000
+    response = await client.post("/api/tickets", data=nested, headers={**headers, "Content-Type": "application/json"})
+    assert 400 <= response.status_code < 500
+    assert await db.fetchval("SELECT count(*) FROM tickets") == before

@@ -1,0 +1,118 @@
+"""Web Push routes: the VAPID public key, a person's devices, and a test push."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from quart import Blueprint
+from quart_schema import validate_request
+
+from gateway.auth import authenticated, current_actor
+from gateway.errors import ApiError
+from gateway.push import subscriptions
+from gateway.push.dispatch import Dispatcher, Job
+from gateway.push.guard import EndpointGuard, EndpointRefused
+from gateway.push.payload import trial_message
+from gateway.push.sender import PushSender
+from gateway.push.service import push_configured
+from gateway.resources import resources
+
+blueprint = Blueprint("push", __name__, url_prefix="/api/push")
+SENDER = "push_sender"
+
+
+class PushKeys(BaseModel):
+    p256dh: str = Field(min_length=1, max_length=200)
+    auth: str = Field(min_length=1, max_length=100)
+
+
+class PushSubscriptionIn(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    endpoint: str = Field(min_length=1, max_length=2048)
+    keys: PushKeys
+    expiration_time: int | None = Field(default=None, alias="expirationTime", ge=0, lt=2**63)
+
+
+class SubscribeIn(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    subscription: PushSubscriptionIn
+    device_type: str | None = Field(default=None, alias="deviceType", max_length=50)
+    device_name: str | None = Field(default=None, alias="deviceName", max_length=100)
+
+
+class UnsubscribeIn(BaseModel):
+    endpoint: str = Field(min_length=1, max_length=2048)
+
+
+@blueprint.before_app_serving
+async def open_sender() -> None:
+    res = resources()
+    if push_configured(res.settings):
+        res.services[SENDER] = PushSender.from_settings(res.settings).open()
+
+
+@blueprint.after_app_serving
+async def close_sender() -> None:
+    sender: PushSender | None = resources().services.pop(SENDER, None)
+    if sender is not None:
+        await sender.close()
+
+
+def _sender() -> PushSender:
+    sender: PushSender | None = resources().services.get(SENDER)
+    if sender is None:
+        raise ApiError(503, "push_unavailable", "Web Push is not configured on this server.")
+    return sender
+
+
+@blueprint.get("/vapid-public-key")
+async def vapid_public_key() -> dict[str, str]:
+    settings = resources().settings
+    if not push_configured(settings):
+        raise ApiError(503, "push_unavailable", "Web Push is not configured on this server.")
+    return {"publicKey": settings.vapid_public_key}
+
+
+@blueprint.post("/subscribe")
+@authenticated
+@validate_request(SubscribeIn)
+async def subscribe(data: SubscribeIn) -> tuple[dict[str, Any], int]:
+    res, sub = resources(), data.subscription
+    sender: PushSender | None = res.services.get(SENDER)
+    guard = sender.guard if sender else EndpointGuard.from_origins(res.settings.push_endpoint_allow)
+    try:
+        subscriptions.check_keys(sub.keys.p256dh, sub.keys.auth)
+        await guard.check(sub.endpoint)
+    except (subscriptions.InvalidKeys, EndpointRefused) as exc:
+        raise ApiError(422, "invalid_subscription", f"Push subscription refused: {exc}.") from exc
+    async with res.pool.acquire() as conn:
+        device_id, new = await subscriptions.upsert(
+            conn, current_actor().id, sub.endpoint, sub.keys.p256dh, sub.keys.auth,
+            sub.expiration_time, data.device_type, data.device_name,
+        )  # fmt: skip
+    return {"id": device_id, "created": new}, 201 if new else 200
+
+
+@blueprint.post("/unsubscribe")
+@authenticated
+@validate_request(UnsubscribeIn)
+async def unsubscribe(data: UnsubscribeIn) -> dict[str, bool]:
+    removed = await subscriptions.unsubscribe(resources().pool, current_actor().id, data.endpoint)
+    return {"removed": removed}
+
+
+@blueprint.get("/subscriptions")
+@authenticated
+async def list_devices() -> list[dict[str, Any]]:
+    return await subscriptions.devices(resources().pool, current_actor().id)
+
+
+@blueprint.post("/test")
+@authenticated
+async def test_push() -> dict[str, int]:
+    dispatcher = Dispatcher(resources().pool, _sender())
+    [tally] = await dispatcher.deliver([Job(current_actor().id, trial_message())])
+    return {"sentCount": tally.sent, "failedCount": tally.failed}

@@ -1,0 +1,211 @@
+"""Web Push test helpers: the `web-push-testing` emulator, a scriptable push service of our
+own, test devices that can decrypt what they receive, and fresh users.
+
+Importable from any test module; the pytest fixtures live in tests/integration/conftest.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import http_ece
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from gateway.auth import issue_token
+from gateway.vapid import b64url, generate_keys
+
+ROOT = Path(__file__).resolve().parents[1]
+TOOLS = ROOT / "tests" / "tools"
+EMULATOR_SERVER = TOOLS / "node_modules" / "web-push-testing" / "src" / "bin" / "server.js"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# The session's emulator port is chosen at import, so the session settings can admit it.
+EMULATOR_PORT = free_port()
+_VAPID_PUBLIC, _VAPID_PRIVATE = generate_keys()
+
+
+def push_test_settings() -> dict[str, Any]:
+    """Settings fields for the test session: VAPID keys, the emulator admitted, a quick digest."""
+    return {
+        "vapid_public_key": _VAPID_PUBLIC,
+        "vapid_private_key": _VAPID_PRIVATE,
+        "push_endpoint_allow": (f"http://localhost:{EMULATOR_PORT}",),
+        "push_digest_interval_s": 1,
+    }
+
+
+class PushEmulator:
+    """`web-push-testing` on its own port: a push service that decrypts what it receives.
+
+    Its CLI (`web-push-testing --port N start`) detaches the server and keeps its pid in a
+    node-persist file of the working directory; starting the same server script directly
+    keeps it a child this fixture can stop for sure."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def start(self) -> None:
+        if not EMULATOR_SERVER.exists():
+            subprocess.run(["bash", str(TOOLS / "install.sh")], check=True)
+        self.proc = subprocess.Popen(
+            ["node", str(EMULATOR_SERVER), str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=TOOLS,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"web-push-testing exited with {self.proc.returncode}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError("web-push-testing did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    async def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{self.url}{path}", json=body or {}) as response:
+                text = await response.text()
+                if response.status >= 300:
+                    raise RuntimeError(f"emulator {path}: {response.status} {text}")
+                return json.loads(text) if text.startswith("{") else None
+
+    async def subscribe(self, application_server_key: str) -> dict[str, Any]:
+        """A new browser subscription: {endpoint, keys: {p256dh, auth}, clientHash}."""
+        reply = await self._post("/subscribe", {"applicationServerKey": application_server_key,
+                                                "userVisibleOnly": "true"})  # fmt: skip
+        return dict(reply["data"])
+
+    async def messages(self, client_hash: str) -> list[dict[str, Any]]:
+        """The decrypted payloads this subscription received, oldest first."""
+        reply = await self._post("/get-notifications", {"clientHash": client_hash})
+        return [json.loads(text) for text in reply["data"]["messages"]]
+
+    async def expire(self, client_hash: str) -> None:
+        """From now on the emulator answers 410 Gone for this subscription."""
+        await self._post(f"/expire-subscription/{client_hash}")
+
+
+@dataclass
+class Device:
+    """A browser's push keys, able to decrypt what a push service hands it."""
+
+    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    auth: bytes = field(default_factory=lambda: os.urandom(16))
+
+    @property
+    def keys(self) -> dict[str, str]:
+        point = self.key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+        return {"p256dh": b64url(point), "auth": b64url(self.auth)}
+
+    def decrypt(self, body: bytes) -> dict[str, Any]:
+        plain = http_ece.decrypt(body, private_key=self.key, auth_secret=self.auth, version="aes128gcm")
+        return dict(json.loads(plain))
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    payload: dict[str, Any] | None
+    at: float
+
+
+Script = Callable[["Received"], tuple[int, dict[str, str]]]
+
+
+class FakePushService:
+    """A push service of our own on 127.0.0.1: it decrypts and records each push and answers
+    what `script` says (default 201), after `delay_s` — to play a slow or failing service."""
+
+    def __init__(self, device: Device | None = None, script: Script | None = None,
+                 delay_s: float = 0.0) -> None:  # fmt: skip
+        self.device = device or Device()
+        self.script: Script = script or (lambda _: (201, {}))
+        self.delay_s = delay_s
+        self.received: list[Received] = []
+        self.port = free_port()
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def endpoint(self, name: str | None = None) -> str:
+        return f"{self.origin}/push/{name or uuid.uuid4().hex}"
+
+    async def start(self) -> FakePushService:
+        app = web.Application()
+        app.router.add_post("/push/{name}", self._push)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _push(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        try:
+            payload: dict[str, Any] | None = self.device.decrypt(body)
+        except Exception:  # a push for another device's keys: recorded, not readable
+            payload = None
+        received = Received(request.path, dict(request.headers), payload, time.monotonic())
+        self.received.append(received)
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        status, headers = self.script(received)
+        return web.Response(status=status, headers=headers)
+
+    def notification_ids(self) -> list[int]:
+        return [r.payload["data"]["notification_id"] for r in self.received if r.payload]
+
+
+async def fresh_user(db: asyncpg.Pool | asyncpg.Connection, role: str = "technician") -> int:
+    """A user of its own per test: no other test's notifications reach its devices."""
+    tag = uuid.uuid4().hex[:10]
+    return int(await db.fetchval(
+        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, $2, $3, 'x')"
+        " RETURNING id", f"push-{tag}@example.com", f"Push Tester {tag}", role,
+    ))  # fmt: skip
+
+
+def token_for(secret: str, user_id: int, role: str = "technician") -> str:
+    return issue_token(secret, user_id, role, 3600)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
