@@ -72,7 +72,14 @@ def authenticated(
         token = token_from_request()
         if not token:
             raise ApiError(401, "unauthorized", "Log in first.")
-        g.actor = decode_token(resources().settings.require_jwt_secret(), token)
+        res = resources()
+        claimed = decode_token(res.settings.require_jwt_secret(), token)
+        # The role is read afresh: a demotion or a deleted account takes effect at once,
+        # not when the token expires.
+        role = await res.pool.fetchval("SELECT role FROM users WHERE id = $1", claimed.id)
+        if role is None:
+            raise ApiError(401, "unauthorized", "This account no longer exists.")
+        g.actor = Actor(claimed.id, Role(role))
         return await handler(*args, **kwargs)
 
     return guarded

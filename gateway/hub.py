@@ -1,9 +1,11 @@
 """The per-instance stream hub: one Redis reader serving every local SSE connection.
 
-A single task XREADs the board stream and the streams of the users connected here (with
-an explicit last id per key, never `$`), builds each entry's frame body once, and offers
-it to every connection that should see it. Each connection has a bounded queue: a
-client too slow to read is cut off (it resumes by id) instead of growing memory.
+A single task XREADs two streams, whatever the number of users connected here — the
+board stream and the live stream (every user-stream entry, mirrored with its user and
+id) — with an explicit last id per key, never `$`. It builds each entry's frame body
+once and offers it to every local connection that should see it. Each connection has a
+bounded queue: a client too slow to read is cut off (it resumes by id) instead of
+growing memory. Catch-up on connect reads the user's own stream, which keeps history.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ def item_from(board: bool, entry_id: bytes, fields: dict[bytes, bytes]) -> Item:
     return Item(board, entry_id.decode(), fields[b"t"].decode(), fields[b"e"].decode()[1:])
 
 
+def live_item(fields: dict[bytes, bytes]) -> tuple[int, Item]:
+    """A live-stream entry: its user, and the item as it stands in that user's stream."""
+    return int(fields[b"u"]), item_from(False, fields[b"i"], fields)
+
+
 class Connection:
     def __init__(self, cursor: Cursor, max_frames: int) -> None:
         self.id = uuid.uuid4().hex
@@ -84,15 +91,14 @@ class Hub:
         self._settings, self._keys, self._control = settings, keys, control
         self.presence = Presence(control, keys, settings.sse_heartbeat_s)
         self._by_user: dict[int, set[Connection]] = {}
-        self._user_pos: dict[int, str] = {}
-        self._board_pos = START
-        self._blocked = False
+        self._board_pos = self._live_pos = START
         self._closing = False
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         self._reader = Redis.from_url(self._settings.redis_url, single_connection_client=True)
         self._board_pos = await self.tail(self._keys.board_stream)
+        self._live_pos = await self.tail(self._keys.live_stream)
         self._tasks = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._beat_loop())]
 
     async def close(self) -> None:
@@ -114,14 +120,11 @@ class Hub:
         last = await self._control.xrevrange(stream, count=1)
         return last[0][0].decode() if last else START
 
-    async def register(self, conn: Connection, user_tail: str) -> None:
-        connections = self._by_user.setdefault(conn.user_id, set())
-        connections.add(conn)
+    async def register(self, conn: Connection) -> None:
+        """From now on the connection is offered every live entry; `catch_up`, called
+        after this, covers what came before (overlaps are dropped by id)."""
+        self._by_user.setdefault(conn.user_id, set()).add(conn)
         SSE_CONNECTIONS.inc()
-        if conn.user_id not in self._user_pos:
-            self._user_pos[conn.user_id] = user_tail
-            if self._blocked:  # the reader must add this user's stream to its XREAD now
-                await self._control.client_unblock(self._reader_id)
         await self.presence.connect(conn.user_id, conn.id)
 
     async def unregister(self, conn: Connection) -> None:
@@ -131,7 +134,6 @@ class Hub:
             SSE_CONNECTIONS.dec()
         if not connections:
             self._by_user.pop(conn.user_id, None)
-            self._user_pos.pop(conn.user_id, None)
         await self.presence.disconnect(conn.user_id, conn.id)
 
     async def check_history(self, cursor: Cursor) -> None:
@@ -171,41 +173,41 @@ class Hub:
         return list(entries)
 
     async def _read_loop(self) -> None:
-        self._reader_id = await self._reader.client_id()
         backoff = Backoff()
+        board, live = self._keys.board_stream, self._keys.live_stream
         while not self._closing:
-            streams = {self._keys.board_stream: self._board_pos}
-            streams.update({self._keys.user_stream(u): p for u, p in self._user_pos.items()})
             try:
-                self._blocked = True
-                reply = await self._reader.xread(streams, count=READ_COUNT, block=BLOCK_MS)  # type: ignore[arg-type]
+                reply = await self._reader.xread(
+                    {board: self._board_pos, live: self._live_pos}, count=READ_COUNT, block=BLOCK_MS
+                )
                 backoff.reset()
             except (RedisError, OSError) as exc:
                 delay = backoff.next_delay()
                 log.warning("hub: Redis read failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 continue
-            finally:
-                self._blocked = False
             for stream, entries in reply or []:
-                self._dispatch(stream.decode(), entries)
+                if stream.decode() == board:
+                    self._dispatch_board(entries)
+                else:
+                    self._dispatch_live(entries)
 
-    def _dispatch(self, stream: str, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-        board = stream == self._keys.board_stream
-        user_id = None if board else int(stream.rsplit(":", 1)[1])
+    def _dispatch_board(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
         for entry_id, fields in entries:
-            item = item_from(board, entry_id, fields)
-            if board:
-                self._board_pos = item.entry_id
-                targets = [c for conns in self._by_user.values() for c in conns]
-            else:
-                assert user_id is not None
-                if user_id not in self._user_pos:
-                    return  # everyone of that user left while we were reading
-                self._user_pos[user_id] = item.entry_id
-                targets = list(self._by_user.get(user_id, ()))
-            for conn in targets:
-                conn.offer(item)
+            item = item_from(True, entry_id, fields)
+            self._board_pos = item.entry_id
+            for connections in self._by_user.values():
+                for conn in connections:
+                    conn.offer(item)
+
+    def _dispatch_live(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        for entry_id, fields in entries:
+            self._live_pos = entry_id.decode()
+            connections = self._by_user.get(int(fields[b"u"]))
+            if connections:
+                _, item = live_item(fields)
+                for conn in connections:
+                    conn.offer(item)
 
     async def _beat_loop(self) -> None:
         """Keep this instance's connections marked live, so presence spans instances."""

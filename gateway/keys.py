@@ -29,6 +29,12 @@ class Keys:
         return f"{self.prefix}user:{user_id}"
 
     @property
+    def live_stream(self) -> str:
+        """Every entry appended to any user stream, mirrored with its user and id: each
+        gateway hub follows this one stream, whatever the number of users it serves."""
+        return f"{self.prefix}live"
+
+    @property
     def user_stream_pattern(self) -> str:
         return f"{self.prefix}user:*"
 

@@ -90,9 +90,12 @@ class Presence:
         result = []
         for index, user_id in enumerate(user_ids):
             count, online_since, last_seen = replies[3 * index : 3 * index + 3]
-            seen = online_since if count else (float(last_seen) if last_seen else None)
-            result.append({"user_id": user_id, "online": int(count) > 0,
-                           "last_seen": _iso(seen if not count else now), "connections": int(count)})  # fmt: skip
+            # Online as the presence events tell it: until the sweeper announces a user
+            # offline (after the debounce), they are online, even between two connections.
+            online = int(count) > 0 or online_since is not None
+            seen = now if online else (float(last_seen) if last_seen else None)
+            result.append({"user_id": user_id, "online": online, "last_seen": _iso(seen),
+                           "connections": int(count)})  # fmt: skip
         return result
 
     async def sweep(self) -> list[int]:

@@ -143,10 +143,10 @@ class Router:
             notification_id=notification_id,
         )  # fmt: skip
         counts = envelope("unread_count", await unread_counts(conn, notice.user_id))
-        await append_once(
-            self._redis, self._keys.user_stream(notice.user_id), self._keys.router_appended,
+        await self._to_user(
+            notice.user_id,
             [(f"n{notification_id}", notice.type, body), (f"c{notification_id}", "unread_count", counts)],
-        )  # fmt: skip
+        )
         push = json.dumps({"notification_id": notification_id, "user_id": notice.user_id,
                            "type": notice.type, "critical": notice.critical,
                            "pushable": notice.pushable})  # fmt: skip
@@ -157,10 +157,15 @@ class Router:
 
     async def _send_counts(self, user_id: int, member: str) -> None:
         counts = envelope("unread_count", await unread_counts(self._pool, user_id))
+        await self._to_user(user_id, [(member, "unread_count", counts)])
+
+    async def _to_user(self, user_id: int, entries: list[tuple[str, str, str]]) -> None:
+        """Append to the user's own stream (history, resume) and mirror to the live
+        stream the gateway hubs follow."""
         await append_once(
-            self._redis, self._keys.user_stream(user_id), self._keys.router_appended,
-            [(member, "unread_count", counts)],
-        )
+            self._redis, self._keys.user_stream(user_id), self._keys.router_appended, entries,
+            mirror=(self._keys.live_stream, str(user_id)),
+        )  # fmt: skip
 
 
 async def _directory(conn: asyncpg.Connection) -> Any:

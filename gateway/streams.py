@@ -12,12 +12,19 @@ from redis.asyncio import Redis
 
 # Append each entry only if its dedup member was never recorded: a relay or router that
 # crashes after appending but before acknowledging repeats the call, never the entry.
-# KEYS: stream, dedup zset. ARGV: now_ms, keep_ms, then (member, type, envelope) triples.
+# With a third key, each entry is mirrored there (same script, so atomically) tagged with
+# ARGV[3] and its id in the first stream.
+# KEYS: stream, dedup zset[, mirror]. ARGV: now_ms, keep_ms, tag, then
+# (member, type, envelope) triples.
 _APPEND_ONCE = """
 local appended = {}
-for i = 3, #ARGV, 3 do
+for i = 4, #ARGV, 3 do
   if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
-    table.insert(appended, redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1], 'e', ARGV[i + 2]))
+    local id = redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1], 'e', ARGV[i + 2])
+    if KEYS[3] then
+      redis.call('XADD', KEYS[3], '*', 'u', ARGV[3], 'i', id, 't', ARGV[i + 1], 'e', ARGV[i + 2])
+    end
+    table.insert(appended, id)
   end
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[1]) - tonumber(ARGV[2]))
@@ -48,15 +55,18 @@ def _iso_now() -> str:
 
 
 async def append_once(
-    redis: Redis, stream: str, dedup_key: str, entries: list[tuple[str, str, str]]
-) -> list[str]:
-    """Append (member, type, envelope) entries that were not appended before."""
+    redis: Redis, stream: str, dedup_key: str, entries: list[tuple[str, str, str]],
+    mirror: tuple[str, str] | None = None,
+) -> list[str]:  # fmt: skip
+    """Append (member, type, envelope) entries that were not appended before; `mirror`
+    (stream, tag) also appends each to a second stream, tagged."""
     if not entries:
         return []
-    args: list[str | int] = [now_ms(), DEDUP_KEEP_MS]
+    keys = [stream, dedup_key] + ([mirror[0]] if mirror else [])
+    args: list[str | int] = [now_ms(), DEDUP_KEEP_MS, mirror[1] if mirror else ""]
     for member, event_type, body in entries:
         args += [member, event_type, body]
-    result = await redis.eval(_APPEND_ONCE, 2, stream, dedup_key, *args)  # type: ignore[misc]
+    result = await redis.eval(_APPEND_ONCE, len(keys), *keys, *args)  # type: ignore[misc]
     return [_text(item) for item in result]
 
 

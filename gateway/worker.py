@@ -23,6 +23,7 @@ from gateway.streams import min_id_for_age
 log = logging.getLogger(__name__)
 GRACE_S = 5.0
 RETENTION_EVERY_S = 60.0
+LIVE_KEEP_MS = 10 * 60 * 1000
 
 Task = Callable[[asyncio.Event], Awaitable[None]]
 
@@ -35,6 +36,8 @@ async def trim_streams(redis: Redis, keys: Keys, retention_hours: int) -> int:
     streams += [key async for key in redis.scan_iter(match=keys.user_stream_pattern, _type="stream")]
     for stream in streams:
         trimmed += await redis.xtrim(stream, minid=min_id, approximate=False)
+    # Hubs read the live stream within moments; its history lives in the user streams.
+    trimmed += await redis.xtrim(keys.live_stream, minid=min_id_for_age(LIVE_KEEP_MS))
     return trimmed
 
 

@@ -27,19 +27,20 @@ def hub() -> Hub:
     return found
 
 
-async def _start_cursor(user_id: int, raw: str | None) -> tuple[Cursor, str, str | None]:
-    """Where the stream starts, the user stream's tail, and why we reset (if we do)."""
+async def _start_cursor(user_id: int, raw: str | None) -> tuple[Cursor, str | None]:
+    """Where the stream starts, and why we reset (if we do)."""
     keys = resources().keys
-    user_tail = await hub().tail(keys.user_stream(user_id))
-    fresh = Cursor(user_id, user_tail, await hub().tail(keys.board_stream))
+    fresh = Cursor(
+        user_id, await hub().tail(keys.user_stream(user_id)), await hub().tail(keys.board_stream)
+    )
     if not raw:
-        return fresh, user_tail, None
+        return fresh, None
     try:
         cursor = parse_cursor(raw, user_id)
         await hub().check_history(cursor)
-        return cursor, user_tail, None
+        return cursor, None
     except CursorRejected as rejected:
-        return fresh, user_tail, rejected.reason
+        return fresh, rejected.reason
 
 
 def _control_frame(cursor: Cursor, event_type: str, data: dict[str, object]) -> str:
@@ -51,9 +52,9 @@ def _control_frame(cursor: Cursor, event_type: str, data: dict[str, object]) -> 
 async def stream() -> Response:
     actor, settings = current_actor(), resources().settings
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-    cursor, user_tail, reset = await _start_cursor(actor.id, raw)
+    cursor, reset = await _start_cursor(actor.id, raw)
     conn = Connection(cursor, settings.sse_queue_frames)
-    await hub().register(conn, user_tail)
+    await hub().register(conn)
     connected = {"user_id": actor.id, "instance": settings.instance_id,
                  "resumed": bool(raw) and reset is None}  # fmt: skip
     frames = _frames(hub(), conn, connected, reset, settings.sse_retry_ms, settings.sse_heartbeat_s)

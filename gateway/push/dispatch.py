@@ -18,27 +18,11 @@ import asyncpg
 
 from gateway.push import subscriptions
 from gateway.push.payload import PushMessage
-from gateway.push.sender import GONE, SENT, Delivery, PushSender
+from gateway.push.records import Record, Recorder
+from gateway.push.sender import SENT, PushSender
 from gateway.push.subscriptions import Subscription
 
 Ref = tuple[str, int | None]  # ("n", notification id) or ("d", digest id)
-
-_RECORD = """
-WITH logged AS (
-    INSERT INTO push_logs (notification_id, digest_id, subscription_id, user_id, endpoint,
-                           status, http_status, attempt, error_message)
-    SELECT $1, $2, $3, $4, $5, status, http_status, attempt, error_message
-    FROM unnest($6::text[], $7::int[], $8::int[], $9::text[])
-        AS a(status, http_status, attempt, error_message)
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-), touched AS (
-    UPDATE push_subscriptions SET last_used = now() WHERE id = $3 AND $10 RETURNING 1
-), dropped AS (
-    DELETE FROM push_subscriptions WHERE id = $3 AND $11 RETURNING 1
-)
-SELECT (SELECT count(*) FROM logged)
-"""
 
 
 @dataclass(frozen=True)
@@ -64,6 +48,7 @@ class Tally:
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, sender: PushSender) -> None:
         self._pool, self._sender = pool, sender
+        self._recorder = Recorder(pool)
 
     async def deliver(self, jobs: Sequence[Job]) -> list[Tally]:
         """Send every job to every device of its person at once; a tally per job."""
@@ -85,20 +70,11 @@ class Dispatcher:
 
     async def _send(self, job: Job, device: Subscription, tally: Tally) -> None:
         delivery = await self._sender.send(device, job.message)
-        await self._record(job, device, delivery)
+        await self._recorder.record(Record(job.notification_id, job.digest_id, device, delivery))
         if delivery.status == SENT:
             tally.sent += 1
         else:
             tally.failed += 1
-
-    async def _record(self, job: Job, device: Subscription, delivery: Delivery) -> None:
-        attempts = delivery.attempts
-        await self._pool.fetchval(
-            _RECORD, job.notification_id, job.digest_id, device.id, device.user_id,
-            device.endpoint, [a.status for a in attempts], [a.http_status for a in attempts],
-            list(range(1, len(attempts) + 1)), [a.error for a in attempts],
-            delivery.status == SENT, delivery.status == GONE,
-        )  # fmt: skip
 
     async def _already_sent(self, jobs: Sequence[Job]) -> set[tuple[Ref, int]]:
         notifications = [job.notification_id for job in jobs if job.notification_id is not None]

@@ -170,18 +170,30 @@ class PushSender:
             return self._done(Attempt(BLOCKED, error=describe(exc)))
         except (WebPushException, VapidException, ValueError) as exc:
             return self._done(Attempt(REJECTED, error=f"cannot prepare the push: {describe(exc)}"))
-        attempts: list[Attempt] = []
+        first = await self._post(subscription.endpoint, body, headers)
+        PUSHES.labels(first.status).inc()
+        if first.status != RETRY:  # the common case, without the retry machinery
+            return Delivery((first,))
+        return await self._retry(subscription.endpoint, body, headers, first)
+
+    async def _retry(
+        self, endpoint: str, body: bytes, headers: dict[str, str], first: Attempt
+    ) -> Delivery:
+        """Attempts after a transient failure, paced by tenacity (backoff or Retry-After)."""
+        attempts = [first]
         try:
             async for attempt in AsyncRetrying(
                 stop=self._should_stop, wait=self._wait,
                 retry=retry_if_exception_type(_Transient), reraise=True,
             ):  # fmt: skip
                 with attempt:
-                    result = await self._post(subscription.endpoint, body, headers)
-                    attempts.append(result)
-                    PUSHES.labels(result.status).inc()
-                    if result.status == RETRY:
-                        raise _Transient(result)
+                    # Tenacity's first round replays the failure above, so its attempt
+                    # numbers and waits are those of the real attempts.
+                    if attempt.retry_state.attempt_number > 1:
+                        attempts.append(await self._post(endpoint, body, headers))
+                        PUSHES.labels(attempts[-1].status).inc()
+                    if attempts[-1].status == RETRY:
+                        raise _Transient(attempts[-1])
         except _Transient:
             attempts[-1] = replace(attempts[-1], status=SEND_FAILED)
             PUSHES.labels(SEND_FAILED).inc()

@@ -83,3 +83,22 @@ async def test_logout_clears_cookie(client: Any, tokens: dict[str, str]) -> None
     response = await client.post("/api/auth/logout", headers=bearer(tokens["operator"]))
     assert response.status_code == 200
     assert "floorbell_session=;" in response.headers["Set-Cookie"]
+
+
+async def test_a_demotion_takes_effect_at_once(client: Any, tokens: dict[str, str], db: Any) -> None:
+    email = f"short-lived-{time.time_ns()}@example.com"
+    created = await client.post("/api/users", headers=bearer(tokens["admin"]), json={
+        "email": email, "full_name": "Short Lived", "role": "admin", "password": "long-password"})  # fmt: skip
+    user = await created.get_json()
+    login = await client.post("/api/auth/login", json={"email": email, "password": "long-password"})
+    token = (await login.get_json())["token"]
+    assert (await client.get("/api/users", headers=bearer(token))).status_code == 200
+    await client.patch(f"/api/users/{user['id']}/role", json={"role": "operator"}, headers=bearer(tokens["admin"]))
+    assert (await client.get("/api/users", headers=bearer(token))).status_code == 403
+
+
+async def test_unknown_api_paths_are_404_for_every_method(client: Any) -> None:
+    for method in ("GET", "POST", "PUT", "DELETE"):
+        response = await client.open("/api/no-such-thing", method=method)
+        assert response.status_code == 404, method
+        assert (await response.get_json())["error"]["code"] == "not_found"
