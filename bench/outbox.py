@@ -64,9 +64,11 @@ async def run(database_url: str, redis_url: str, events: int, writers: int) -> N
     print(f"events: {events}, writers: {writers}")
     print(f"commits/s (writers): {events / write_s:,.0f}")
     print(f"events/s commit -> stream: {events / total_s:,.0f}")
-    print(f"commit -> stream latency: p50 {percentile(latencies_ms, 0.5):.1f} ms,"
-          f" p99 {percentile(latencies_ms, 0.99):.1f} ms,"
-          f" mean {statistics.fmean(latencies_ms):.1f} ms")  # fmt: skip
+    print(
+        f"commit -> stream latency: p50 {percentile(latencies_ms, 0.5):.1f} ms,"
+        f" p99 {percentile(latencies_ms, 0.99):.1f} ms,"
+        f" mean {statistics.fmean(latencies_ms):.1f} ms"
+    )
     await redis.delete(keys.domain_stream, keys.relay_published)
     await redis.aclose()
     await pool.close()
@@ -86,7 +88,9 @@ async def _read(redis_url: str, stream: str, received: dict[str, float], expecte
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--writers", type=int, default=8)
     args = parser.parse_args()

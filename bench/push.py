@@ -69,7 +69,7 @@ class Receiver(asyncio.Protocol):
                            if line.lower().startswith("content-length:")), 0)  # fmt: skip
             if len(self.buffer) < end + 4 + length:
                 return
-            self.buffer = self.buffer[end + 4 + length:]
+            self.buffer = self.buffer[end + 4 + length :]
             if head.startswith("GET /count"):
                 body = str(Receiver.accepted).encode()
                 head_out = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)

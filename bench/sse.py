@@ -1,31 +1,66 @@
-"""SSE gateway benchmark: idle connections held, memory per connection, connects/s, and
-notification latency from API call to frame received, on one gateway process.
+"""SSE gateway benchmark: one gateway process against the floor of a minimal SSE server.
 
-    .venv/bin/python bench/sse.py [--connections 2000] [--rate 50] [--seconds 10]
+    .venv/bin/python bench/sse.py [--connections 2000] [--rate 1000] [--seconds 5]
+        [--scenario all|idle|latency|fanout|resume|connects] [--target gateway|floor|both]
+        [--client-procs 2] [--resume-clients N] [--profile DIR]
 
-Starts a throwaway database, one `floorbell worker` and one `floorbell serve` as
-subprocesses; this process is the client (asyncio + aiohttp).
+Provisions PostgreSQL and Redis (`gateway.provision`), creates a throwaway database and
+key prefix, seeds one sender and `--users` technicians in one SQL batch, and starts
+`python -m gateway worker` and `python -m gateway serve` as subprocesses (plus
+`bench/sse_floor.py` for the floor). The connections are held by `--client-procs`
+processes of `bench/sse_client.py`; this process coordinates, posts the API calls and
+appends board entries. Figures, for the gateway and for the floor (same client, same
+Redis streams, same router), then the gateway's as a ratio of the floor's:
+
+- idle: connections held, server RSS growth per connection, connects/s (500 in flight);
+- latency: open loop at `--rate` private messages/s for `--seconds` (POST /api/messages
+  from a sender to many recipients, each connected) until the `new_message` frame with
+  that message's marker arrives at every connection of the recipient (p50/p99);
+- fanout: board entries (XADD onto the board stream, as the router appends them) at
+  rising rates; delivered frames/s and p99 delay per step, and the highest delivered
+  rate whose p99 stays within 250 ms;
+- resume: `--resume-clients` connections record their id, disconnect, fall 20 entries
+  behind (10 on their user's stream, 10 on the board), then all reconnect at once with
+  Last-Event-ID; time until every one has all 20, and how many were lost or repeated.
+
+Every wait is bounded; `--max-seconds` stops the whole run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
-
-import aiohttp
-
-from gateway.migrate import migrate
-from gateway.provision import drop_database, ensure_database, provision
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import asyncpg  # noqa: E402
+from redis.asyncio import Redis  # noqa: E402
+
+from gateway.auth import hash_password, issue_token  # noqa: E402
+from gateway.keys import Keys  # noqa: E402
+from gateway.migrate import migrate  # noqa: E402
+from gateway.provision import drop_database, ensure_database, provision  # noqa: E402
+from sse_client import Poster  # noqa: E402
+
 SECRET = "bench-secret-" + "x" * 40
+FANOUT_STEPS = (2_500, 5_000, 10_000, 20_000, 40_000, 80_000)  # delivered frames/s
+FANOUT_P99_MS = 250.0
+RESUME_BEHIND = 10  # entries per stream (the user's and the board): 20 in all
+OPEN_CONCURRENCY = 500
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -41,124 +76,533 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-async def open_one(session: aiohttp.ClientSession, url: str, token: str) -> aiohttp.ClientResponse:
-    response = await session.get(url, headers={"Authorization": f"Bearer {token}"},
-                                 timeout=aiohttp.ClientTimeout(total=None))  # fmt: skip
-    if response.status != 200:
-        raise RuntimeError(f"stream refused: {response.status} {await response.text()}")
-    while True:
-        line = await response.content.readline()
+def percentile_hist(hist: dict[float, int], q: float) -> float:
+    total = sum(hist.values())
+    if not total:
+        return float("nan")
+    rank, seen = q * total, 0
+    for key in sorted(hist):
+        seen += hist[key]
+        if seen >= rank:
+            return key
+    return max(hist)
+
+
+def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    hist: dict[float, int] = {}
+    for report in reports:
+        for key, count in report["hist"]:
+            hist[key] = hist.get(key, 0) + count
+    firsts = [r["first"] for r in reports if r["first"]]
+    return {
+        "hist": hist, "count": sum(r["count"] for r in reports),
+        "stale": sum(r["stale"] for r in reports), "dupes": sum(r["dupes"] for r in reports),
+        "resets": sum(r["resets"] for r in reports), "alive": sum(r.get("alive", 0) for r in reports),
+        "first": min(firsts) if firsts else 0.0, "last": max(r["last"] for r in reports),
+    }  # fmt: skip
+
+
+def raise_nofile(needed: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:  # raising the hard limit needs privilege; otherwise settle for the hard limit
+        ceiling = int(Path("/proc/sys/fs/nr_open").read_text())
+        limit = max(hard, min(needed, ceiling))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    except (OSError, ValueError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class Clients:
+    """The client processes, one JSON command and one JSON answer at a time each."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.procs: list[asyncio.subprocess.Process] = []
+
+    async def start(self) -> None:
+        for index in range(self.count):
+            source = f"127.0.0.{11 + index}"  # own source address: ephemeral ports per process
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, str(ROOT / "bench/sse_client.py"), source,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, limit=256 * 1024 * 1024,
+            )  # fmt: skip
+            self.procs.append(proc)
+        for proc in self.procs:
+            await asyncio.wait_for(self._read(proc), 30)
+
+    async def _read(self, proc: asyncio.subprocess.Process) -> dict[str, Any]:
+        assert proc.stdout is not None
+        line = await proc.stdout.readline()
         if not line:
-            raise RuntimeError("stream closed before `connected`")
-        if line.startswith(b"event: connected"):
-            return response
+            raise RuntimeError("a client process ended")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"client: {answer['error']}")
+        return answer
+
+    async def ask(self, commands: list[dict[str, Any]], timeout: float = 300) -> list[dict[str, Any]]:
+        for proc, command in zip(self.procs, commands):
+            assert proc.stdin is not None
+            proc.stdin.write((json.dumps(command) + "\n").encode())
+            await proc.stdin.drain()
+        return list(await asyncio.wait_for(
+            asyncio.gather(*(self._read(proc) for proc in self.procs)), timeout))  # fmt: skip
+
+    async def ask_all(self, command: dict[str, Any], timeout: float = 300) -> list[dict[str, Any]]:
+        return await self.ask([command] * self.count, timeout)
+
+    async def stop(self) -> None:
+        for proc in self.procs:
+            if proc.returncode is None and proc.stdin is not None:
+                proc.stdin.write(b'{"cmd": "exit"}\n')
+        for proc in self.procs:
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
 
 
-async def login(session: aiohttp.ClientSession, base: str, name: str) -> str:
-    async with session.post(base + "/api/auth/login",
-                            json={"email": f"{name}@example.com", "password": "floorbell"}) as r:  # fmt: skip
-        body = await r.json()
-    if "token" not in body:
-        raise RuntimeError(f"login failed: {body}")
-    return str(body["token"])
+class Profiler:
+    """`py-spy record` (raw collapsed stacks) on a server process for one phase."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.binary = Path(sys.executable).parent / "py-spy"
+
+    def start(self, pid: int, name: str) -> None:
+        if self.directory is None or not self.binary.exists():
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [str(self.binary), "record", "-p", str(pid), "-r", "50", "-f", "raw", "--nonblocking",
+             "-d", "600", "-o", str(self.directory / f"{name}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+            self.proc = None
 
 
-async def measure(base: str, pid: int, connections: int, rate: int, seconds: int) -> None:
-    connector = aiohttp.TCPConnector(limit=0)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        # The actor is never told of their own broadcast: tech1 listens, the admin sends.
-        token, admin = await login(session, base, "tech1"), await login(session, base, "admin")
-        rss_before = rss_kib(pid)
-        gate = asyncio.Semaphore(200)
+class Bench:
+    def __init__(self, args: argparse.Namespace, env: dict[str, str], users: list[int],
+                 sender: int, ports: dict[str, int], pids: dict[str, int]) -> None:  # fmt: skip
+        self.args, self.env, self.users, self.sender = args, env, users, sender
+        self.ports, self.pids = ports, pids
+        self.keys = Keys(env["REDIS_PREFIX"])
+        self.clients = Clients(args.client_procs)
+        self.profiler = Profiler(args.profile)
+        self.phase = 0
 
-        async def guarded() -> aiohttp.ClientResponse:
-            async with gate:
-                return await open_one(session, base + "/api/sse/stream", token)
+    def wants(self, scenario: str) -> bool:
+        return self.args.scenario in ("all", scenario)
 
-        start = time.perf_counter()
-        streams = await asyncio.gather(*(guarded() for _ in range(connections)))
-        connect_s = time.perf_counter() - start
-        await asyncio.sleep(2)
+    def next_phase(self) -> int:
+        self.phase += 1
+        return self.phase
+
+    def share(self, count: int) -> list[list[int]]:
+        """Connection j belongs to user j mod U and to client process j mod P."""
+        procs = self.args.client_procs
+        return [[self.users[j % len(self.users)] for j in range(i, count, procs)] for i in range(procs)]
+
+    def conns_per_user(self, count: int) -> dict[int, int]:
+        per: dict[int, int] = {}
+        for j in range(count):
+            user = self.users[j % len(self.users)]
+            per[user] = per.get(user, 0) + 1
+        return per
+
+    async def open(self, target: str, count: int) -> dict[str, Any]:
+        path = "/api/sse/stream" if target == "gateway" else "/stream?user={user}"
+        shares = self.share(count)
+        per_proc = max(1, OPEN_CONCURRENCY // self.args.client_procs)
+        answers = await self.clients.ask([
+            {"cmd": "open", "port": self.ports[target], "path": path, "users": share,
+             "secret": SECRET, "concurrency": per_proc} for share in shares
+        ], timeout=600)  # fmt: skip
+        opened = sum(a["ok"] for a in answers)
+        seconds = max(a["end"] for a in answers) - min(a["start"] for a in answers)
+        return {"opened": opened, "failed": sum(a["failed"] for a in answers), "seconds": seconds}
+
+    async def wait_for_count(self, expected: int, deadline: float) -> dict[str, Any]:
+        for _ in range(10_000):
+            merged = merge(await self.clients.ask_all({"cmd": "report"}))
+            if merged["count"] >= expected or time.time() >= deadline:
+                return merged
+            await asyncio.sleep(0.25)
+        return merged
+
+    # --- scenarios ------------------------------------------------------------------
+
+    async def idle(self, target: str, pid: int) -> dict[str, Any]:
+        count = self.args.connections
+        rss_before, cpu_before = rss_kib(pid), cpu_s(pid)
+        opened = await self.open(target, count)
+        await asyncio.sleep(3)
+        alive = sum(a["alive"] for a in await self.clients.ask_all({"cmd": "report"}))
         rss_after = rss_kib(pid)
-        print(f"connections held: {len(streams)}")
-        print(f"connects/s: {connections / connect_s:,.0f}")
-        print(f"gateway RSS: {rss_before / 1024:.0f} MiB -> {rss_after / 1024:.0f} MiB,"
-              f" {(rss_after - rss_before) / connections:.1f} KiB per connection")  # fmt: skip
-        await latency(session, base, admin, streams[:20], rate, seconds)
-        for stream in streams:
-            stream.close()
+        result = {
+            "held": alive, "failed": opened["failed"],
+            "connects_s": opened["opened"] / opened["seconds"] if opened["seconds"] else 0.0,
+            "open_cpu_s": cpu_s(pid) - cpu_before,
+            "rss_before_mib": rss_before / 1024, "rss_after_mib": rss_after / 1024,
+            "kib_per_conn": (rss_after - rss_before) / max(alive, 1),
+        }  # fmt: skip
+        print(f"  [{target}] idle: {alive:,} held ({opened['failed']} failed) in "
+              f"{opened['seconds']:.1f} s = {result['connects_s']:,.0f} connects/s; RSS "
+              f"{result['rss_before_mib']:.0f} -> {result['rss_after_mib']:.0f} MiB = "
+              f"{result['kib_per_conn']:.1f} KiB/conn", flush=True)  # fmt: skip
+        return result
+
+    async def latency(self, target: str, pid: int, held: int) -> dict[str, Any]:
+        rate, seconds = self.args.rate, self.args.seconds
+        per_user = self.conns_per_user(held)
+        recipients = [u for u in per_user if u != self.sender]
+        phase = self.next_phase()
+        await self.clients.ask_all({"cmd": "phase", "phase": phase})
+        token = issue_token(SECRET, self.sender, "supervisor", 3600)
+        poster = Poster(self.ports["gateway"], token, size=256)
+        total, tasks, expected = rate * seconds, [], 0
+        cpu_before, gw_cpu_before = cpu_s(pid), cpu_s(self.pids["gateway"])
+        worker_cpu_before = cpu_s(self.pids["worker"])
+        self.profiler.start(pid, f"{target}-latency")
+        start = time.time() + 0.2
+        sent = 0
+        while sent < total:  # open loop: each call leaves at its time, answered or not
+            now = time.time()
+            while sent < total and start + sent / rate <= now:
+                due = start + sent / rate
+                user = recipients[sent % len(recipients)]
+                expected += per_user[user]
+                body = {"message_type": "private", "recipient_id": user,
+                        "content": f"BM{phase}-{sent}_{due:.6f}_"}  # fmt: skip
+                tasks.append(asyncio.ensure_future(poster.post("/api/messages", body)))
+                sent += 1
+            await asyncio.sleep(0.001)
+        send_end = time.time()
+        try:
+            await asyncio.wait_for(asyncio.gather(*tasks), 60)
+        except TimeoutError:
+            pass
+        merged = await self.wait_for_count(expected, time.time() + 15)
+        self.profiler.stop()
+        poster.close()
+        hist = merged["hist"]
+        api = sorted(poster.durations)
+        result = {
+            "rate": rate, "sent": total, "expected": expected, "received": merged["count"],
+            "p50": percentile_hist(hist, 0.5), "p99": percentile_hist(hist, 0.99),
+            "max": max(hist) if hist else float("nan"),
+            "api_p50": api[len(api) // 2] if api else float("nan"),
+            "api_p99": api[min(len(api) - 1, int(0.99 * len(api)))] if api else float("nan"),
+            "statuses": poster.statuses, "send_s": send_end - start,
+            "server_cpu": (cpu_s(pid) - cpu_before) / (time.time() - start),
+            "gateway_cpu": (cpu_s(self.pids["gateway"]) - gw_cpu_before) / (time.time() - start),
+            "worker_cpu": (cpu_s(self.pids["worker"]) - worker_cpu_before) / (time.time() - start),
+        }  # fmt: skip
+        print(f"  [{target}] latency at {rate}/s x {seconds} s: {merged['count']:,}/{expected:,} "
+              f"frames, p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, max "
+              f"{result['max']:.0f} ms; API p50 {result['api_p50']:.1f} ms p99 "
+              f"{result['api_p99']:.1f} ms, statuses {poster.statuses}; CPU gateway "
+              f"{result['gateway_cpu']:.0%} worker {result['worker_cpu']:.0%}"
+              + (f" floor {result['server_cpu']:.0%}" if target == "floor" else ""), flush=True)  # fmt: skip
+        return result
+
+    async def fanout(self, target: str, pid: int, redis: Redis) -> dict[str, Any]:
+        steps, best = [], 0.0
+        self.profiler.start(pid, f"{target}-fanout")
+        for goal in FANOUT_STEPS:
+            alive = sum(a["alive"] for a in await self.clients.ask_all({"cmd": "report"}))
+            if not alive:
+                break
+            rate = goal / alive
+            count = max(1, round(rate * self.args.step_seconds))
+            phase = self.next_phase()
+            await self.clients.ask_all({"cmd": "phase", "phase": phase})
+            cpu_before = cpu_s(pid)
+            start = time.time() + 0.1
+            sent = 0
+            while sent < count:
+                now = time.time()
+                due_now = []
+                while sent < count and start + sent / rate <= now:
+                    due_now.append((sent, start + sent / rate))
+                    sent += 1
+                if due_now:
+                    async with redis.pipeline(transaction=False) as pipe:
+                        for seq, due in due_now:
+                            body = json.dumps({"type": "bench", "ts": "", "actor_id": None,
+                                               "data": {"m": f"BM{phase}-{seq}_{due:.6f}_"}})  # fmt: skip
+                            pipe.xadd(self.keys.board_stream, {"t": "bench", "e": body})
+                        await pipe.execute()
+                await asyncio.sleep(0.002)
+            expected = count * alive
+            merged = await self.wait_for_count(expected, time.time() + 10)
+            elapsed = max(merged["last"], start + count / rate) - start
+            step = {
+                "goal": goal, "events_s": rate, "events": count, "conns": alive,
+                "expected": expected, "received": merged["count"],
+                "delivered_s": merged["count"] / elapsed if elapsed > 0 else 0.0,
+                "p50": percentile_hist(merged["hist"], 0.5), "p99": percentile_hist(merged["hist"], 0.99),
+                "server_cpu": (cpu_s(pid) - cpu_before) / max(time.time() - start, 1e-9),
+                "alive_after": merged["alive"],
+            }  # fmt: skip
+            steps.append(step)
+            ok = step["p99"] <= FANOUT_P99_MS and merged["count"] >= expected
+            print(f"  [{target}] fanout {rate:.2f} board events/s x {alive:,} conns: "
+                  f"{merged['count']:,}/{expected:,} frames, {step['delivered_s']:,.0f}/s, "
+                  f"p50 {step['p50']:.1f} ms, p99 {step['p99']:.1f} ms, server CPU "
+                  f"{step['server_cpu']:.0%}, {merged['alive']:,} still connected"
+                  f"{'' if ok else '  <- over budget'}", flush=True)  # fmt: skip
+            if not ok:
+                break
+            best = max(best, step["delivered_s"])
+        self.profiler.stop()
+        return {"best": best, "steps": steps}
+
+    async def resume(self, target: str, pid: int, redis: Redis) -> dict[str, Any]:
+        count = self.args.resume_clients or self.args.connections
+        opened = await self.open(target, count)
+        phase = self.next_phase()
+        await self.clients.ask_all({"cmd": "phase", "phase": phase, "track": True})
+        gone = await self.clients.ask_all({"cmd": "disconnect"})
+        users = sorted(self.conns_per_user(count))
+        async with redis.pipeline(transaction=False) as pipe:
+            for index, user in enumerate(users):
+                for seq in range(RESUME_BEHIND):
+                    body = json.dumps({"type": "bench", "ts": "", "actor_id": None,
+                                       "data": {"m": f"BM{phase}-{seq}_{time.time():.6f}_"}})  # fmt: skip
+                    pipe.xadd(self.keys.user_stream(user), {"t": "bench", "e": body})
+                if index % 500 == 499:
+                    await pipe.execute()
+            for seq in range(RESUME_BEHIND, 2 * RESUME_BEHIND):
+                body = json.dumps({"type": "bench", "ts": "", "actor_id": None,
+                                   "data": {"m": f"BM{phase}-{seq}_{time.time():.6f}_"}})  # fmt: skip
+                pipe.xadd(self.keys.board_stream, {"t": "bench", "e": body})
+            await pipe.execute()
+        await asyncio.sleep(1)
+        cpu_before = cpu_s(pid)
+        self.profiler.start(pid, f"{target}-resume")
+        answers = await self.clients.ask_all(
+            {"cmd": "resume", "expect": 2 * RESUME_BEHIND, "timeout": self.args.resume_timeout},
+            timeout=self.args.resume_timeout + 120)  # fmt: skip
+        self.profiler.stop()
+        start = min(a["start"] for a in answers)
+        done = sorted(t for a in answers for t in a["done_at"])
+        complete = sum(a["complete"] for a in answers)
+        result = {
+            "clients": opened["opened"], "with_id": sum(g["with_id"] for g in gone),
+            "complete": complete, "seconds": (done[-1] - start) if done else float("nan"),
+            "p50_s": (done[len(done) // 2] - start) if done else float("nan"),
+            "missing": sum(a["missing"] for a in answers), "repeated": sum(a["dupes"] for a in answers),
+            "stale": sum(a["stale"] for a in answers), "resets": sum(a["resets"] for a in answers),
+            "failed": sum(a["failed"] for a in answers),
+            "server_cpu_s": cpu_s(pid) - cpu_before,
+        }  # fmt: skip
+        print(f"  [{target}] resume: {complete:,}/{result['clients']:,} clients got all "
+              f"{2 * RESUME_BEHIND} in {result['seconds']:.2f} s (median {result['p50_s']:.2f} s); "
+              f"missing {result['missing']}, repeated {result['repeated']}, replayed from before "
+              f"{result['stale']}, resets {result['resets']}, reconnects failed {result['failed']}",
+              flush=True)  # fmt: skip
+        await self.clients.ask_all({"cmd": "close"})
+        return result
+
+    async def target(self, target: str, redis: Redis) -> dict[str, Any]:
+        pid = self.pids[target]
+        results: dict[str, Any] = {}
+        needs_conns = any(self.wants(s) for s in ("idle", "connects", "latency", "fanout"))
+        if needs_conns:
+            results["idle"] = await self.idle(target, pid)
+            held = results["idle"]["held"]
+            if self.wants("latency"):
+                results["latency"] = await self.latency(target, pid, held)
+            if self.wants("fanout"):
+                results["fanout"] = await self.fanout(target, pid, redis)
+            await self.clients.ask_all({"cmd": "close"})
+            await asyncio.sleep(2)
+        if self.wants("resume"):
+            results["resume"] = await self.resume(target, pid, redis)
+        return results
 
 
-async def latency(session: aiohttp.ClientSession, base: str, token: str,
-                  sampled: list[aiohttp.ClientResponse], rate: int, seconds: int) -> None:  # fmt: skip
-    sent: dict[str, float] = {}
-    samples: list[float] = []
-
-    async def listen(stream: aiohttp.ClientResponse) -> None:
-        while True:
-            line = await stream.content.readline()
-            if line.startswith(b"data:") and b'"type":"broadcast"' in line:
-                marker = line.split(b'"title":"', 1)[1].split(b'"', 1)[0].decode()
-                if marker in sent:
-                    samples.append((time.perf_counter() - sent[marker]) * 1000)
-
-    listeners = [asyncio.create_task(listen(s)) for s in sampled]
-    headers = {"Authorization": f"Bearer {token}"}
-    for n in range(rate * seconds):  # open loop: a steady rate, whatever the answers
-        marker = f"b{n}"
-        sent[marker] = time.perf_counter()
-        asyncio.create_task(_post(session, base + "/api/sse/broadcast", headers,
-                                  {"title": marker, "body": "bench", "to": "all"}))  # fmt: skip
-        await asyncio.sleep(1 / rate)
-    await asyncio.sleep(3)
-    for task in listeners:
-        task.cancel()
-    expected = len(sent) * len(sampled)
-    print(f"notifications sent: {len(sent)} at {rate}/s, frames sampled: {len(samples)}/{expected}")
-    if samples:
-        print(f"API call -> frame latency: p50 {percentile(samples, 0.5):.1f} ms,"
-              f" p99 {percentile(samples, 0.99):.1f} ms")  # fmt: skip
+def fmt(value: Any, spec: str) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return format(value, spec)
 
 
-async def _post(session: aiohttp.ClientSession, url: str, headers: dict[str, str], body: dict[str, object]) -> None:
-    async with session.post(url, json=body, headers=headers) as response:
-        await response.read()
+def table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    def get(target: str, *path: str) -> Any:
+        node: Any = results.get(target, {})
+        for part in path:
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    resume_n = args.resume_clients or args.connections
+    rows = [
+        ("idle connections held", ("idle", "held"), ",.0f", "20,000"),
+        ("server RSS per connection (KiB)", ("idle", "kib_per_conn"), ".1f", "<= 40"),
+        ("connects/s (500 in flight)", ("idle", "connects_s"), ",.0f", ">= 1,000"),
+        (f"latency p50 at {args.rate}/s (ms)", ("latency", "p50"), ".1f", "<= 10 at 1,000/s"),
+        (f"latency p99 at {args.rate}/s (ms)", ("latency", "p99"), ".1f", "<= 50 at 1,000/s"),
+        ("latency frames received", ("latency", "received"), ",.0f", "all"),
+        ("latency frames expected", ("latency", "expected"), ",.0f", ""),
+        ("delivered events/s, p99 <= 250 ms", ("fanout", "best"), ",.0f", ">= 10,000"),
+        (f"resume: {resume_n:,} clients 20 behind (s)", ("resume", "seconds"), ".2f", "<= 15 (10,000)"),
+        ("resume: clients complete", ("resume", "complete"), ",.0f", "all"),
+        ("resume: events missing", ("resume", "missing"), ",.0f", "0"),
+        ("resume: events repeated", ("resume", "repeated"), ",.0f", "0"),
+    ]
+    header = f"{'figure':<42} {'gateway':>12} {'floor':>12} {'ratio':>8}  target"
+    print("\n" + header + "\n" + "-" * len(header))
+    for label, path, spec, target in rows:
+        ours, floor = get("gateway", *path), get("floor", *path)
+        ratio = "-"
+        if isinstance(ours, (int, float)) and isinstance(floor, (int, float)) and floor \
+                and ours == ours and floor == floor:
+            ratio = f"{ours / floor:.2f}x"
+        print(f"{label:<42} {fmt(ours, spec):>12} {fmt(floor, spec):>12} {ratio:>8}  {target}")
+    print("ratio = gateway / floor (latency, memory, time: lower is better; rates: higher is better)")
+
+
+def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process ended early (exit {proc.returncode})")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"nothing listens on {port} after {timeout:.0f} s")
+
+
+async def seed_users(url: str, count: int) -> tuple[int, list[int]]:
+    """One supervisor sending, `count` technicians receiving; one argon2 hash for all."""
+    password = hash_password("floorbell")
+    conn = await asyncpg.connect(url)
+    try:
+        sender = await conn.fetchval(
+            "INSERT INTO users (email, full_name, role, password_hash)"
+            " VALUES ('bench-sender@example.com', 'Bench Sender', 'supervisor', $1) RETURNING id",
+            password,
+        )
+        rows = await conn.fetch(
+            "INSERT INTO users (email, full_name, role, password_hash)"
+            " SELECT 'bench' || g || '@example.com', 'Bench ' || g, 'technician', $1"
+            " FROM generate_series(1, $2) g RETURNING id",
+            password, count,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    return int(sender), sorted(int(row["id"]) for row in rows)
+
+
+def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, dict[str, Any]]:
+    database = services["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
+    ensure_database(database)
+    procs: list[subprocess.Popen[bytes]] = []
+    results: dict[str, dict[str, Any]] = {}
+    bench: Bench | None = None
+    try:
+        migrate(database)
+        user_count = args.users or max(args.connections, args.resume_clients)
+        sender, users = await seed_users(database, user_count)
+        prefix = f"bench-{uuid.uuid4().hex[:6]}:"
+        env = {**os.environ, **services, "DATABASE_URL": database, "JWT_SECRET": SECRET,
+               "REDIS_PREFIX": prefix, "LOGIN_ATTEMPTS_PER_MINUTE": "100000",
+               "SSE_QUEUE_FRAMES": str(args.queue_frames), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        ports = {"gateway": free_port(), "floor": free_port()}
+        procs.append(start([sys.executable, "-m", "gateway", "worker"], env))
+        gateway = start([sys.executable, "-m", "gateway", "serve", "--port", str(ports["gateway"])], env)
+        procs.append(gateway)
+        wait_port(ports["gateway"], gateway)
+        pids = {"worker": procs[0].pid, "gateway": gateway.pid}
+        bench = Bench(args, env, users, sender, ports, pids)
+        await bench.clients.start()
+        redis = Redis.from_url(services["REDIS_URL"])
+        targets = ["gateway", "floor"] if args.target == "both" else [args.target]
+        print(f"{user_count:,} users seeded; gateway pid {gateway.pid}, worker pid {procs[0].pid}; "
+              f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,}", flush=True)  # fmt: skip
+        for target in targets:
+            floor = None
+            if target == "floor":
+                floor = start([sys.executable, str(ROOT / "bench/sse_floor.py"), "--port",
+                               str(ports["floor"]), "--redis-url", services["REDIS_URL"],
+                               "--prefix", prefix], env)  # fmt: skip
+                wait_port(ports["floor"], floor)
+                pids["floor"] = floor.pid
+            print(f"{target}:", flush=True)
+            try:
+                results[target] = await bench.target(target, redis)
+            finally:
+                if floor is not None:
+                    stop(floor)
+        await redis.aclose()
+    finally:
+        if bench is not None:
+            bench.profiler.stop()
+            await bench.clients.stop()
+        for proc in reversed(procs):
+            stop(proc)
+        drop_database(database)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--connections", type=int, default=2000)
-    parser.add_argument("--rate", type=int, default=50, help="notifications per second")
-    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rate", type=int, default=1000, help="notifications/s in the latency run")
+    parser.add_argument("--seconds", type=int, default=5, help="length of the latency run")
+    parser.add_argument("--step-seconds", type=float, default=3, help="length of each fan-out step")
+    parser.add_argument("--scenario", default="all",
+                        choices=("all", "idle", "latency", "fanout", "resume", "connects"))  # fmt: skip
+    parser.add_argument("--target", default="both", choices=("gateway", "floor", "both"))
+    parser.add_argument("--client-procs", type=int, default=2)
+    parser.add_argument("--users", type=int, default=0,
+                        help="technicians seeded (default: one per connection)")  # fmt: skip
+    parser.add_argument("--resume-clients", type=int, default=0, help="default: --connections")
+    parser.add_argument("--resume-timeout", type=float, default=60)
+    parser.add_argument("--queue-frames", type=int, default=1000, help="SSE_QUEUE_FRAMES")
+    parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the server per phase here")
+    parser.add_argument("--max-seconds", type=float, default=1800, help="stop the whole run after this")
     args = parser.parse_args()
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # children inherit it
-    with provision(ROOT / ".data") as env:
-        url = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
-        ensure_database(url)
-        migrate(url)
-        port = free_port()
-        child_env = {**env, "DATABASE_URL": url, "JWT_SECRET": SECRET, "PATH": str(ROOT / ".venv/bin"),
-                     "REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:6]}:", "LOGIN_ATTEMPTS_PER_MINUTE": "1000"}  # fmt: skip
-        subprocess.run([sys.executable, "-m", "gateway", "seed"], env=child_env, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
-        procs = [subprocess.Popen([sys.executable, "-m", "gateway", *cmd], env=child_env, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL)
-                 for cmd in (["worker"], ["serve", "--port", str(port)])]  # fmt: skip
-        try:
-            time.sleep(3)
-            asyncio.run(measure(f"http://127.0.0.1:{port}", procs[1].pid, args.connections,
-                                args.rate, args.seconds))  # fmt: skip
-        finally:
-            for proc in procs:
-                proc.terminate()
-                proc.wait(15)
-            drop_database(url)
+    limit = raise_nofile(2 * max(args.connections, args.resume_clients) + 8192)  # children inherit
+    print(f"RLIMIT_NOFILE raised to {limit:,}", flush=True)
+    started = time.time()
+    with provision(ROOT / ".data") as services:
+        results = asyncio.run(asyncio.wait_for(run(args, services), args.max_seconds))
+    table(results, args)
+    print(f"\n(total {time.time() - started:.0f} s)")
 
 
 if __name__ == "__main__":

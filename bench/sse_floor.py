@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from aiohttp import web
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,7 +79,9 @@ class Floor:
         self.conns: set[Conn] = set()
 
     async def start(self, app: web.Application) -> None:
-        self.control = Redis.from_url(self.redis_url)
+        # As the gateway: a bounded pool that waits for a free connection in a burst.
+        pool = BlockingConnectionPool.from_url(self.redis_url, max_connections=64, timeout=30)
+        self.control = Redis(connection_pool=pool)
         self.reader = Redis.from_url(self.redis_url, single_connection_client=True)
         self.board_pos = await self.tail(self.keys.board_stream)
         self.live_pos = await self.tail(self.keys.live_stream)
@@ -161,6 +163,8 @@ class Floor:
                 if conn.pending:
                     chunk, conn.pending = "".join(conn.pending), []
                     await response.write(chunk.encode())
+        except ConnectionResetError:  # the client went away
+            pass
         finally:
             self.conns.discard(conn)
             users = self.by_user.get(user)

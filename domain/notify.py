@@ -16,11 +16,22 @@ CRITICAL_TYPES = frozenset(
     {"ticket_assigned", "ticket_reassigned", "ticket_overdue", "machine_breakdown"}
 )
 NOTIFICATION_TYPES = (
-    "ticket_assigned", "ticket_reassigned", "ticket_status_changed", "ticket_priority_changed",
-    "ticket_closed", "comment_added", "ticket_overdue", "new_message", "machine_breakdown",
-    "intervention_planned", "maintenance_due", "user_registered", "role_changed",
-    "settings_changed", "broadcast",
-)  # fmt: skip
+    "ticket_assigned",
+    "ticket_reassigned",
+    "ticket_status_changed",
+    "ticket_priority_changed",
+    "ticket_closed",
+    "comment_added",
+    "ticket_overdue",
+    "new_message",
+    "machine_breakdown",
+    "intervention_planned",
+    "maintenance_due",
+    "user_registered",
+    "role_changed",
+    "settings_changed",
+    "broadcast",
+)
 
 # Domain event type -> the board event every open board receives.
 BOARD_EVENTS = {
@@ -83,19 +94,30 @@ def notices_for(
 
 
 def _ticket_notices(
-    data: dict[str, Any], kind: str, users: Iterable[int | None], title: str, body: str,
-    critical: bool = False, pushable: bool = True,
-) -> list[Notice]:  # fmt: skip
+    data: dict[str, Any],
+    kind: str,
+    users: Iterable[int | None],
+    title: str,
+    body: str,
+    critical: bool = False,
+    pushable: bool = True,
+) -> list[Notice]:
     ticket = data["ticket"]
     extra = {"ticket_id": ticket["id"], "ticket_code": ticket["ticket_id"]}
     return [
         Notice(
-            user, kind, shorten(title, TITLE_MAX), shorten(body, BODY_MAX), ticket_url(ticket),
-            critical or kind in CRITICAL_TYPES, pushable, extra,
+            user,
+            kind,
+            shorten(title, TITLE_MAX),
+            shorten(body, BODY_MAX),
+            ticket_url(ticket),
+            critical or kind in CRITICAL_TYPES,
+            pushable,
+            extra,
         )
         for user in users
         if user is not None
-    ]  # fmt: skip
+    ]
 
 
 def _label(ticket: dict[str, Any]) -> str:
@@ -114,12 +136,19 @@ def _assigned(data: dict[str, Any], directory: Directory) -> list[Notice]:
     if previous is None:
         return _created(data, directory)
     return _ticket_notices(
-        data, "ticket_reassigned", [ticket["assigned_to"]], "Ticket reassigned to you",
+        data,
+        "ticket_reassigned",
+        [ticket["assigned_to"]],
+        "Ticket reassigned to you",
         _label(ticket),
     ) + _ticket_notices(
-        data, "ticket_reassigned", [previous], "Ticket reassigned", 
-        f"{_label(ticket)} is no longer yours", pushable=False,
-    )  # fmt: skip
+        data,
+        "ticket_reassigned",
+        [previous],
+        "Ticket reassigned",
+        f"{_label(ticket)} is no longer yours",
+        pushable=False,
+    )
 
 
 def _moved(data: dict[str, Any], directory: Directory) -> list[Notice]:
@@ -128,9 +157,12 @@ def _moved(data: dict[str, Any], directory: Directory) -> list[Notice]:
     status = data["to_status"].replace("_", " ")
     if data["to_status"] == "completed":
         closed = _ticket_notices(
-            data, "ticket_closed", [ticket["reported_by"], *followers], "Ticket completed",
+            data,
+            "ticket_closed",
+            [ticket["reported_by"], *followers],
+            "Ticket completed",
             _label(ticket),
-        )  # fmt: skip
+        )
         told = {notice.user_id for notice in closed}
         others = [ticket["assigned_to"]] if ticket["assigned_to"] not in told else []
     else:
@@ -144,18 +176,25 @@ def _priority(data: dict[str, Any], directory: Directory) -> list[Notice]:
     ticket = data["ticket"]
     raised_to_critical = data["to_priority"] == "critical"
     return _ticket_notices(
-        data, "ticket_priority_changed", [ticket["assigned_to"], *data.get("followers", [])],
-        f"Priority now {data['to_priority']}", _label(ticket), critical=raised_to_critical,
-    )  # fmt: skip
+        data,
+        "ticket_priority_changed",
+        [ticket["assigned_to"], *data.get("followers", [])],
+        f"Priority now {data['to_priority']}",
+        _label(ticket),
+        critical=raised_to_critical,
+    )
 
 
 def _comment(data: dict[str, Any], directory: Directory) -> list[Notice]:
     ticket = data["ticket"]
     users = [ticket["reported_by"], ticket["assigned_to"], *data.get("followers", [])]
     return _ticket_notices(
-        data, "comment_added", users, f"{data['author_name']} on {ticket['ticket_id']}",
+        data,
+        "comment_added",
+        users,
+        f"{data['author_name']} on {ticket['ticket_id']}",
         data["excerpt"],
-    )  # fmt: skip
+    )
 
 
 def _overdue(data: dict[str, Any], directory: Directory) -> list[Notice]:
@@ -167,9 +206,12 @@ def _overdue(data: dict[str, Any], directory: Directory) -> list[Notice]:
 def _breakdown(data: dict[str, Any], directory: Directory) -> list[Notice]:
     users = directory(MANAGERS | {Role.TECHNICIAN})
     return _ticket_notices(
-        data, "machine_breakdown", users, f"Breakdown: {data['machine_name']}",
+        data,
+        "machine_breakdown",
+        users,
+        f"Breakdown: {data['machine_name']}",
         _label(data["ticket"]),
-    )  # fmt: skip
+    )
 
 
 def _message(data: dict[str, Any], directory: Directory) -> list[Notice]:
@@ -177,51 +219,80 @@ def _message(data: dict[str, Any], directory: Directory) -> list[Notice]:
     users = [recipient] if recipient is not None else directory(None)
     body = "Audio message" if data.get("audio") else data["excerpt"]
     url = f"/?conversation={data['sender_id']}" if recipient is not None else "/?messages=public"
-    extra = {"message_id": data["message_id"], "sender_id": data["sender_id"],
-             "audio": bool(data.get("audio"))}  # fmt: skip
+    extra = {
+        "message_id": data["message_id"],
+        "sender_id": data["sender_id"],
+        "audio": bool(data.get("audio")),
+    }
     return [
-        Notice(user, "new_message", shorten(f"Message from {data['sender_name']}", TITLE_MAX),
-               shorten(body, BODY_MAX), url, data=extra)  # fmt: skip
+        Notice(
+            user,
+            "new_message",
+            shorten(f"Message from {data['sender_name']}", TITLE_MAX),
+            shorten(body, BODY_MAX),
+            url,
+            data=extra,
+        )
         for user in users
     ]
 
 
 def _simple(
-    kind: str, users: Iterable[int], title: str, body: str, url: str = "/",
+    kind: str,
+    users: Iterable[int],
+    title: str,
+    body: str,
+    url: str = "/",
     extra: dict[str, Any] | None = None,
-) -> list[Notice]:  # fmt: skip
+) -> list[Notice]:
     return [
-        Notice(user, kind, shorten(title, TITLE_MAX), shorten(body, BODY_MAX), url,
-               kind in CRITICAL_TYPES, data=extra or {})  # fmt: skip
+        Notice(
+            user,
+            kind,
+            shorten(title, TITLE_MAX),
+            shorten(body, BODY_MAX),
+            url,
+            kind in CRITICAL_TYPES,
+            data=extra or {},
+        )
         for user in users
     ]
 
 
 def _intervention(data: dict[str, Any], directory: Directory) -> list[Notice]:
     return _simple(
-        "intervention_planned", [data["assigned_to"]], f"Intervention on {data['machine_name']}",
+        "intervention_planned",
+        [data["assigned_to"]],
+        f"Intervention on {data['machine_name']}",
         f"Planned for {data['scheduled_for']}. {data.get('note', '')}".strip(),
         extra={"machine_id": data["machine_id"]},
-    )  # fmt: skip
+    )
 
 
 def _maintenance(data: dict[str, Any], directory: Directory) -> list[Notice]:
     return _simple(
-        "maintenance_due", directory(MANAGERS), f"Maintenance due: {data['machine_name']}",
-        "Its preventive-maintenance interval has elapsed.", extra={"machine_id": data["machine_id"]},
-    )  # fmt: skip
+        "maintenance_due",
+        directory(MANAGERS),
+        f"Maintenance due: {data['machine_name']}",
+        "Its preventive-maintenance interval has elapsed.",
+        extra={"machine_id": data["machine_id"]},
+    )
 
 
 def _registered(data: dict[str, Any], directory: Directory) -> list[Notice]:
     return _simple(
-        "user_registered", directory(ADMINS), "New user",
+        "user_registered",
+        directory(ADMINS),
+        "New user",
         f"{data['full_name']} <{data['email']}> joined as {data['role']}",
     )
 
 
 def _role(data: dict[str, Any], directory: Directory) -> list[Notice]:
     return _simple(
-        "role_changed", [data["user_id"]], "Your role changed",
+        "role_changed",
+        [data["user_id"]],
+        "Your role changed",
         f"You are now {data['to_role']} (was {data['from_role']}).",
     )
 

@@ -110,11 +110,17 @@ def change_priority(ticket: Ticket, actor: Actor, to: Priority, now: datetime) -
 
 def edit(ticket: Ticket, actor: Actor, changes: dict[str, object], now: datetime) -> list[Event]:
     """Edit title, description or scheduled date."""
-    changed = [name for name in EDITABLE_FIELDS if name in changes and changes[name] != getattr(ticket, name)]
+    changed = [
+        name
+        for name in EDITABLE_FIELDS
+        if name in changes and changes[name] != getattr(ticket, name)
+    ]
     if not changed:
         return []
     if not _may_work_on(ticket, actor):
-        raise PermissionDenied("Only the assigned technician, supervisors and admins may edit this ticket.")
+        raise PermissionDenied(
+            "Only the assigned technician, supervisors and admins may edit this ticket."
+        )
     for name in changed:
         setattr(ticket, name, changes[name])
     ticket.updated_at = now

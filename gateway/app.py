@@ -33,17 +33,34 @@ def create_app(settings: Settings | None = None) -> Quart:
     app = Quart("floorbell", static_folder=None)
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     QuartSchema(
-        app, openapi_path="/openapi.json", swagger_ui_path="/docs", redoc_ui_path=None,
-        scalar_ui_path=None, info={"title": "Floorbell", "version": "0.1.0"},
+        app,
+        openapi_path="/openapi.json",
+        swagger_ui_path="/docs",
+        redoc_ui_path=None,
+        scalar_ui_path=None,
+        info={"title": "Floorbell", "version": "0.1.0"},
         convert_casing=False,
-    )  # fmt: skip
+    )
     res = Resources(settings)
     app.extensions[EXTENSION] = res
     app.before_serving(res.open)
     app.after_serving(res.close)
     register_error_handlers(app)
-    for module in (auth, tickets, ops, sse, notifications, presence, machines, messages, users,
-                   settings_api, broadcast, push, preferences):  # fmt: skip
+    for module in (
+        auth,
+        tickets,
+        ops,
+        sse,
+        notifications,
+        presence,
+        machines,
+        messages,
+        users,
+        settings_api,
+        broadcast,
+        push,
+        preferences,
+    ):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(web.blueprint)  # last: its catch-all must not shadow the API
 

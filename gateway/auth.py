@@ -45,9 +45,11 @@ def issue_token(secret: str, user_id: int, role: str, ttl_s: int) -> str:
 def decode_token(secret: str, token: str) -> Actor:
     try:
         claims = jwt.decode(
-            token, secret, algorithms=["HS256"],
+            token,
+            secret,
+            algorithms=["HS256"],
             options={"require": ["sub", "role", "iat", "exp"]},
-        )  # fmt: skip
+        )
         return Actor(int(claims["sub"]), Role(claims["role"]))
     except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
         raise ApiError(401, "unauthorized", "The session is invalid or has expired.") from exc

@@ -122,7 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "serve":
             command.add_argument("--host", default="127.0.0.1", help="bind address")
         if name == "vapid":
-            command.add_argument("--new", action="store_true", help="print a fresh pair, store nothing")
+            command.add_argument(
+                "--new", action="store_true", help="print a fresh pair, store nothing"
+            )
         if name == "clock":
             command.add_argument("--once", action="store_true", help="one pass, then exit")
     return parser

@@ -8,7 +8,7 @@ the user id makes an id replayed against another account detectable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from gateway.streams import parse_id
 
@@ -23,11 +23,6 @@ class Cursor:
 
     def encode(self) -> str:
         return f"{self.user_id}:{self.user_pos}:{self.board_pos}"
-
-    def advanced(self, *, user_pos: str | None = None, board_pos: str | None = None) -> Cursor:
-        return replace(
-            self, user_pos=user_pos or self.user_pos, board_pos=board_pos or self.board_pos
-        )
 
 
 class CursorRejected(ValueError):

@@ -12,7 +12,14 @@ from quart_schema import RequestSchemaValidationError
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from domain.errors import Conflict, DomainError, Invalid, InvalidTransition, NotFound, PermissionDenied
+from domain.errors import (
+    Conflict,
+    DomainError,
+    Invalid,
+    InvalidTransition,
+    NotFound,
+    PermissionDenied,
+)
 
 log = logging.getLogger(__name__)
 

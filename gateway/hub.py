@@ -24,6 +24,7 @@ from gateway.keys import Keys
 from gateway.metrics import SSE_CONNECTIONS, SSE_SLOW_DISCONNECTS
 from gateway.presence import Presence
 from gateway.retry import Backoff
+from gateway.streams import Entry, as_reply, entries_after, last_id
 
 log = logging.getLogger(__name__)
 BLOCK_MS = 2000
@@ -33,21 +34,26 @@ CATCH_UP_MAX = 5000
 
 @dataclass(frozen=True)
 class Item:
-    """One stream entry, ready to frame: `tail` is its envelope JSON minus the leading `{`."""
+    """One stream entry, ready to frame: `tail` is its envelope JSON minus the leading `{`.
+    Built once per entry and shared by every connection it is offered to."""
 
     board: bool
     entry_id: str
+    key: tuple[int, int]  # entry_id, comparable
     event_type: str
     tail: str
 
 
 def render(frame_id: str, event_type: str, tail: str) -> str:
-    event_type = event_type.replace("\r", "").replace("\n", "")
+    """An SSE frame. `tail` is JSON (no raw line breaks); `event_type` is sanitised once,
+    when its item is built."""
     return f'id: {frame_id}\nevent: {event_type}\ndata: {{"id":"{frame_id}",{tail}\n\n'
 
 
 def item_from(board: bool, entry_id: bytes, fields: dict[bytes, bytes]) -> Item:
-    return Item(board, entry_id.decode(), fields[b"t"].decode(), fields[b"e"].decode()[1:])
+    text = entry_id.decode()
+    event_type = fields[b"t"].decode().replace("\r", "").replace("\n", "")
+    return Item(board, text, id_key(text), event_type, fields[b"e"].decode()[1:])
 
 
 def live_item(fields: dict[bytes, bytes]) -> tuple[int, Item]:
@@ -56,15 +62,19 @@ def live_item(fields: dict[bytes, bytes]) -> tuple[int, Item]:
 
 
 class Connection:
+    """One SSE client: its bounded queue and its position in both streams."""
+
     def __init__(self, cursor: Cursor, max_frames: int) -> None:
         self.id = uuid.uuid4().hex
-        self.cursor = cursor
+        self.user_id = cursor.user_id
+        self._user_pos, self._board_pos = cursor.user_pos, cursor.board_pos
+        self._user_key, self._board_key = id_key(cursor.user_pos), id_key(cursor.board_pos)
         self.queue: asyncio.Queue[Item | None] = asyncio.Queue(max_frames)
         self.cut_off = False
 
     @property
-    def user_id(self) -> int:
-        return self.cursor.user_id
+    def cursor(self) -> Cursor:
+        return Cursor(self.user_id, self._user_pos, self._board_pos)
 
     def offer(self, item: Item | None) -> None:
         try:
@@ -75,15 +85,18 @@ class Connection:
             self.cut_off = True
 
     def frame(self, item: Item) -> str | None:
-        """The frame for `item`, or None when this connection already sent it."""
-        position = self.cursor.board_pos if item.board else self.cursor.user_pos
-        if id_key(item.entry_id) <= id_key(position):
-            return None
+        """The frame for `item`, or None when this connection already sent it. The hot
+        path of a busy board: positions are kept as comparable tuples."""
         if item.board:
-            self.cursor = self.cursor.advanced(board_pos=item.entry_id)
+            if item.key <= self._board_key:
+                return None
+            self._board_pos, self._board_key = item.entry_id, item.key
         else:
-            self.cursor = self.cursor.advanced(user_pos=item.entry_id)
-        return render(self.cursor.encode(), item.event_type, item.tail)
+            if item.key <= self._user_key:
+                return None
+            self._user_pos, self._user_key = item.entry_id, item.key
+        frame_id = f"{self.user_id}:{self._user_pos}:{self._board_pos}"
+        return render(frame_id, item.event_type, item.tail)
 
 
 class Hub:
@@ -99,7 +112,10 @@ class Hub:
         self._reader = Redis.from_url(self._settings.redis_url, single_connection_client=True)
         self._board_pos = await self.tail(self._keys.board_stream)
         self._live_pos = await self.tail(self._keys.live_stream)
-        self._tasks = [asyncio.create_task(self._read_loop()), asyncio.create_task(self._beat_loop())]
+        self._tasks = [
+            asyncio.create_task(self._read_loop()),
+            asyncio.create_task(self._beat_loop()),
+        ]
 
     async def close(self) -> None:
         """End every stream (clients reconnect elsewhere), then stop reading."""
@@ -117,8 +133,7 @@ class Hub:
         return sum(len(c) for c in self._by_user.values())
 
     async def tail(self, stream: str) -> str:
-        last = await self._control.xrevrange(stream, count=1)
-        return last[0][0].decode() if last else START
+        return await last_id(self._control, stream)
 
     async def register(self, conn: Connection) -> None:
         """From now on the connection is offered every live entry; `catch_up`, called
@@ -138,8 +153,10 @@ class Hub:
 
     async def check_history(self, cursor: Cursor) -> None:
         """Refuse a cursor whose positions are no longer (or never were) in the streams."""
-        for stream, pos in ((self._keys.user_stream(cursor.user_id), cursor.user_pos),
-                            (self._keys.board_stream, cursor.board_pos)):  # fmt: skip
+        for stream, pos in (
+            (self._keys.user_stream(cursor.user_id), cursor.user_pos),
+            (self._keys.board_stream, cursor.board_pos),
+        ):
             await self._check_position(stream, pos)
 
     async def _check_position(self, stream: str, pos: str) -> None:
@@ -159,26 +176,34 @@ class Hub:
     async def catch_up(self, conn: Connection) -> list[str]:
         """Frames of everything after the connection's cursor, in stream-id order."""
         cursor = conn.cursor
-        items = [item_from(False, i, f) for i, f in await self._after(
-            self._keys.user_stream(cursor.user_id), cursor.user_pos)]  # fmt: skip
-        items += [item_from(True, i, f) for i, f in await self._after(
-            self._keys.board_stream, cursor.board_pos)]  # fmt: skip
-        items.sort(key=lambda item: id_key(item.entry_id))
+        items = [
+            item_from(False, i, f)
+            for i, f in await self._after(self._keys.user_stream(cursor.user_id), cursor.user_pos)
+        ]
+        items += [
+            item_from(True, i, f)
+            for i, f in await self._after(self._keys.board_stream, cursor.board_pos)
+        ]
+        items.sort(key=lambda item: item.key)
         return [frame for item in items if (frame := conn.frame(item))]
 
-    async def _after(self, stream: str, pos: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
-        entries = await self._control.xrange(stream, min=f"({pos}", count=CATCH_UP_MAX + 1)
+    async def _after(self, stream: str, pos: str) -> list[Entry]:
+        entries = await entries_after(self._control, stream, pos, CATCH_UP_MAX + 1)
         if len(entries) > CATCH_UP_MAX:
             raise CursorRejected("too_far_behind")
-        return list(entries)
+        return entries
 
     async def _read_loop(self) -> None:
         backoff = Backoff()
         board, live = self._keys.board_stream, self._keys.live_stream
         while not self._closing:
             try:
-                reply = await self._reader.xread(
-                    {board: self._board_pos, live: self._live_pos}, count=READ_COUNT, block=BLOCK_MS
+                reply = as_reply(
+                    await self._reader.xread(
+                        {board: self._board_pos, live: self._live_pos},
+                        count=READ_COUNT,
+                        block=BLOCK_MS,
+                    )
                 )
                 backoff.reset()
             except (RedisError, OSError) as exc:
@@ -186,13 +211,13 @@ class Hub:
                 log.warning("hub: Redis read failed (%s); retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
                 continue
-            for stream, entries in reply or []:
+            for stream, entries in reply:
                 if stream.decode() == board:
                     self._dispatch_board(entries)
                 else:
                     self._dispatch_live(entries)
 
-    def _dispatch_board(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _dispatch_board(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:
             item = item_from(True, entry_id, fields)
             self._board_pos = item.entry_id
@@ -200,7 +225,7 @@ class Hub:
                 for conn in connections:
                     conn.offer(item)
 
-    def _dispatch_live(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+    def _dispatch_live(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:
             self._live_pos = entry_id.decode()
             connections = self._by_user.get(int(fields[b"u"]))

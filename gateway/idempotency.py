@@ -17,11 +17,15 @@ KEY_MAX = 200
 def idempotency_key() -> str | None:
     key = request.headers.get("Idempotency-Key")
     if key is not None and not 0 < len(key) <= KEY_MAX:
-        raise ApiError(400, "bad_idempotency_key", f"Idempotency-Key must be 1-{KEY_MAX} characters.")
+        raise ApiError(
+            400, "bad_idempotency_key", f"Idempotency-Key must be 1-{KEY_MAX} characters."
+        )
     return key
 
 
-async def replay(uow: UnitOfWork, user_id: int, route: str, key: str | None) -> tuple[Any, int] | None:
+async def replay(
+    uow: UnitOfWork, user_id: int, route: str, key: str | None
+) -> tuple[Any, int] | None:
     if key is None:
         return None
     # Serialise concurrent requests with the same key: the second waits, then replays.
@@ -31,8 +35,10 @@ async def replay(uow: UnitOfWork, user_id: int, route: str, key: str | None) -> 
     row = await uow.conn.fetchrow(
         "SELECT status, response FROM idempotency_keys WHERE user_id = $1 AND route = $2"
         " AND key = $3 AND created_at > now() - interval '24 hours'",
-        user_id, route, key,
-    )  # fmt: skip
+        user_id,
+        route,
+        key,
+    )
     return (row["response"], row["status"]) if row else None
 
 
@@ -45,5 +51,9 @@ async def remember(
         "INSERT INTO idempotency_keys (user_id, route, key, status, response)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, route, key)"
         " DO UPDATE SET status = EXCLUDED.status, response = EXCLUDED.response, created_at = now()",
-        user_id, route, key, status, json.loads(json.dumps(response, default=str)),
-    )  # fmt: skip
+        user_id,
+        route,
+        key,
+        status,
+        json.loads(json.dumps(response, default=str)),
+    )

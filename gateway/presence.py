@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -53,10 +54,16 @@ class Presence:
 
     async def connect(self, user_id: int, conn_id: str) -> None:
         now = now_ms()
-        came_online = await self.redis.eval(  # type: ignore[misc]
-            _CONNECT, 2, self.keys.presence_connections(user_id), self.keys.presence_online,
-            conn_id, now + self.ttl_ms, now, user_id,
-        )  # fmt: skip
+        came_online = await self.redis.eval(
+            _CONNECT,
+            2,
+            self.keys.presence_connections(user_id),
+            self.keys.presence_online,
+            conn_id,
+            now + self.ttl_ms,
+            now,
+            user_id,
+        )
         if came_online:
             await self._announce(user_id, True)
 
@@ -79,7 +86,7 @@ class Presence:
         live = await self.redis.zcount(self.keys.presence_connections(user_id), now_ms(), "+inf")
         return int(live) > 0
 
-    async def snapshot(self, user_ids: list[int]) -> list[dict[str, object]]:
+    async def snapshot(self, user_ids: list[int]) -> list[dict[str, Any]]:
         now = now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
@@ -94,20 +101,32 @@ class Presence:
             # offline (after the debounce), they are online, even between two connections.
             online = int(count) > 0 or online_since is not None
             seen = now if online else (float(last_seen) if last_seen else None)
-            result.append({"user_id": user_id, "online": online, "last_seen": _iso(seen),
-                           "connections": int(count)})  # fmt: skip
+            result.append(
+                {
+                    "user_id": user_id,
+                    "online": online,
+                    "last_seen": _iso(seen),
+                    "connections": int(count),
+                }
+            )
         return result
 
     async def sweep(self) -> list[int]:
         """Mark offline every user with no live connection for the debounce period."""
         now = now_ms()
         went_offline = []
-        for raw in await self.redis.zrange(self.keys.presence_online, 0, -1):
+        members = cast(list[bytes], await self.redis.zrange(self.keys.presence_online, 0, -1))
+        for raw in members:
             user_id = int(raw)
-            gone = await self.redis.eval(  # type: ignore[misc]
-                _SWEEP, 2, self.keys.presence_connections(user_id), self.keys.presence_online,
-                now, now - self.debounce_ms, user_id,
-            )  # fmt: skip
+            gone = await self.redis.eval(
+                _SWEEP,
+                2,
+                self.keys.presence_connections(user_id),
+                self.keys.presence_online,
+                now,
+                now - self.debounce_ms,
+                user_id,
+            )
             if gone:
                 await self.redis.set(self.keys.presence_last_seen(user_id), now)
                 await self._announce(user_id, False)

@@ -87,7 +87,9 @@ class OutboxRelay:
         if not rows:
             return 0
         entries = [(str(row["id"]), row["event_type"], _stored(row)) for row in rows]
-        await append_once(self._redis, self._keys.domain_stream, self._keys.relay_published, entries)
+        await append_once(
+            self._redis, self._keys.domain_stream, self._keys.relay_published, entries
+        )
         await conn.execute(
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
             [row["id"] for row in rows],
@@ -98,9 +100,12 @@ class OutboxRelay:
 def _stored(row: asyncpg.Record) -> str:
     data: dict[str, Any] = row["payload"]
     return envelope(
-        row["event_type"], data, row["actor_id"], row["created_at"].isoformat(),
+        row["event_type"],
+        data,
+        row["actor_id"],
+        row["created_at"].isoformat(),
         outbox_id=row["id"],
-    )  # fmt: skip
+    )
 
 
 async def _sleep_or_stop(stop: asyncio.Event, delay_s: float) -> None:

@@ -38,9 +38,12 @@ class Resources:
         # A bounded pool that waits for a free connection: a burst of reconnecting
         # clients queues briefly instead of failing.
         pool = BlockingConnectionPool.from_url(
-            self.settings.redis_url, max_connections=64, timeout=5, socket_connect_timeout=2,
+            self.settings.redis_url,
+            max_connections=64,
+            timeout=5,
+            socket_connect_timeout=2,
             health_check_interval=30,
-        )  # fmt: skip
+        )
         self.redis = Redis(connection_pool=pool)
         hub = Hub(self.settings, self.keys, self.redis)
         await hub.start()
@@ -54,8 +57,11 @@ class Resources:
 
     async def close(self) -> None:
         await self.end_streams()
-        closers = (("redis", self.redis.aclose()), ("redis pool", self.redis.connection_pool.disconnect()),
-                   ("pool", self.pool.close()))  # fmt: skip
+        closers = (
+            ("redis", self.redis.aclose()),
+            ("redis pool", self.redis.connection_pool.disconnect()),
+            ("pool", self.pool.close()),
+        )
         for name, closer in closers:
             try:
                 await asyncio.wait_for(closer, CLOSE_TIMEOUT_S)

@@ -22,7 +22,7 @@ from domain.notify import BOARD_EVENTS, Notice, notices_for
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.metrics import NOTIFICATIONS_ROUTED
 from gateway.retry import Backoff
-from gateway.streams import append_once, envelope
+from gateway.streams import append_once, as_reply, envelope
 
 log = logging.getLogger(__name__)
 Fields = dict[bytes, bytes]
@@ -38,8 +38,9 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
 
 async def unread_counts(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> dict[str, int]:
     row = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM messages WHERE recipient_id = $1 AND NOT is_read) AS messages,"
-        " (SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL) AS notifications",
+        "SELECT (SELECT count(*) FROM messages WHERE recipient_id = $1 AND NOT is_read)"
+        " AS messages, (SELECT count(*) FROM notifications WHERE user_id = $1"
+        " AND read_at IS NULL) AS notifications",
         user_id,
     )
     return {"messages": row["messages"], "notifications": row["notifications"]}
@@ -47,9 +48,13 @@ async def unread_counts(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -
 
 class Router:
     def __init__(
-        self, pool: asyncpg.Pool, redis: Redis, keys: Keys, consumer: str,
+        self,
+        pool: asyncpg.Pool,
+        redis: Redis,
+        keys: Keys,
+        consumer: str,
         claim_idle_ms: int = 30_000,
-    ) -> None:  # fmt: skip
+    ) -> None:
         self._pool, self._redis, self._keys = pool, redis, keys
         self._consumer = consumer
         self._claim_idle_ms = claim_idle_ms
@@ -75,14 +80,18 @@ class Router:
         reply = await self._redis.xreadgroup(
             ROUTER_GROUP, self._consumer, {stream: ">"}, count=100, block=1000
         )
-        for _, entries in reply or []:
+        for _, entries in as_reply(reply):
             await self._handle_all(entries)
 
     async def _claim_stale(self) -> None:
         reply = await self._redis.xautoclaim(
-            self._keys.domain_stream, ROUTER_GROUP, self._consumer,
-            min_idle_time=self._claim_idle_ms, start_id="0-0", count=100,
-        )  # fmt: skip
+            self._keys.domain_stream,
+            ROUTER_GROUP,
+            self._consumer,
+            min_idle_time=self._claim_idle_ms,
+            start_id="0-0",
+            count=100,
+        )
         if reply[1]:
             log.info("router: finishing %d entries of a stopped worker", len(reply[1]))
             await self._handle_all(reply[1])
@@ -110,11 +119,15 @@ class Router:
                 await self._deliver(conn, event, notice, notification_id)
 
     async def _to_board(self, event: dict[str, Any], board_type: str) -> None:
-        body = envelope(board_type, {"ticket": event["data"]["ticket"]}, event.get("actor_id"), event["ts"])
+        body = envelope(
+            board_type, {"ticket": event["data"]["ticket"]}, event.get("actor_id"), event["ts"]
+        )
         await append_once(
-            self._redis, self._keys.board_stream, self._keys.router_appended,
+            self._redis,
+            self._keys.board_stream,
+            self._keys.router_appended,
             [(f"b{event['outbox_id']}", board_type, body)],
-        )  # fmt: skip
+        )
 
     async def _store(
         self, conn: asyncpg.Connection, event: dict[str, Any], notices: list[Notice]
@@ -123,13 +136,20 @@ class Router:
         async with conn.transaction():
             for notice in notices:
                 notification_id = await conn.fetchval(
-                    "INSERT INTO notifications (user_id, event_id, type, title, body, url, data, critical)"
+                    "INSERT INTO notifications"
+                    " (user_id, event_id, type, title, body, url, data, critical)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                     " ON CONFLICT (user_id, event_id, type) DO UPDATE SET type = EXCLUDED.type"
                     " RETURNING id",
-                    notice.user_id, event["outbox_id"], notice.type, notice.title, notice.body,
-                    notice.url, notice.data, notice.critical,
-                )  # fmt: skip
+                    notice.user_id,
+                    event["outbox_id"],
+                    notice.type,
+                    notice.title,
+                    notice.body,
+                    notice.url,
+                    notice.data,
+                    notice.critical,
+                )
                 stored.append((notice, notification_id))
                 NOTIFICATIONS_ROUTED.labels(notice.type).inc()
         return stored
@@ -137,23 +157,43 @@ class Router:
     async def _deliver(
         self, conn: asyncpg.Connection, event: dict[str, Any], notice: Notice, notification_id: int
     ) -> None:
-        data = {"title": notice.title, "body": notice.body, "critical": notice.critical, **notice.data}
+        data = {
+            "title": notice.title,
+            "body": notice.body,
+            "critical": notice.critical,
+            **notice.data,
+        }
         body = envelope(
-            notice.type, data, event.get("actor_id"), event["ts"], url=notice.url,
+            notice.type,
+            data,
+            event.get("actor_id"),
+            event["ts"],
+            url=notice.url,
             notification_id=notification_id,
-        )  # fmt: skip
+        )
         counts = envelope("unread_count", await unread_counts(conn, notice.user_id))
         await self._to_user(
             notice.user_id,
-            [(f"n{notification_id}", notice.type, body), (f"c{notification_id}", "unread_count", counts)],
+            [
+                (f"n{notification_id}", notice.type, body),
+                (f"c{notification_id}", "unread_count", counts),
+            ],
         )
-        push = json.dumps({"notification_id": notification_id, "user_id": notice.user_id,
-                           "type": notice.type, "critical": notice.critical,
-                           "pushable": notice.pushable})  # fmt: skip
+        push = json.dumps(
+            {
+                "notification_id": notification_id,
+                "user_id": notice.user_id,
+                "type": notice.type,
+                "critical": notice.critical,
+                "pushable": notice.pushable,
+            }
+        )
         await append_once(
-            self._redis, self._keys.push_stream, self._keys.router_appended,
+            self._redis,
+            self._keys.push_stream,
+            self._keys.router_appended,
             [(f"p{notification_id}", notice.type, push)],
-        )  # fmt: skip
+        )
 
     async def _send_counts(self, user_id: int, member: str) -> None:
         counts = envelope("unread_count", await unread_counts(self._pool, user_id))
@@ -163,9 +203,12 @@ class Router:
         """Append to the user's own stream (history, resume) and mirror to the live
         stream the gateway hubs follow."""
         await append_once(
-            self._redis, self._keys.user_stream(user_id), self._keys.router_appended, entries,
+            self._redis,
+            self._keys.user_stream(user_id),
+            self._keys.router_appended,
+            entries,
             mirror=(self._keys.live_stream, str(user_id)),
-        )  # fmt: skip
+        )
 
 
 async def _directory(conn: asyncpg.Connection) -> Any:

@@ -35,8 +35,10 @@ DEMO_TICKETS = (
 async def seed(conn: asyncpg.Connection, password: str) -> list[str]:
     """Create what is missing; returns the demo logins."""
     async with conn.transaction():
-        users = {email: await _user(conn, email, name, role, password)
-                 for email, name, role in DEMO_USERS}  # fmt: skip
+        users = {
+            email: await _user(conn, email, name, role, password)
+            for email, name, role in DEMO_USERS
+        }
         machines = [await _machine(conn, *machine) for machine in DEMO_MACHINES]
         if not await conn.fetchval("SELECT EXISTS (SELECT 1 FROM tickets)"):
             await _tickets(conn, users, machines)
@@ -47,20 +49,31 @@ async def _user(conn: asyncpg.Connection, email: str, name: str, role: str, pass
     existing = await conn.fetchval("SELECT id FROM users WHERE lower(email) = $1", email)
     if existing is not None:
         return int(existing)
-    return int(await conn.fetchval(
-        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, $2, $3, $4)"
-        " RETURNING id", email, name, role, hash_password(password),
-    ))  # fmt: skip
+    return int(
+        await conn.fetchval(
+            "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, $2, $3, $4)"
+            " RETURNING id",
+            email,
+            name,
+            role,
+            hash_password(password),
+        )
+    )
 
 
 async def _machine(conn: asyncpg.Connection, name: str, location: str, pm_days: int | None) -> int:
     existing = await conn.fetchval("SELECT id FROM machines WHERE name = $1", name)
     if existing is not None:
         return int(existing)
-    return int(await conn.fetchval(
-        "INSERT INTO machines (name, location, pm_interval_days, last_pm_at)"
-        " VALUES ($1, $2, $3, now() - interval '7 days') RETURNING id", name, location, pm_days,
-    ))  # fmt: skip
+    return int(
+        await conn.fetchval(
+            "INSERT INTO machines (name, location, pm_interval_days, last_pm_at)"
+            " VALUES ($1, $2, $3, now() - interval '7 days') RETURNING id",
+            name,
+            location,
+            pm_days,
+        )
+    )
 
 
 async def _tickets(conn: asyncpg.Connection, users: dict[str, int], machines: list[int]) -> None:
@@ -70,7 +83,13 @@ async def _tickets(conn: asyncpg.Connection, users: dict[str, int], machines: li
         await conn.execute(
             "INSERT INTO tickets (ticket_id, title, machine_id, priority, status, reported_by,"
             " assigned_to, scheduled_date, closed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            await next_code(conn, now.year), title, machines[machine], priority, status,
-            users["operator@example.com"], users.get(assignee or ""), now + timedelta(days=2),
+            await next_code(conn, now.year),
+            title,
+            machines[machine],
+            priority,
+            status,
+            users["operator@example.com"],
+            users.get(assignee or ""),
+            now + timedelta(days=2),
             closed,
-        )  # fmt: skip
+        )

@@ -36,4 +36,4 @@ async def serve(settings: Settings, host: str, port: int) -> None:
         await app.extensions[EXTENSION].end_streams()
 
     print(f"gateway {settings.instance_id} listening on http://{host}:{port}", flush=True)
-    await hypercorn_serve(app, hypercorn_config(host, port), shutdown_trigger=shutdown_trigger)  # type: ignore[arg-type]
+    await hypercorn_serve(app, hypercorn_config(host, port), shutdown_trigger=shutdown_trigger)

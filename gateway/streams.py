@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -32,6 +32,11 @@ return appended
 """
 
 DEDUP_KEEP_MS = 48 * 3600 * 1000
+START = "0-0"
+
+# redis-py types its stream replies loosely; these are their shapes with bytes replies.
+Entry = tuple[bytes, dict[bytes, bytes]]
+StreamReply = list[tuple[bytes, list[Entry]]]
 STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
@@ -40,12 +45,19 @@ def now_ms() -> int:
 
 
 def envelope(
-    event_type: str, data: dict[str, Any], actor_id: int | None = None, ts: str | None = None,
+    event_type: str,
+    data: dict[str, Any],
+    actor_id: int | None = None,
+    ts: str | None = None,
     **extra: Any,
-) -> str:  # fmt: skip
+) -> str:
     """The stored form of what a client receives; the gateway adds `id` when it sends."""
-    body: dict[str, Any] = {"type": event_type, "ts": ts or _iso_now(), "actor_id": actor_id,
-                            "data": data}  # fmt: skip
+    body: dict[str, Any] = {
+        "type": event_type,
+        "ts": ts or _iso_now(),
+        "actor_id": actor_id,
+        "data": data,
+    }
     body.update({k: v for k, v in extra.items() if v is not None})
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
 
@@ -55,9 +67,12 @@ def _iso_now() -> str:
 
 
 async def append_once(
-    redis: Redis, stream: str, dedup_key: str, entries: list[tuple[str, str, str]],
+    redis: Redis,
+    stream: str,
+    dedup_key: str,
+    entries: list[tuple[str, str, str]],
     mirror: tuple[str, str] | None = None,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     """Append (member, type, envelope) entries that were not appended before; `mirror`
     (stream, tag) also appends each to a second stream, tagged."""
     if not entries:
@@ -66,7 +81,7 @@ async def append_once(
     args: list[str | int] = [now_ms(), DEDUP_KEEP_MS, mirror[1] if mirror else ""]
     for member, event_type, body in entries:
         args += [member, event_type, body]
-    result = await redis.eval(_APPEND_ONCE, len(keys), *keys, *args)  # type: ignore[misc]
+    result = await redis.eval(_APPEND_ONCE, len(keys), *keys, *args)
     return [_text(item) for item in result]
 
 
@@ -83,3 +98,18 @@ def parse_id(value: str) -> tuple[int, int] | None:
 
 def min_id_for_age(age_ms: int) -> str:
     return f"{max(now_ms() - age_ms, 0)}-0"
+
+
+def as_reply(reply: object) -> StreamReply:
+    """An XREAD / XREADGROUP reply (None on timeout) as a list."""
+    return cast(StreamReply, reply or [])
+
+
+async def entries_after(redis: Redis, stream: str, after: str, count: int) -> list[Entry]:
+    """Up to `count` entries with ids strictly after `after`."""
+    return cast(list[Entry], await redis.xrange(stream, min=f"({after}", count=count))
+
+
+async def last_id(redis: Redis, stream: str) -> str:
+    last = cast(list[Entry], await redis.xrevrange(stream, count=1))
+    return last[0][0].decode() if last else START

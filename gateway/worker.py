@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -25,7 +26,7 @@ GRACE_S = 5.0
 RETENTION_EVERY_S = 60.0
 LIVE_KEEP_MS = 10 * 60 * 1000
 
-Task = Callable[[asyncio.Event], Awaitable[None]]
+Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def trim_streams(redis: Redis, keys: Keys, retention_hours: int) -> int:
@@ -33,7 +34,9 @@ async def trim_streams(redis: Redis, keys: Keys, retention_hours: int) -> int:
     min_id = min_id_for_age(retention_hours * 3600 * 1000)
     trimmed = 0
     streams = [keys.domain_stream, keys.board_stream, keys.push_stream]
-    streams += [key async for key in redis.scan_iter(match=keys.user_stream_pattern, _type="stream")]
+    streams += [
+        key async for key in redis.scan_iter(match=keys.user_stream_pattern, _type="stream")
+    ]
     for stream in streams:
         trimmed += await redis.xtrim(stream, minid=min_id, approximate=False)
     # Hubs read the live stream within moments; its history lives in the user streams.
@@ -104,4 +107,3 @@ def _stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
-

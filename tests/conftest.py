@@ -139,5 +139,7 @@ async def worker(settings: Settings, db: asyncpg.Pool, redis: Redis) -> AsyncIte
 async def stream_events(redis: Redis, stream: str) -> list[dict[str, Any]]:
     import json
 
-    return [json.loads(fields[b"e"]) | {"stream_id": entry_id.decode()}
-            for entry_id, fields in await redis.xrange(stream)]  # fmt: skip
+    return [
+        json.loads(fields[b"e"]) | {"stream_id": entry_id.decode()}
+        for entry_id, fields in await redis.xrange(stream)
+    ]

@@ -52,8 +52,11 @@ class GatewayProcess:
         env = gateway_env(settings, INSTANCE_ID=name, **extra_env)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--port", str(self.port)],
-            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
 
     @property
     def url(self) -> str:
@@ -74,9 +77,11 @@ class GatewayProcess:
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-        self.proc.stderr.close()  # type: ignore[union-attr]
+        if self.proc.stderr:
+            self.proc.stderr.close()
 
     def stop(self) -> None:
+        """Stop it if it still runs; safe to call after `kill`."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -84,7 +89,8 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc.wait()
-        self.proc.stderr.close()  # type: ignore[union-attr]
+        if self.proc.stderr:
+            self.proc.stderr.close()
 
 
 @dataclass
@@ -133,21 +139,32 @@ class SseClient:
                     assert name not in fields, f"field {name} twice in one frame: {frame!r}"
                     fields[name] = value
             if "event" in fields:
-                return SseEvent(fields.get("id"), fields["event"], json.loads(fields["data"]), frame + "\n")
+                return SseEvent(
+                    fields.get("id"), fields["event"], json.loads(fields["data"]), frame + "\n"
+                )
 
-    async def events_until(self, predicate: Any, timeout_s: float = 5.0) -> list[SseEvent]:
+    async def events_until(self, predicate: Any, timeout_s: float = 10.0) -> list[SseEvent]:
+        """Events up to the first that satisfies `predicate`, within `timeout_s` in all."""
+        deadline = time.monotonic() + timeout_s
         got = []
         while True:
-            event = await self.next_event(timeout_s)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [(e.event, e.data.get("data")) for e in got[-5:]]
+                raise TimeoutError(f"no matching event within {timeout_s} s; last: {seen}")
+            event = await self.next_event(remaining)
             got.append(event)
             if predicate(event):
                 return got
 
 
 async def open_stream(
-    session: aiohttp.ClientSession, base_url: str, token: str, last_event_id: str | None = None,
+    session: aiohttp.ClientSession,
+    base_url: str,
+    token: str,
+    last_event_id: str | None = None,
     query: bool = False,
-) -> SseClient:  # fmt: skip
+) -> SseClient:
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{base_url}/api/sse/stream"
     if last_event_id and query:

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import json
 import os
+import random
 import socket
 import subprocess
 import time
@@ -27,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.auth import issue_token
+from gateway.push.guard import Resolve
 from gateway.vapid import b64url, generate_keys
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +42,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def server_port() -> int:
+    """A free port below the ephemeral range, so no outgoing connection takes it between
+    now and the moment a server listens on it."""
+    low = 32768
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    for port in random.sample(range(max(1024, low - 12000), low), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return free_port()
+
+
 # The session's emulator port is chosen at import, so the session settings can admit it.
-EMULATOR_PORT = free_port()
+EMULATOR_PORT = server_port()
 _VAPID_PUBLIC, _VAPID_PRIVATE = generate_keys()
 
 
@@ -75,23 +95,24 @@ class PushEmulator:
             subprocess.run(["bash", str(TOOLS / "install.sh")], check=True)
         self.proc = subprocess.Popen(
             ["node", str(EMULATOR_SERVER), str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=TOOLS,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=TOOLS,
         )  # fmt: skip
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"web-push-testing exited with {self.proc.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.05)
-        raise TimeoutError("web-push-testing did not start")
+        # It says so once it listens; an exit first means the port was taken, or worse.
+        assert self.proc.stdout is not None
+        first_line = self.proc.stdout.readline().decode(errors="replace")
+        if "running on port" not in first_line:
+            self.proc.wait(10)
+            rest = self.proc.stdout.read().decode(errors="replace")
+            raise RuntimeError(f"web-push-testing did not start on {self.port}: {first_line}{rest}")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
 
     async def _post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         async with aiohttp.ClientSession() as session:
@@ -121,7 +142,9 @@ class PushEmulator:
 class Device:
     """A browser's push keys, able to decrypt what a push service hands it."""
 
-    key: ec.EllipticCurvePrivateKey = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
     auth: bytes = field(default_factory=lambda: os.urandom(16))
 
     @property
@@ -130,7 +153,9 @@ class Device:
         return {"p256dh": b64url(point), "auth": b64url(self.auth)}
 
     def decrypt(self, body: bytes) -> dict[str, Any]:
-        plain = http_ece.decrypt(body, private_key=self.key, auth_secret=self.auth, version="aes128gcm")
+        plain = http_ece.decrypt(
+            body, private_key=self.key, auth_secret=self.auth, version="aes128gcm"
+        )
         return dict(json.loads(plain))
 
 
@@ -155,7 +180,9 @@ class FakePushService:
         self.script: Script = script or (lambda _: (201, {}))
         self.delay_s = delay_s
         self.received: list[Received] = []
-        self.port = free_port()
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))  # held from now on: no other process can take it
+        self.port = int(self._socket.getsockname()[1])
         self._runner: web.AppRunner | None = None
 
     @property
@@ -170,12 +197,13 @@ class FakePushService:
         app.router.add_post("/push/{name}", self._push)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.SockSite(self._runner, self._socket).start()
         return self
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        self._socket.close()
 
     async def _push(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -201,6 +229,17 @@ async def fresh_user(db: asyncpg.Pool | asyncpg.Connection, role: str = "technic
         "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, $2, $3, 'x')"
         " RETURNING id", f"push-{tag}@example.com", f"Push Tester {tag}", role,
     ))  # fmt: skip
+
+
+def fixed_dns(entries: dict[str, list[str]]) -> Resolve:
+    """A DNS of fixed answers (the dict may change): what a name resolves to at a moment."""
+
+    async def resolve(host: str, port: int) -> list[tuple[int, str]]:
+        if host not in entries:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip) for ip in entries[host]]
+
+    return resolve
 
 
 def token_for(secret: str, user_id: int, role: str = "technician") -> str:

@@ -66,9 +66,14 @@ async def login(data: Login) -> Response:
     user = {k: row[k] for k in ("id", "email", "full_name", "role")}
     response = jsonify({"token": token, "user": user})
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=settings.jwt_ttl_s, httponly=True, samesite="Strict",
-        secure=request.scheme == "https", path="/",
-    )  # fmt: skip
+        SESSION_COOKIE,
+        token,
+        max_age=settings.jwt_ttl_s,
+        httponly=True,
+        samesite="Strict",
+        secure=request.scheme == "https",
+        path="/",
+    )
     return response
 
 
@@ -81,8 +86,9 @@ async def logout() -> Response:
         # A shared phone stops ringing for the person who logged out of it.
         await resources().pool.execute(
             "DELETE FROM push_subscriptions WHERE endpoint = $1 AND user_id = $2",
-            endpoint, current_actor().id,
-        )  # fmt: skip
+            endpoint,
+            current_actor().id,
+        )
     response = jsonify({"ok": True})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

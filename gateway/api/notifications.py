@@ -49,8 +49,11 @@ async def list_notifications() -> list[dict[str, Any]]:
         f"SELECT {COLUMNS} FROM notifications WHERE user_id = $1"
         " AND ($2::bigint IS NULL OR id < $2) AND (NOT $3 OR read_at IS NULL)"
         " ORDER BY id DESC LIMIT $4",
-        current_actor().id, before, unread, limit,
-    )  # fmt: skip
+        current_actor().id,
+        before,
+        unread,
+        limit,
+    )
     return [_row(row) for row in rows]
 
 
@@ -72,8 +75,9 @@ async def _mark(column: str, ids: list[int] | None) -> int:
         result = await uow.conn.execute(
             f"UPDATE notifications SET {column} = now() WHERE user_id = $1"
             f" AND {column} IS NULL AND ($2::bigint[] IS NULL OR id = ANY($2))",
-            actor.id, ids,
-        )  # fmt: skip
+            actor.id,
+            ids,
+        )
         updated = int(result.split()[-1])
         if updated and column == "read_at":
             uow.emit(CountsChanged(actor.id, actor.id))

@@ -23,7 +23,7 @@ from gateway.push.preferences import Preferences, in_quiet_hours
 from gateway.retry import Backoff
 
 log = logging.getLogger(__name__)
-LEASE = "60 seconds"
+LEASE = "120 seconds"  # longer than the longest delivery (see fanout.LEASE_MS)
 LINE_MAX = 70  # characters per held notification in the digest's body
 BATCH = 100
 
@@ -45,6 +45,9 @@ class QuietHoursDigest:
             except (asyncpg.PostgresError, OSError) as exc:
                 delay = backoff.next_delay()
                 log.warning("push digest: %s; retrying in %.1fs", exc, delay)
+            except Exception:  # a bug must not stop the digests; leased ones come due again
+                delay = backoff.next_delay()
+                log.exception("push digest: unexpected error")
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except TimeoutError:

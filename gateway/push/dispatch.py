@@ -11,6 +11,7 @@ would lose pushes instead, which is worse for an alert.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -54,14 +55,17 @@ class Dispatcher:
         """Send every job to every device of its person at once; a tally per job."""
         if not jobs:
             return []
-        devices = await subscriptions.for_users(self._pool, sorted({job.user_id for job in jobs}))
+        devices: dict[int, list[Subscription]] = defaultdict(list)
+        for device in await subscriptions.for_users(self._pool, sorted({j.user_id for j in jobs})):
+            devices[device.user_id].append(device)
         done = await self._already_sent(jobs)
         tallies = [Tally() for _ in jobs]
-        sends = []
-        for index, job in enumerate(jobs):
-            for device in devices:
-                if device.user_id == job.user_id and (job.ref, device.id) not in done:
-                    sends.append(self._send(job, device, tallies[index]))
+        sends = [
+            self._send(job, device, tally)
+            for job, tally in zip(jobs, tallies, strict=True)
+            for device in devices[job.user_id]
+            if (job.ref, device.id) not in done
+        ]
         # Every send finishes (and is recorded) before a failure of one is reported.
         errors = [e for e in await asyncio.gather(*sends, return_exceptions=True) if e is not None]
         if errors:

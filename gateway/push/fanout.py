@@ -46,7 +46,9 @@ Clock = Callable[[], datetime]
 Entry = tuple[bytes, dict[bytes, bytes] | None]
 
 READ_BLOCK_MS = 1000
-LEASE_MS = 60_000  # a due push taken by a worker that then died is due again after this
+# A due push taken by a worker that then died is due again after this; longer than the
+# longest delivery (3 attempts of at most 10 s, 2 waits of at most 30 s).
+LEASE_MS = 120_000
 DELAYED_BATCH = 100
 DELAYED_POLL_S = 0.1
 
@@ -77,7 +79,7 @@ class PushFanout:
         self._grace_ms = settings.push_grace_s * 1000
         self._capacity = max(1, settings.push_concurrency)
         self._claim_idle_ms = claim_idle_ms or settings.push_claim_idle_ms
-        self._inflight = 0
+        self._handling: set[bytes] = set()  # ids of the entries being handled here
         self._last_claim = 0.0
 
     # -- the consumer of the push stream --------------------------------------------
@@ -86,18 +88,19 @@ class PushFanout:
         batches: set[asyncio.Task[None]] = set()
         backoff = Backoff()
         grouped = False
+        keeper = asyncio.create_task(self._keep_claimed(stop))
         try:
             while not stop.is_set():
                 try:
                     if not grouped:
                         await ensure_group(self._redis, self._keys.push_stream, PUSH_GROUP)
                         grouped = True
-                    if self._inflight >= self._capacity:
+                    if len(self._handling) >= self._capacity:
                         await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
                         continue
-                    entries = await self._next(self._capacity - self._inflight)
+                    entries = await self._next(self._capacity - len(self._handling))
                     if entries:
-                        self._inflight += len(entries)
+                        self._handling.update(entry_id for entry_id, _ in entries)
                         task = asyncio.create_task(self._handle(entries))
                         batches.add(task)
                         task.add_done_callback(batches.discard)
@@ -108,12 +111,33 @@ class PushFanout:
                     delay = backoff.next_delay()
                     log.warning("push fan-out: %s; retrying in %.1fs", exc, delay)
                     await asyncio.sleep(delay)
+                except Exception:  # a bug must not stop the fan-out; entries stay pending
+                    log.exception("push fan-out: unexpected error")
+                    await asyncio.sleep(backoff.next_delay())
             if batches:  # let what is in flight finish; the worker cancels after its grace
                 await asyncio.wait(batches)
         finally:
-            for task in batches:
+            for task in (*batches, keeper):
                 task.cancel()
-            await asyncio.gather(*batches, return_exceptions=True)
+            await asyncio.gather(*batches, keeper, return_exceptions=True)
+
+    async def _keep_claimed(self, stop: asyncio.Event) -> None:
+        """Reset the idle time of the entries being handled here, so another worker's
+        XAUTOCLAIM takes them only from a worker that stopped, however long their retries."""
+        period_s = self._claim_idle_ms / 3000
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), period_s)
+            except TimeoutError:
+                pass
+            if self._handling:
+                try:
+                    await self._redis.xclaim(
+                        self._keys.push_stream, PUSH_GROUP, self._consumer, 0,
+                        list(self._handling), justid=True,
+                    )  # fmt: skip
+                except RedisError as exc:
+                    log.warning("push fan-out: keeping entries claimed: %s", exc)
 
     async def _next(self, count: int) -> list[Entry]:
         stream = self._keys.push_stream
@@ -140,7 +164,7 @@ class PushFanout:
         except Exception:  # the entries stay pending; a later claim finishes them
             log.exception("push fan-out: a batch of %d entries failed", len(entries))
         finally:
-            self._inflight -= len(entries)
+            self._handling.difference_update(entry_id for entry_id, _ in entries)
 
     # -- the decision -----------------------------------------------------------------
 
@@ -194,6 +218,9 @@ class PushFanout:
             except (RedisError, OSError, asyncpg.PostgresError) as exc:
                 delay = backoff.next_delay()
                 log.warning("push grace loop: %s; retrying in %.1fs", exc, delay)
+            except Exception:  # a bug must not stop the loop; leased pushes come due again
+                delay = backoff.next_delay()
+                log.exception("push grace loop: unexpected error")
             try:
                 await asyncio.wait_for(stop.wait(), delay)
             except TimeoutError:

@@ -77,7 +77,9 @@ class EndpointGuard:
         for origin in origins:
             parts = urlsplit(origin.strip())
             if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-                raise ValueError(f"PUSH_ENDPOINT_ALLOW: {origin!r} is not an origin like http://host:port")
+                raise ValueError(
+                    f"PUSH_ENDPOINT_ALLOW: {origin!r} is not an origin like http://host:port"
+                )
             allowed.add(_origin(parts.scheme, parts.hostname, parts.port))
         return cls(frozenset(allowed), resolve)
 

@@ -7,8 +7,9 @@ many pushes are in flight at once on one connection pool, and one token per orig
 signed and reused for `TOKEN_LIFETIME_S` (VAPID allows at most 24 h).
 
 Responses: 2xx sent; 404/410 gone (the caller deletes the subscription); 429, 5xx,
-timeouts and connection errors are retried (exponential backoff, `Retry-After` honoured)
-and end as `send_failed`; 3xx (redirects are refused), 400, 413 and other 4xx are
+timeouts and connection errors are retried, 3 attempts in all (exponential backoff, or
+`Retry-After` when given; one asking for more than 30 s ends the delivery at once) and
+end as `send_failed`; 3xx (redirects are refused), 400, 413 and other 4xx are
 `rejected` without retry; an endpoint the guard refuses is `blocked`.
 """
 
@@ -124,7 +125,7 @@ class PushSender:
     def __init__(
         self, guard: EndpointGuard, tokens: VapidTokens, *, concurrency: int = 200,
         timeout_s: float = 10.0, attempts: int = 3, backoff_base_s: float = 0.5,
-        max_retry_after_s: float = 60.0,
+        max_retry_after_s: float = 30.0,
     ) -> None:  # fmt: skip
         self.guard, self.tokens = guard, tokens
         self._concurrency, self._timeout_s = concurrency, timeout_s

@@ -22,15 +22,23 @@ LEFT JOIN users u ON u.id = t.assigned_to
 
 def ticket_from_row(row: asyncpg.Record) -> Ticket:
     return Ticket(
-        id=row["id"], ticket_id=row["ticket_id"], title=row["title"],
-        description=row["description"], machine_id=row["machine_id"],
-        priority=Priority(row["priority"]), status=Status(row["status"]),
-        reported_by=row["reported_by"], assigned_to=row["assigned_to"],
-        scheduled_date=row["scheduled_date"], created_at=row["created_at"],
-        updated_at=row["updated_at"], closed_at=row["closed_at"],
-        followers=frozenset(row["followers"]), machine_name=row["machine_name"],
+        id=row["id"],
+        ticket_id=row["ticket_id"],
+        title=row["title"],
+        description=row["description"],
+        machine_id=row["machine_id"],
+        priority=Priority(row["priority"]),
+        status=Status(row["status"]),
+        reported_by=row["reported_by"],
+        assigned_to=row["assigned_to"],
+        scheduled_date=row["scheduled_date"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        closed_at=row["closed_at"],
+        followers=frozenset(row["followers"]),
+        machine_name=row["machine_name"],
         assignee_name=row["assignee_name"],
-    )  # fmt: skip
+    )
 
 
 def ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -77,9 +85,16 @@ async def insert(conn: asyncpg.Connection, fields: dict[str, Any], now: datetime
         "INSERT INTO tickets (ticket_id, title, description, machine_id, priority, reported_by,"
         " assigned_to, scheduled_date, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id",
-        code, fields["title"], fields["description"], fields["machine_id"], fields["priority"],
-        fields["reported_by"], fields.get("assigned_to"), fields.get("scheduled_date"), now,
-    )  # fmt: skip
+        code,
+        fields["title"],
+        fields["description"],
+        fields["machine_id"],
+        fields["priority"],
+        fields["reported_by"],
+        fields.get("assigned_to"),
+        fields.get("scheduled_date"),
+        now,
+    )
     return await load(conn, ticket_pk)
 
 
@@ -87,9 +102,16 @@ async def save(conn: asyncpg.Connection, ticket: Ticket) -> None:
     await conn.execute(
         "UPDATE tickets SET title = $2, description = $3, priority = $4, status = $5,"
         " assigned_to = $6, scheduled_date = $7, updated_at = $8, closed_at = $9 WHERE id = $1",
-        ticket.id, ticket.title, ticket.description, str(ticket.priority), str(ticket.status),
-        ticket.assigned_to, ticket.scheduled_date, ticket.updated_at, ticket.closed_at,
-    )  # fmt: skip
+        ticket.id,
+        ticket.title,
+        ticket.description,
+        str(ticket.priority),
+        str(ticket.status),
+        ticket.assigned_to,
+        ticket.scheduled_date,
+        ticket.updated_at,
+        ticket.closed_at,
+    )
 
 
 async def user_role(conn: asyncpg.Connection, user_id: int) -> Role:

@@ -91,8 +91,10 @@ async def add_comment(uow: UnitOfWork, actor: Actor, ticket_id: int, body: str) 
     row = await conn.fetchrow(
         "INSERT INTO comments (ticket_id, author_id, body) VALUES ($1, $2, $3)"
         " RETURNING id, ticket_id, author_id, body, created_at",
-        ticket.id, actor.id, body,
-    )  # fmt: skip
+        ticket.id,
+        actor.id,
+        body,
+    )
     author = await conn.fetchval("SELECT full_name FROM users WHERE id = $1", actor.id)
     uow.emit(
         CommentAdded(
@@ -116,11 +118,14 @@ async def follow(uow: UnitOfWork, actor: Actor, ticket_id: int, on: bool) -> Tic
     await store.load(uow.conn, ticket_id)
     if on:
         await uow.conn.execute(
-            "INSERT INTO ticket_followers VALUES ($1, $2) ON CONFLICT DO NOTHING", ticket_id, actor.id
+            "INSERT INTO ticket_followers VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            ticket_id,
+            actor.id,
         )
     else:
         await uow.conn.execute(
-            "DELETE FROM ticket_followers WHERE ticket_id = $1 AND user_id = $2", ticket_id, actor.id
+            "DELETE FROM ticket_followers WHERE ticket_id = $1 AND user_id = $2",
+            ticket_id,
+            actor.id,
         )
     return await store.load(uow.conn, ticket_id)
-

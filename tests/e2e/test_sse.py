@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.keys import Keys
 from tests.conftest import eventually
-from tests.gateway_process import GatewayProcess, SseClient, open_stream
+from tests.gateway_process import GatewayProcess, open_stream
 
 
 @pytest.fixture(scope="module")
@@ -31,24 +31,40 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client
 
 
-async def api(session: aiohttp.ClientSession, gateway: GatewayProcess, token: str, method: str,
-              path: str, body: Any = None) -> Any:  # fmt: skip
-    async with session.request(method, gateway.url + path, json=body,
-                               headers={"Authorization": f"Bearer {token}"}) as response:  # fmt: skip
+async def api(
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    token: str,
+    method: str,
+    path: str,
+    body: Any = None,
+) -> Any:
+    async with session.request(
+        method, gateway.url + path, json=body, headers={"Authorization": f"Bearer {token}"}
+    ) as response:
         assert response.status < 300, (response.status, await response.text())
         return await response.json()
 
 
-async def new_ticket(session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str],
-                     assignee: int | None = None, title: str = "Stream me") -> dict[str, Any]:  # fmt: skip
+async def new_ticket(
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    tokens: dict[str, str],
+    assignee: int | None = None,
+    title: str = "Stream me",
+) -> dict[str, Any]:
     body: dict[str, Any] = {"title": title, "machine_id": 1}
     if assignee:
         body["assigned_to"] = assignee
     return await api(session, gateway, tokens["supervisor"], "POST", "/api/tickets", body)  # type: ignore[no-any-return]
 
 
-async def test_wire_format(session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str],
-                           users: dict[str, int]) -> None:  # fmt: skip
+async def test_wire_format(
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    tokens: dict[str, str],
+    users: dict[str, int],
+) -> None:
     stream = await open_stream(session, gateway.url, tokens["tech1"])
     headers = stream.response.headers
     assert headers["Content-Type"].startswith("text/event-stream")
@@ -56,10 +72,16 @@ async def test_wire_format(session: aiohttp.ClientSession, gateway: GatewayProce
     assert await stream.next_frame() == "retry: 3000\n"
     connected = await stream.next_event()
     assert connected.event == "connected"
-    assert connected.data["data"] == {"user_id": users["tech1"], "instance": "gw-main", "resumed": False}
+    assert connected.data["data"] == {
+        "user_id": users["tech1"],
+        "instance": "gw-main",
+        "resumed": False,
+    }
     assert connected.data["id"] == connected.id
 
-    ticket = await new_ticket(session, gateway, tokens, assignee=users["tech1"], title="Line\r\ndata: forged")
+    ticket = await new_ticket(
+        session, gateway, tokens, assignee=users["tech1"], title="Line\r\ndata: forged"
+    )
     events = await stream.events_until(lambda e: e.event == "ticket_assigned")
     assigned = events[-1]
     lines = assigned.raw.split("\n")
@@ -70,11 +92,16 @@ async def test_wire_format(session: aiohttp.ClientSession, gateway: GatewayProce
     assert envelope["actor_id"] == users["supervisor"] and envelope["ts"]
     assert envelope["url"] == f"/?ticket={ticket['id']}" and envelope["notification_id"] > 0
     assert "forged" in envelope["data"]["body"]  # text with CR/LF stays inside one data line
-    assert any(e.event == "ticket_created" and e.data["data"]["ticket"]["id"] == ticket["id"] for e in events)
+    assert any(
+        e.event == "ticket_created" and e.data["data"]["ticket"]["id"] == ticket["id"]
+        for e in events
+    )
     await stream.response.release()
 
 
-async def test_heartbeat(session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str]) -> None:
+async def test_heartbeat(
+    session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str]
+) -> None:
     stream = await open_stream(session, gateway.url, tokens["operator"])
     await stream.next_event()
     while stream.raw[-1] != ": heartbeat\n\n":  # every second in the test settings
@@ -83,7 +110,10 @@ async def test_heartbeat(session: aiohttp.ClientSession, gateway: GatewayProcess
 
 
 async def test_resume_replays_missed_events_exactly_once(
-    session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str], users: dict[str, int]
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    tokens: dict[str, str],
+    users: dict[str, int],
 ) -> None:
     stream = await open_stream(session, gateway.url, tokens["tech2"])
     await stream.next_event()
@@ -92,8 +122,10 @@ async def test_resume_replays_missed_events_exactly_once(
     last_id = got[-1].id
     stream.response.close()
 
-    missed = [await new_ticket(session, gateway, tokens, assignee=users["tech2"], title=f"missed {i}")
-              for i in range(3)]  # fmt: skip
+    missed = [
+        await new_ticket(session, gateway, tokens, assignee=users["tech2"], title=f"missed {i}")
+        for i in range(3)
+    ]
     await asyncio.sleep(0.5)  # let the worker route them
     resumed = await open_stream(session, gateway.url, tokens["tech2"], last_event_id=last_id)
     connected = await resumed.next_event()
@@ -111,9 +143,13 @@ async def test_resume_replays_missed_events_exactly_once(
 
 
 async def test_reset_for_malformed_foreign_and_expired_ids(
-    session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str], users: dict[str, int],
-    redis: Redis, settings: Settings,
-) -> None:  # fmt: skip
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    tokens: dict[str, str],
+    users: dict[str, int],
+    redis: Redis,
+    settings: Settings,
+) -> None:
     other = f"{users['tech1']}:0-0:0-0"
     for last_id, reason in (("garbage", "malformed"), (other, "foreign"), ("0:0-0:0-0", "foreign")):
         stream = await open_stream(session, gateway.url, tokens["operator"], last_event_id=last_id)
@@ -122,7 +158,9 @@ async def test_reset_for_malformed_foreign_and_expired_ids(
         assert (reset.event, reset.data["data"]["reason"]) == ("reset", reason)
         stream.response.close()
     # The query parameter works as well (EventSource polyfills).
-    stream = await open_stream(session, gateway.url, tokens["operator"], last_event_id="x", query=True)
+    stream = await open_stream(
+        session, gateway.url, tokens["operator"], last_event_id="x", query=True
+    )
     await stream.next_event()
     assert (await stream.next_event()).event == "reset"
     stream.response.close()
@@ -149,11 +187,16 @@ async def test_reset_for_malformed_foreign_and_expired_ids(
 
 
 async def test_user_never_sees_anothers_notifications(
-    session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str], users: dict[str, int]
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    tokens: dict[str, str],
+    users: dict[str, int],
 ) -> None:
     spy = await open_stream(session, gateway.url, tokens["operator"])
     await spy.next_event()
-    ticket = await new_ticket(session, gateway, tokens, assignee=users["tech1"], title="private to tech1")
+    ticket = await new_ticket(
+        session, gateway, tokens, assignee=users["tech1"], title="private to tech1"
+    )
     seen = await spy.events_until(
         lambda e: e.event == "ticket_created" and e.data["data"]["ticket"]["id"] == ticket["id"]
     )
@@ -163,7 +206,10 @@ async def test_user_never_sees_anothers_notifications(
 
 
 async def test_several_connections_of_one_user_each_get_everything(
-    session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str], users: dict[str, int]
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    tokens: dict[str, str],
+    users: dict[str, int],
 ) -> None:
     phone = await open_stream(session, gateway.url, tokens["tech1"])
     desktop = await open_stream(session, gateway.url, tokens["tech1"])
@@ -179,10 +225,26 @@ async def test_several_connections_of_one_user_each_get_everything(
 
 
 async def test_resume_on_another_instance_after_sigkill(
-    session: aiohttp.ClientSession, settings: Settings, tokens: dict[str, str], users: dict[str, int],
+    session: aiohttp.ClientSession,
+    settings: Settings,
+    tokens: dict[str, str],
+    users: dict[str, int],
     gateway: GatewayProcess,
-) -> None:  # fmt: skip
+) -> None:
     doomed = GatewayProcess(settings, "gw-doomed")
+    try:
+        await _resume_after_kill(session, doomed, gateway, tokens, users)
+    finally:
+        doomed.stop()
+
+
+async def _resume_after_kill(
+    session: aiohttp.ClientSession,
+    doomed: GatewayProcess,
+    gateway: GatewayProcess,
+    tokens: dict[str, str],
+    users: dict[str, int],
+) -> None:
     doomed.wait_ready()
     stream = await open_stream(session, doomed.url, tokens["tech1"])
     await stream.next_event()
@@ -196,7 +258,9 @@ async def test_resume_on_another_instance_after_sigkill(
     got = await resumed.events_until(
         lambda e: e.event == "ticket_assigned" and e.data["data"]["ticket_id"] == missed[-1]["id"]
     )
-    assert [e.data["data"]["ticket_id"] for e in got if e.event == "ticket_assigned"] == [t["id"] for t in missed]
+    assert [e.data["data"]["ticket_id"] for e in got if e.event == "ticket_assigned"] == [
+        t["id"] for t in missed
+    ]
     resumed.response.close()
 
 
@@ -207,21 +271,30 @@ async def test_slow_reader_is_cut_off_while_others_stay_live(
     small.wait_ready()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", small.port)
-        writer.write(f"GET /api/sse/stream HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tokens['operator']}\r\n\r\n".encode())
+        auth = f"Authorization: Bearer {tokens['operator']}"
+        writer.write(f"GET /api/sse/stream HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n".encode())
         await writer.drain()
         await reader.readuntil(b"event: connected")  # then never read again
         healthy = await open_stream(session, small.url, tokens["admin"])
         await healthy.next_event()
         board = Keys(settings.redis_prefix).board_stream
-        payload = json.dumps({"type": "broadcast", "ts": "", "actor_id": None,
-                              "data": {"title": "load", "body": "x" * 65536}})  # fmt: skip
+        payload = json.dumps(
+            {
+                "type": "broadcast",
+                "ts": "",
+                "actor_id": None,
+                "data": {"title": "load", "body": "x" * 65536},
+            }
+        )
         for _ in range(300):  # ~20 MB: more than socket buffers and the 10-frame queue hold
             await redis.xadd(board, {"t": "broadcast", "e": payload})
             await healthy.events_until(lambda e: e.event == "broadcast")
+
         async def metric() -> bool:
             async with session.get(small.url + "/metrics") as response:
                 text = await response.text()
             return "floorbell_sse_slow_disconnects_total 1.0" in text
+
         assert await eventually(metric, 10)
         await redis.xadd(board, {"t": "broadcast", "e": payload.replace("load", "still live")})
         got = await healthy.events_until(lambda e: e.event == "broadcast")
@@ -233,10 +306,26 @@ async def test_slow_reader_is_cut_off_while_others_stay_live(
 
 
 async def test_presence_across_instances(
-    session: aiohttp.ClientSession, settings: Settings, tokens: dict[str, str], users: dict[str, int],
+    session: aiohttp.ClientSession,
+    settings: Settings,
+    tokens: dict[str, str],
+    users: dict[str, int],
     gateway: GatewayProcess,
-) -> None:  # fmt: skip
+) -> None:
     other = GatewayProcess(settings, "gw-presence")
+    try:
+        await _presence_follows_instances(session, gateway, other, tokens, users)
+    finally:
+        other.stop()
+
+
+async def _presence_follows_instances(
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    other: GatewayProcess,
+    tokens: dict[str, str],
+    users: dict[str, int],
+) -> None:
     other.wait_ready()
     watcher = await open_stream(session, gateway.url, tokens["admin"])
     await watcher.next_event()
@@ -254,7 +343,8 @@ async def test_presence_across_instances(
     assert await eventually(online_on_main)
     other.kill()  # no clean-up: its connections must lapse on their own
     gone = await watcher.events_until(
-        lambda e: e.event == "presence" and e.data["data"] == {"user_id": ops, "online": False}, timeout_s=8
+        lambda e: e.event == "presence" and e.data["data"] == {"user_id": ops, "online": False},
+        timeout_s=8,
     )
     assert gone
     assert not await online_on_main()

@@ -14,7 +14,9 @@ from tests.conftest import PASSWORD, bearer
 
 
 async def test_login_sets_a_strict_httponly_cookie(client: Any) -> None:
-    response = await client.post("/api/auth/login", json={"email": "Tech1@Example.com", "password": PASSWORD})
+    response = await client.post(
+        "/api/auth/login", json={"email": "Tech1@Example.com", "password": PASSWORD}
+    )
     assert response.status_code == 200
     body = await response.get_json()
     assert body["user"]["role"] == "technician" and body["token"]
@@ -29,7 +31,10 @@ async def test_cookie_authenticates(client: Any) -> None:
 
 
 async def test_bad_login_is_401(client: Any) -> None:
-    for body in ({"email": "tech1@example.com", "password": "wrong"}, {"email": "ghost@example.com", "password": "x"}):
+    for body in (
+        {"email": "tech1@example.com", "password": "wrong"},
+        {"email": "ghost@example.com", "password": "x"},
+    ):
         response = await client.post("/api/auth/login", json=body)
         assert response.status_code == 401
         assert (await response.get_json())["error"]["code"] == "invalid_credentials"
@@ -62,7 +67,9 @@ async def test_bad_tokens_are_401(client: Any, settings: Settings, changes: dict
 
 
 async def test_alg_none_is_401(client: Any) -> None:
-    token = jwt.encode({"sub": "1", "role": "admin", "iat": 1, "exp": 2**40}, None, algorithm="none")
+    token = jwt.encode(
+        {"sub": "1", "role": "admin", "iat": 1, "exp": 2**40}, None, algorithm="none"
+    )
     assert (await client.get("/api/tickets", headers=bearer(token))).status_code == 401
 
 
@@ -85,15 +92,27 @@ async def test_logout_clears_cookie(client: Any, tokens: dict[str, str]) -> None
     assert "floorbell_session=;" in response.headers["Set-Cookie"]
 
 
-async def test_a_demotion_takes_effect_at_once(client: Any, tokens: dict[str, str], db: Any) -> None:
+async def test_a_demotion_takes_effect_at_once(
+    client: Any, tokens: dict[str, str], db: Any
+) -> None:
     email = f"short-lived-{time.time_ns()}@example.com"
-    created = await client.post("/api/users", headers=bearer(tokens["admin"]), json={
-        "email": email, "full_name": "Short Lived", "role": "admin", "password": "long-password"})  # fmt: skip
+    created = await client.post(
+        "/api/users",
+        headers=bearer(tokens["admin"]),
+        json={
+            "email": email,
+            "full_name": "Short Lived",
+            "role": "admin",
+            "password": "long-password",
+        },
+    )
     user = await created.get_json()
     login = await client.post("/api/auth/login", json={"email": email, "password": "long-password"})
     token = (await login.get_json())["token"]
     assert (await client.get("/api/users", headers=bearer(token))).status_code == 200
-    await client.patch(f"/api/users/{user['id']}/role", json={"role": "operator"}, headers=bearer(tokens["admin"]))
+    await client.patch(
+        f"/api/users/{user['id']}/role", json={"role": "operator"}, headers=bearer(tokens["admin"])
+    )
     assert (await client.get("/api/users", headers=bearer(token))).status_code == 403
 
 

@@ -12,8 +12,11 @@ from tests.conftest import bearer, eventually
 
 
 async def _assign_new_ticket(client: Any, tokens: dict[str, str], assignee: int) -> dict[str, Any]:
-    response = await client.post("/api/tickets", json={"title": "Inbox", "machine_id": 1, "assigned_to": assignee},
-                                 headers=bearer(tokens["supervisor"]))  # fmt: skip
+    response = await client.post(
+        "/api/tickets",
+        json={"title": "Inbox", "machine_id": 1, "assigned_to": assignee},
+        headers=bearer(tokens["supervisor"]),
+    )
     return await response.get_json()  # type: ignore[no-any-return]
 
 
@@ -27,32 +30,57 @@ async def test_notification_lands_in_the_assignees_inbox_only(
     ticket = await _assign_new_ticket(client, tokens, users["tech2"])
 
     async def mine() -> list[dict[str, Any]]:
-        return [n for n in await _inbox(client, tokens["tech2"]) if n["data"].get("ticket_id") == ticket["id"]]
+        return [
+            n
+            for n in await _inbox(client, tokens["tech2"])
+            if n["data"].get("ticket_id") == ticket["id"]
+        ]
 
     found = await eventually(mine)
-    assert [(n["type"], n["url"], n["read_at"]) for n in found] == [("ticket_assigned", f"/?ticket={ticket['id']}", None)]
+    assert [(n["type"], n["url"], n["read_at"]) for n in found] == [
+        ("ticket_assigned", f"/?ticket={ticket['id']}", None)
+    ]
     supervisor_inbox = await _inbox(client, tokens["supervisor"])
-    assert not [n for n in supervisor_inbox if n["data"].get("ticket_id") == ticket["id"]]  # the actor
+    assert not [
+        n for n in supervisor_inbox if n["data"].get("ticket_id") == ticket["id"]
+    ]  # the actor
 
 
 async def test_read_updates_counts_on_every_device(
-    client: Any, tokens: dict[str, str], users: dict[str, int], worker: None, redis: Redis, settings: Settings,
+    client: Any,
+    tokens: dict[str, str],
+    users: dict[str, int],
+    worker: None,
+    redis: Redis,
+    settings: Settings,
     db: Any,
 ) -> None:
     ticket = await _assign_new_ticket(client, tokens, users["tech1"])
 
     async def notification() -> dict[str, Any] | None:
-        found = [n for n in await _inbox(client, tokens["tech1"], "?unread=true") if n["data"].get("ticket_id") == ticket["id"]]
+        found = [
+            n
+            for n in await _inbox(client, tokens["tech1"], "?unread=true")
+            if n["data"].get("ticket_id") == ticket["id"]
+        ]
         return found[0] if found else None
 
     item = await eventually(notification)
     assert item is not None
     stream = Keys(settings.redis_prefix).user_stream(users["tech1"])
     position = (await redis.xrevrange(stream, count=1))[0][0].decode()
-    before = await db.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", users["tech1"])
-    response = await client.post(f"/api/notifications/{item['id']}/read", headers=bearer(tokens["tech1"]))
+    before = await db.fetchval(
+        "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", users["tech1"]
+    )
+    response = await client.post(
+        f"/api/notifications/{item['id']}/read", headers=bearer(tokens["tech1"])
+    )
     assert (await response.get_json()) == {"updated": 1}
-    after = (await (await client.get("/api/notifications/unread-count", headers=bearer(tokens["tech1"]))).get_json())["count"]
+    after = (
+        await (
+            await client.get("/api/notifications/unread-count", headers=bearer(tokens["tech1"]))
+        ).get_json()
+    )["count"]
     assert after <= before - 1
 
     async def badge_update() -> bool:
@@ -62,31 +90,49 @@ async def test_read_updates_counts_on_every_device(
     assert await eventually(badge_update)  # every device of tech1 hears the new count
 
 
-async def test_others_notifications_are_404(client: Any, tokens: dict[str, str], users: dict[str, int], worker: None) -> None:
+async def test_others_notifications_are_404(
+    client: Any, tokens: dict[str, str], users: dict[str, int], worker: None
+) -> None:
     ticket = await _assign_new_ticket(client, tokens, users["tech1"])
 
     async def notification() -> list[dict[str, Any]]:
-        return [n for n in await _inbox(client, tokens["tech1"]) if n["data"].get("ticket_id") == ticket["id"]]
+        return [
+            n
+            for n in await _inbox(client, tokens["tech1"])
+            if n["data"].get("ticket_id") == ticket["id"]
+        ]
 
     item = (await eventually(notification))[0]
     for action in ("read", "clicked"):
-        response = await client.post(f"/api/notifications/{item['id']}/{action}", headers=bearer(tokens["tech2"]))
+        response = await client.post(
+            f"/api/notifications/{item['id']}/{action}", headers=bearer(tokens["tech2"])
+        )
         assert response.status_code == 404
-    seen = await client.post("/api/notifications/seen", json={"ids": [item["id"]]}, headers=bearer(tokens["tech2"]))
+    seen = await client.post(
+        "/api/notifications/seen", json={"ids": [item["id"]]}, headers=bearer(tokens["tech2"])
+    )
     assert (await seen.get_json()) == {"updated": 0}  # silently not theirs
-    seen = await client.post("/api/notifications/seen", json={"ids": [item["id"]]}, headers=bearer(tokens["tech1"]))
+    seen = await client.post(
+        "/api/notifications/seen", json={"ids": [item["id"]]}, headers=bearer(tokens["tech1"])
+    )
     assert (await seen.get_json()) == {"updated": 1}
-    clicked = await client.post(f"/api/notifications/{item['id']}/clicked", headers=bearer(tokens["tech1"]))
+    clicked = await client.post(
+        f"/api/notifications/{item['id']}/clicked", headers=bearer(tokens["tech1"])
+    )
     assert (await clicked.get_json()) == {"updated": 1}
 
 
 async def test_read_all_and_bad_input(client: Any, tokens: dict[str, str]) -> None:
     response = await client.post("/api/notifications/read-all", headers=bearer(tokens["tech2"]))
     assert response.status_code == 200
-    count = await (await client.get("/api/notifications/unread-count", headers=bearer(tokens["tech2"]))).get_json()
+    count = await (
+        await client.get("/api/notifications/unread-count", headers=bearer(tokens["tech2"]))
+    ).get_json()
     assert count == {"count": 0}
     for body in ({}, {"ids": []}, {"ids": ["x"]}, {"ids": list(range(501))}):
-        response = await client.post("/api/notifications/seen", json=body, headers=bearer(tokens["tech2"]))
+        response = await client.post(
+            "/api/notifications/seen", json=body, headers=bearer(tokens["tech2"])
+        )
         assert response.status_code == 422
     for query in ("?limit=0", "?limit=abc", "?before=-1", "?limit=100000"):
         response = await client.get(f"/api/notifications{query}", headers=bearer(tokens["tech2"]))

@@ -25,21 +25,30 @@ from gateway.uow import UnitOfWork
 from tests.conftest import bearer, eventually, stream_events
 
 
-async def test_committed_write_reaches_the_stream(client: Any, tokens: dict[str, str], redis: Redis,
-                                                  settings: Any, worker: None) -> None:  # fmt: skip
-    response = await client.post("/api/tickets", json={"title": "Relay me", "machine_id": 1},
-                                 headers=bearer(tokens["operator"]))  # fmt: skip
+async def test_committed_write_reaches_the_stream(
+    client: Any, tokens: dict[str, str], redis: Redis, settings: Any, worker: None
+) -> None:
+    response = await client.post(
+        "/api/tickets",
+        json={"title": "Relay me", "machine_id": 1},
+        headers=bearer(tokens["operator"]),
+    )
     ticket_id = (await response.get_json())["id"]
     stream = Keys(settings.redis_prefix).domain_stream
 
     async def arrived() -> list[dict[str, Any]]:
-        return [e for e in await stream_events(redis, stream)
-                if e["type"] == "ticket_created" and e["data"]["ticket"]["id"] == ticket_id]  # fmt: skip
+        return [
+            e
+            for e in await stream_events(redis, stream)
+            if e["type"] == "ticket_created" and e["data"]["ticket"]["id"] == ticket_id
+        ]
 
     assert len(await eventually(arrived)) == 1
 
 
-async def test_rolled_back_write_yields_no_event(db: asyncpg.Pool, redis: Redis, settings: Any, worker: None) -> None:
+async def test_rolled_back_write_yields_no_event(
+    db: asyncpg.Pool, redis: Redis, settings: Any, worker: None
+) -> None:
     marker = f"rollback-{uuid.uuid4().hex}"
     with pytest.raises(RuntimeError):
         async with UnitOfWork(db) as uow:
@@ -51,8 +60,12 @@ async def test_rolled_back_write_yields_no_event(db: asyncpg.Pool, redis: Redis,
     stream = Keys(settings.redis_prefix).domain_stream
 
     async def keys_seen() -> set[str]:
-        return {k for e in await stream_events(redis, stream) if e["type"] == "settings_changed"
-                for k in e["data"]["keys"]}  # fmt: skip
+        return {
+            k
+            for e in await stream_events(redis, stream)
+            if e["type"] == "settings_changed"
+            for k in e["data"]["keys"]
+        }
 
     assert marker + "-committed" in await eventually(lambda: _has(keys_seen, marker + "-committed"))
     assert marker not in await keys_seen()
@@ -88,10 +101,21 @@ class DisposableRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.workdir)],
+            [
+                _redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -162,8 +186,9 @@ async def _count(redis: Redis, keys: Keys, expected: int) -> bool:
         return False
 
 
-async def test_two_relays_append_each_event_once(database_url: str, own_redis: DisposableRedis,
-                                                 db: asyncpg.Pool) -> None:  # fmt: skip
+async def test_two_relays_append_each_event_once(
+    database_url: str, own_redis: DisposableRedis, db: asyncpg.Pool
+) -> None:
     """Several workers run a relay each: one leads, none appends twice."""
     url = database_url.rsplit("/", 1)[0] + f"/floorbell_pair_{uuid.uuid4().hex[:8]}"
     ensure_database(url)
@@ -172,8 +197,10 @@ async def test_two_relays_append_each_event_once(database_url: str, own_redis: D
     pool = await create_pool(url)
     redis = Redis.from_url(own_redis.url)
     stop = asyncio.Event()
-    relays = [asyncio.create_task(OutboxRelay(url, redis, keys, poll_s=0.05, standby_s=0.05).run(stop))
-              for _ in range(2)]  # fmt: skip
+    relays = [
+        asyncio.create_task(OutboxRelay(url, redis, keys, poll_s=0.05, standby_s=0.05).run(stop))
+        for _ in range(2)
+    ]
     try:
         await asyncio.gather(*[_write(pool, f"m-{i}") for i in range(50)])
         assert await eventually(lambda: _count(redis, keys, 50), 10)

@@ -20,7 +20,9 @@ def subscription(endpoint: str, device: Device | None = None, **extra: Any) -> d
             "deviceType": "mobile", "deviceName": "Pixel 8"}  # fmt: skip
 
 
-async def person(db: asyncpg.Pool, settings: Settings, role: str = "technician") -> tuple[int, dict[str, str]]:
+async def person(
+    db: asyncpg.Pool, settings: Settings, role: str = "technician"
+) -> tuple[int, dict[str, str]]:
     user_id = await fresh_user(db, role)
     return user_id, bearer(token_for(settings.jwt_secret, user_id, role))
 
@@ -44,7 +46,9 @@ async def test_subscribe_upserts_by_endpoint_and_lists_devices(
     assert again.status_code == 200
     assert (await again.get_json())["id"] == (await first.get_json())["id"]
     devices = await (await client.get("/api/push/subscriptions", headers=headers)).get_json()
-    assert [(d["endpoint"], d["deviceName"]) for d in devices] == [(browser["endpoint"], "Firefox on Linux")]
+    assert [(d["endpoint"], d["deviceName"]) for d in devices] == [
+        (browser["endpoint"], "Firefox on Linux")
+    ]
 
 
 async def test_an_endpoint_subscribed_by_someone_else_moves_to_them(
@@ -53,7 +57,9 @@ async def test_an_endpoint_subscribed_by_someone_else_moves_to_them(
     _, before = await person(db, settings)
     _, after = await person(db, settings)
     endpoint = (await push_emulator.subscribe(settings.vapid_public_key))["endpoint"]
-    assert (await client.post("/api/push/subscribe", json=subscription(endpoint), headers=before)).status_code == 201
+    assert (
+        await client.post("/api/push/subscribe", json=subscription(endpoint), headers=before)
+    ).status_code == 201
     moved = await client.post("/api/push/subscribe", json=subscription(endpoint), headers=after)
     assert moved.status_code == 201  # new to this person
     assert await (await client.get("/api/push/subscriptions", headers=before)).get_json() == []
@@ -67,7 +73,9 @@ async def test_unsubscribe_removes_only_ones_own_device(
     _, stranger = await person(db, settings)
     endpoint = (await push_emulator.subscribe(settings.vapid_public_key))["endpoint"]
     await client.post("/api/push/subscribe", json=subscription(endpoint), headers=owner)
-    other = await client.post("/api/push/unsubscribe", json={"endpoint": endpoint}, headers=stranger)
+    other = await client.post(
+        "/api/push/unsubscribe", json={"endpoint": endpoint}, headers=stranger
+    )
     assert await other.get_json() == {"removed": False}
     mine = await client.post("/api/push/unsubscribe", json={"endpoint": endpoint}, headers=owner)
     assert await mine.get_json() == {"removed": True}
@@ -80,11 +88,18 @@ async def test_an_eleventh_device_evicts_the_least_recently_used(
     user_id, headers = await person(db, settings)
     endpoints = [f"{push_emulator.url}/notify/device-{user_id}-{n}" for n in range(11)]
     for endpoint in endpoints[:10]:
-        assert (await client.post("/api/push/subscribe", json=subscription(endpoint), headers=headers)).status_code == 201
+        assert (
+            await client.post("/api/push/subscribe", json=subscription(endpoint), headers=headers)
+        ).status_code == 201
     # The oldest device was used a moment ago: the second oldest is now the least recent.
-    await db.execute("UPDATE push_subscriptions SET last_used = now() WHERE endpoint = $1", endpoints[0])
+    await db.execute(
+        "UPDATE push_subscriptions SET last_used = now() WHERE endpoint = $1", endpoints[0]
+    )
     await client.post("/api/push/subscribe", json=subscription(endpoints[10]), headers=headers)
-    kept = {d["endpoint"] for d in await (await client.get("/api/push/subscriptions", headers=headers)).get_json()}
+    kept = {
+        d["endpoint"]
+        for d in await (await client.get("/api/push/subscriptions", headers=headers)).get_json()
+    }
     assert len(kept) == 10
     assert kept == set(endpoints) - {endpoints[1]}
 
@@ -103,8 +118,12 @@ REFUSED = {
     "name that does not resolve": {"endpoint": "https://push.nowhere.invalid/x"},
     "credentials": {"endpoint": "https://user:pw@fcm.googleapis.com/x"},
     "emulator port not allowed": {"endpoint": "http://localhost:1/notify/x"},
-    "short p256dh": {"keys": {"p256dh": b64url(b"\x04" + os.urandom(31)), "auth": b64url(os.urandom(16))}},
-    "p256dh off the curve": {"keys": {"p256dh": b64url(b"\x04" + b"\x07" * 64), "auth": b64url(os.urandom(16))}},
+    "short p256dh": {
+        "keys": {"p256dh": b64url(b"\x04" + os.urandom(31)), "auth": b64url(os.urandom(16))}
+    },
+    "p256dh off the curve": {
+        "keys": {"p256dh": b64url(b"\x04" + b"\x07" * 64), "auth": b64url(os.urandom(16))}
+    },
     "auth of 8 bytes": {"keys": {"p256dh": _p256dh(), "auth": b64url(os.urandom(8))}},
     "auth not base64": {"keys": {"p256dh": _p256dh(), "auth": "%%%%"}},
     "keys missing": {"keys": None},
@@ -115,7 +134,11 @@ REFUSED = {
 
 @pytest.mark.parametrize("change", REFUSED.values(), ids=REFUSED.keys())
 async def test_every_unusable_subscription_is_422(
-    change: dict[str, Any], client: Any, db: asyncpg.Pool, settings: Settings, push_emulator: PushEmulator
+    change: dict[str, Any],
+    client: Any,
+    db: asyncpg.Pool,
+    settings: Settings,
+    push_emulator: PushEmulator,
 ) -> None:
     _, headers = await person(db, settings)
     body = subscription(f"{push_emulator.url}/notify/refused")
@@ -126,12 +149,16 @@ async def test_every_unusable_subscription_is_422(
     assert await (await client.get("/api/push/subscriptions", headers=headers)).get_json() == []
 
 
-async def test_a_public_address_is_accepted(client: Any, db: asyncpg.Pool, settings: Settings) -> None:
+async def test_a_public_address_is_accepted(
+    client: Any, db: asyncpg.Pool, settings: Settings
+) -> None:
     _, headers = await person(db, settings)
     response = await client.post("/api/push/subscribe", json=subscription("https://8.8.8.8/push/x"),
                                  headers=headers)  # fmt: skip
     assert response.status_code == 201
-    await client.post("/api/push/unsubscribe", json={"endpoint": "https://8.8.8.8/push/x"}, headers=headers)
+    await client.post(
+        "/api/push/unsubscribe", json={"endpoint": "https://8.8.8.8/push/x"}, headers=headers
+    )
 
 
 async def test_push_routes_need_a_login(client: Any) -> None:
@@ -160,16 +187,23 @@ async def test_a_test_push_reaches_each_device_and_counts_failures(
     assert [d["endpoint"] for d in devices] == [browsers[0]["endpoint"]]  # the expired one is gone
 
 
-async def test_preferences_default_then_change_in_part(client: Any, db: asyncpg.Pool, settings: Settings) -> None:
+async def test_preferences_default_then_change_in_part(
+    client: Any, db: asyncpg.Pool, settings: Settings
+) -> None:
     _, headers = await person(db, settings)
-    defaults = await (await client.get("/api/notifications/preferences", headers=headers)).get_json()
+    defaults = await (
+        await client.get("/api/notifications/preferences", headers=headers)
+    ).get_json()
     assert defaults["types"]["ticket_assigned"] == {"push": True, "inapp": True}
     assert defaults["types"]["comment_added"] == {"push": False, "inapp": True}
-    assert defaults["dnd"] == {"enabled": False, "start": "22:00", "end": "06:00", "timezone": "UTC",
+    assert defaults["dnd"] == {"enabled": False, "start": "22:00", "end": "06:00",
+                               "timezone": "UTC",
                                "allow_critical": True}  # fmt: skip
     change = {"types": {"comment_added": {"push": True}},
               "dnd": {"enabled": True, "timezone": "Europe/Paris"}}  # fmt: skip
-    saved = await (await client.put("/api/notifications/preferences", json=change, headers=headers)).get_json()
+    saved = await (
+        await client.put("/api/notifications/preferences", json=change, headers=headers)
+    ).get_json()
     assert saved["types"]["comment_added"] == {"push": True, "inapp": True}
     assert saved["dnd"]["timezone"] == "Europe/Paris" and saved["dnd"]["start"] == "22:00"
     again = await (await client.get("/api/notifications/preferences", headers=headers)).get_json()
@@ -205,20 +239,22 @@ async def test_notification_stats_are_for_admins(client: Any, db: asyncpg.Pool, 
     async def maintenance_due() -> dict[str, int]:
         stats = await (await client.get("/api/admin/notification-stats",
                                         headers=bearer(tokens["admin"]))).get_json()  # fmt: skip
-        assert set(stats["ticket_assigned"]) == {"created", "pushed", "push_failed", "delivered_inapp",
-                                                 "clicked", "read"}  # fmt: skip
+        names = {"created", "pushed", "push_failed", "delivered_inapp", "clicked", "read"}
+        assert set(stats["ticket_assigned"]) == names
         return dict(stats["maintenance_due"])
 
     before = await maintenance_due()
     now = datetime.now(UTC)
+    stamps = [(now, now, now), (now, None, None), (None, None, None)]  # seen, clicked, read
     ids = [await db.fetchval(
-        "INSERT INTO notifications (user_id, event_id, type, title, body, seen_at, clicked_at, read_at)"
-        " VALUES ($1, $2, 'maintenance_due', 'Maintenance due', 'Press', $3, $4, $5) RETURNING id",
-        user_id, -n, *stamps,
-    ) for n, stamps in enumerate([(now, now, now), (now, None, None), (None, None, None)], 1)]  # fmt: skip
+        "INSERT INTO notifications (user_id, event_id, type, title, body, seen_at, clicked_at,"
+        " read_at) VALUES ($1, $2, 'maintenance_due', 'Due', 'Press', $3, $4, $5) RETURNING id",
+        user_id, -n, *times,
+    ) for n, times in enumerate(stamps, 1)]  # fmt: skip
     await db.execute(
-        "INSERT INTO push_logs (notification_id, subscription_id, user_id, endpoint, status, attempt)"
-        " VALUES ($1, 1, $3, 'e', 'sent', 1), ($2, 1, $3, 'e', 'retry', 1), ($2, 1, $3, 'e', 'send_failed', 2)",
+        "INSERT INTO push_logs (notification_id, subscription_id, user_id, endpoint, status,"
+        " attempt) VALUES ($1, 1, $3, 'e', 'sent', 1), ($2, 1, $3, 'e', 'retry', 1),"
+        " ($2, 1, $3, 'e', 'send_failed', 2)",
         ids[0], ids[1], user_id,
     )  # fmt: skip
     after = await maintenance_due()

@@ -47,7 +47,8 @@ def start_worker(settings: Settings, database_url: str, prefix: str, service: Fa
     env = {
         **os.environ, "DATABASE_URL": database_url, "REDIS_URL": settings.redis_url,
         "REDIS_PREFIX": prefix, "JWT_SECRET": settings.jwt_secret, "INSTANCE_ID": name,
-        "VAPID_PUBLIC_KEY": settings.vapid_public_key, "VAPID_PRIVATE_KEY": settings.vapid_private_key,
+        "VAPID_PUBLIC_KEY": settings.vapid_public_key,
+        "VAPID_PRIVATE_KEY": settings.vapid_private_key,
         "PUSH_ENDPOINT_ALLOW": service.origin, "PUSH_CONCURRENCY": "3", "PUSH_CLAIM_IDLE_MS": "500",
     }  # fmt: skip
     return subprocess.Popen([sys.executable, "-m", "gateway", "worker"], env=env, cwd=ROOT,
@@ -78,7 +79,9 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_no_recorded_s
         workers.append(start_worker(settings, own_database, prefix, service, "doomed"))
         async with UnitOfWork(pool) as uow:
             for n in range(NOTIFICATIONS):
-                uow.emit(BroadcastSent(None, f"Shift note {n}", "Line 2 restarts at 14:00", [user_id]))
+                uow.emit(
+                    BroadcastSent(None, f"Shift note {n}", "Line 2 restarts at 14:00", [user_id])
+                )
             await uow.commit()
 
         async def mid_batch() -> bool:
@@ -95,7 +98,9 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_no_recorded_s
         workers.append(start_worker(settings, own_database, prefix, service, "heir"))
         wanted = {row["id"] for row in await pool.fetch("SELECT id FROM notifications")}
         assert len(wanted) == NOTIFICATIONS
-        assert await eventually(lambda: _all(pool, wanted), 30), "the claimed entries were not finished"
+        assert await eventually(lambda: _all(pool, wanted), 30), (
+            "the claimed entries were not finished"
+        )
 
         after = [r.payload["data"]["notification_id"] for r in service.received[received_before:]
                  if r.payload]  # fmt: skip

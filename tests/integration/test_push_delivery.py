@@ -61,11 +61,15 @@ async def wait_for_pushes(emulator: PushEmulator, someone: Person, count: int,
 
 
 async def set_prefs(client: Any, someone: Person, change: dict[str, Any]) -> None:
-    response = await client.put("/api/notifications/preferences", json=change, headers=someone.headers)
+    response = await client.put(
+        "/api/notifications/preferences", json=change, headers=someone.headers
+    )
     assert response.status_code == 200, await response.get_json()
 
 
-async def assign_new_ticket(client: Any, tokens: dict[str, str], assignee: Person, title: str = "Leak") -> int:
+async def assign_new_ticket(
+    client: Any, tokens: dict[str, str], assignee: Person, title: str = "Leak"
+) -> int:
     response = await client.post(
         "/api/tickets", json={"title": title, "machine_id": 1, "priority": "high",
                               "assigned_to": assignee.id}, headers=bearer(tokens["supervisor"]),
@@ -89,8 +93,10 @@ async def comment(client: Any, tokens: dict[str, str], ticket_id: int, text: str
 
 async def notification(db: asyncpg.Pool, someone: Person, kind: str, count: int = 1) -> list[int]:
     async def stored() -> list[int] | None:
-        rows = await db.fetch("SELECT id FROM notifications WHERE user_id = $1 AND type = $2 ORDER BY id",
-                              someone.id, kind)  # fmt: skip
+        rows = await db.fetch(
+            "SELECT id FROM notifications WHERE user_id = $1 AND type = $2 ORDER BY id",
+            someone.id, kind,
+        )  # fmt: skip
         return [row["id"] for row in rows] if len(rows) >= count else None
 
     found = await eventually(stored, 10, 0.02)
@@ -143,9 +149,13 @@ async def test_an_offline_assignee_gets_one_push_per_device_at_once(
     assert push["tag"] == f"ticket-{ticket_id}" and push["icon"] == "/icons/icon-192.png"
     await wait_for_pushes(push_emulator, tech, 1, device=1)
     await asyncio.sleep(SETTLE_S)
-    assert len(await pushes(push_emulator, tech, 0)) == len(await pushes(push_emulator, tech, 1)) == 1
-    sent = await db.fetchval("SELECT count(*) FROM push_logs WHERE notification_id = $1 AND status = 'sent'",
-                             notification_id)  # fmt: skip
+    assert (
+        len(await pushes(push_emulator, tech, 0)) == len(await pushes(push_emulator, tech, 1)) == 1
+    )
+    sent = await db.fetchval(
+        "SELECT count(*) FROM push_logs WHERE notification_id = $1 AND status = 'sent'",
+        notification_id,
+    )
     assert sent == 2
 
 
@@ -181,7 +191,12 @@ async def test_an_online_person_whose_page_acknowledges_gets_no_push(
         assert seen.status_code == 200
         await asyncio.sleep(SETTLE_S)
     assert await pushes(push_emulator, reporter) == []
-    assert await db.fetchval("SELECT count(*) FROM push_logs WHERE notification_id = $1", notification_id) == 0
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM push_logs WHERE notification_id = $1", notification_id
+        )
+        == 0
+    )
 
 
 async def test_an_online_person_who_does_not_acknowledge_gets_it_after_the_grace(
@@ -251,7 +266,9 @@ async def test_a_gone_subscription_is_removed(
     [notification_id] = await notification(db, tech, "ticket_assigned")
 
     async def removed() -> bool:
-        return not await db.fetchval("SELECT count(*) FROM push_subscriptions WHERE user_id = $1", tech.id)
+        return not await db.fetchval(
+            "SELECT count(*) FROM push_subscriptions WHERE user_id = $1", tech.id
+        )
 
     assert await eventually(removed, 10)
     log = await db.fetchrow("SELECT status, http_status FROM push_logs WHERE notification_id = $1",
@@ -261,7 +278,9 @@ async def test_a_gone_subscription_is_removed(
 
 def quiet_window_around_now() -> tuple[str, str]:
     now = datetime.now(UTC)
-    return (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime("%H:%M")
+    return (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime(
+        "%H:%M"
+    )
 
 
 async def test_quiet_hours_hold_pushes_then_send_one_digest(
@@ -270,14 +289,22 @@ async def test_quiet_hours_hold_pushes_then_send_one_digest(
 ) -> None:  # fmt: skip
     tech = await person(client, db, settings, push_emulator)
     start, end = quiet_window_around_now()
-    await set_prefs(client, tech, {"dnd": {"enabled": True, "start": start, "end": end,
-                                           "timezone": "UTC", "allow_critical": False}})  # fmt: skip
+    quiet = {
+        "enabled": True,
+        "start": start,
+        "end": end,
+        "timezone": "UTC",
+        "allow_critical": False,
+    }
+    await set_prefs(client, tech, {"dnd": quiet})
     for title in ("Conveyor jam", "Spindle noise", "Oil on the floor"):
         await assign_new_ticket(client, tokens, tech, title)
     ids = await notification(db, tech, "ticket_assigned", 3)
 
     async def all_held() -> bool:
-        return bool(await db.fetchval("SELECT count(*) FROM push_held WHERE user_id = $1", tech.id) == 3)
+        return bool(
+            await db.fetchval("SELECT count(*) FROM push_held WHERE user_id = $1", tech.id) == 3
+        )
 
     assert await eventually(all_held, 10)
     await client.post("/api/notifications/seen", json={"ids": ids[:1]}, headers=tech.headers)
@@ -310,7 +337,9 @@ async def test_critical_pushes_pierce_quiet_hours_when_allowed(
     [held] = await notification(db, tech, "comment_added")
 
     async def is_held() -> bool:
-        return bool(await db.fetchval("SELECT count(*) FROM push_held WHERE notification_id = $1", held))
+        return bool(
+            await db.fetchval("SELECT count(*) FROM push_held WHERE notification_id = $1", held)
+        )
 
     assert await eventually(is_held, 10)
     assert len(await pushes(push_emulator, tech)) == 1

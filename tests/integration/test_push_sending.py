@@ -26,8 +26,7 @@ from gateway.push.sender import PushSender, VapidTokens
 from gateway.push.store import notifications_to_push
 from gateway.streams import now_ms
 from tests.conftest import eventually
-from tests.push_fixtures import FakePushService, fresh_user
-from tests.unit.test_push_guard import table
+from tests.push_fixtures import FakePushService, fixed_dns, fresh_user
 
 
 @pytest.fixture
@@ -42,7 +41,9 @@ def sender_for(settings: Settings, guard: EndpointGuard, **options: Any) -> Push
     return PushSender(guard, tokens, backoff_base_s=0.05, **options)
 
 
-async def device(db: asyncpg.Pool, service: FakePushService, user_id: int, endpoint: str | None = None) -> int:
+async def device(
+    db: asyncpg.Pool, service: FakePushService, user_id: int, endpoint: str | None = None
+) -> int:
     keys = service.device.keys
     return int(await db.fetchval(
         "INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth) VALUES ($1, $2, $3, $4)"
@@ -50,7 +51,9 @@ async def device(db: asyncpg.Pool, service: FakePushService, user_id: int, endpo
     ))  # fmt: skip
 
 
-async def notify(db: asyncpg.Pool, user_id: int, kind: str = "ticket_assigned", critical: bool = True) -> int:
+async def notify(
+    db: asyncpg.Pool, user_id: int, kind: str = "ticket_assigned", critical: bool = True
+) -> int:
     return int(await db.fetchval(
         "INSERT INTO notifications (user_id, event_id, type, title, body, url, data, critical)"
         " VALUES ($1, $2, $3, 'New ticket assigned', 'T-2026-100: Belt', '/?ticket=100',"
@@ -65,8 +68,10 @@ async def job_for(db: asyncpg.Pool, notification_id: int) -> Job:
 
 
 async def logs(db: asyncpg.Pool, notification_id: int) -> list[tuple[str, int | None, int]]:
-    rows = await db.fetch("SELECT status, http_status, attempt FROM push_logs WHERE notification_id = $1"
-                          " ORDER BY id", notification_id)  # fmt: skip
+    rows = await db.fetch(
+        "SELECT status, http_status, attempt FROM push_logs WHERE notification_id = $1 ORDER BY id",
+        notification_id,
+    )
     return [(r["status"], r["http_status"], r["attempt"]) for r in rows]
 
 
@@ -81,7 +86,9 @@ async def send_one(db: asyncpg.Pool, settings: Settings, service: FakePushServic
     user_id = await fresh_user(db)
     await device(db, service, user_id)
     notification_id = await notify(db, user_id)
-    async with sender_for(settings, EndpointGuard.from_origins([service.origin]), **options) as sender:
+    async with sender_for(
+        settings, EndpointGuard.from_origins([service.origin]), **options
+    ) as sender:
         await Dispatcher(db, sender).deliver([await job_for(db, notification_id)])
     return user_id, notification_id
 
@@ -111,16 +118,27 @@ async def test_5xx_is_retried_with_backoff(db: asyncpg.Pool, settings: Settings,
                                            service: FakePushService) -> None:  # fmt: skip
     service.script = answers((500, {}), (502, {}))
     _, notification_id = await send_one(db, settings, service)
-    assert await logs(db, notification_id) == [("retry", 500, 1), ("retry", 502, 2), ("sent", 201, 3)]
+    assert await logs(db, notification_id) == [
+        ("retry", 500, 1),
+        ("retry", 502, 2),
+        ("sent", 201, 3),
+    ]
 
 
 async def test_three_failures_end_as_send_failed(db: asyncpg.Pool, settings: Settings,
                                                  service: FakePushService) -> None:  # fmt: skip
     service.script = lambda _: (503, {})
     user_id, notification_id = await send_one(db, settings, service)
-    assert await logs(db, notification_id) == [("retry", 503, 1), ("retry", 503, 2), ("send_failed", 503, 3)]
+    assert await logs(db, notification_id) == [
+        ("retry", 503, 1),
+        ("retry", 503, 2),
+        ("send_failed", 503, 3),
+    ]
     assert len(service.received) == 3
-    assert await db.fetchval("SELECT count(*) FROM push_subscriptions WHERE user_id = $1", user_id) == 1
+    assert (
+        await db.fetchval("SELECT count(*) FROM push_subscriptions WHERE user_id = $1", user_id)
+        == 1
+    )
 
 
 async def test_a_retry_after_beyond_reason_gives_up(db: asyncpg.Pool, settings: Settings,
@@ -154,7 +172,10 @@ async def test_a_gone_device_is_deleted(status: int, db: asyncpg.Pool, settings:
     service.script = lambda _: (status, {})
     user_id, notification_id = await send_one(db, settings, service)
     assert await logs(db, notification_id) == [("gone", status, 1)]
-    assert await db.fetchval("SELECT count(*) FROM push_subscriptions WHERE user_id = $1", user_id) == 0
+    assert (
+        await db.fetchval("SELECT count(*) FROM push_subscriptions WHERE user_id = $1", user_id)
+        == 0
+    )
 
 
 async def test_redirects_are_refused(db: asyncpg.Pool, settings: Settings,
@@ -173,7 +194,7 @@ async def test_an_endpoint_now_pointing_inside_is_blocked_at_send_time(
     await device(db, service, user_id, f"https://push.example.com:{service.port}/push/x")
     await device(db, service, user_id, f"https://127.0.0.1:{service.port}/push/y")
     notification_id = await notify(db, user_id)
-    guard = EndpointGuard.from_origins([], resolve=table({"push.example.com": ["127.0.0.1"]}))
+    guard = EndpointGuard.from_origins([], resolve=fixed_dns({"push.example.com": ["127.0.0.1"]}))
     async with sender_for(settings, guard) as sender:
         [tally] = await Dispatcher(db, sender).deliver([await job_for(db, notification_id)])
     assert (tally.sent, tally.failed) == (0, 2)
@@ -197,8 +218,9 @@ async def test_many_pushes_are_in_flight_at_once(db: asyncpg.Pool, settings: Set
     assert time.monotonic() - started < 3  # one after another would take 12 s
 
 
-async def test_a_repeated_delivery_repeats_no_recorded_send(db: asyncpg.Pool, settings: Settings,
-                                                            service: FakePushService) -> None:  # fmt: skip
+async def test_a_repeated_delivery_repeats_no_recorded_send(
+    db: asyncpg.Pool, settings: Settings, service: FakePushService
+) -> None:
     user_id = await fresh_user(db)
     for _ in range(2):
         await device(db, service, user_id)
@@ -226,7 +248,9 @@ async def prefix(redis: Redis) -> AsyncIterator[str]:
         await redis.delete(*found)
 
 
-def own_settings(settings: Settings, prefix: str, service: FakePushService, **changes: Any) -> Settings:
+def own_settings(
+    settings: Settings, prefix: str, service: FakePushService, **changes: Any
+) -> Settings:
     return replace(settings, redis_prefix=prefix, push_endpoint_allow=(service.origin,), **changes)
 
 
@@ -236,10 +260,11 @@ def fanout(db: asyncpg.Pool, redis: Redis, settings: Settings, sender: PushSende
     return PushFanout(db, redis, keys, settings, Dispatcher(db, sender), consumer=name, **options)
 
 
-async def enqueue(redis: Redis, keys: Keys, user_id: int, notification_id: int, pushable: bool = True,
-                  critical: bool = True) -> None:  # fmt: skip
+async def enqueue(
+    redis: Redis, keys: Keys, user_id: int, notification_id: int, pushable: bool = True
+) -> None:
     entry = {"notification_id": notification_id, "user_id": user_id, "type": "ticket_assigned",
-             "critical": critical, "pushable": pushable}  # fmt: skip
+             "critical": True, "pushable": pushable}  # fmt: skip
     await redis.xadd(keys.push_stream, {"t": "ticket_assigned", "e": json.dumps(entry)})
 
 
@@ -269,6 +294,14 @@ async def test_the_consumer_pushes_each_entry_and_acknowledges_it(
     assert sorted(service.notification_ids()) == wanted
     pending = await redis.xpending(keys.push_stream, PUSH_GROUP)
     assert pending["pending"] == 0
+
+
+async def sent_among(db: asyncpg.Pool, notification_ids: list[int]) -> set[int]:
+    rows = await db.fetch(
+        "SELECT notification_id FROM push_logs WHERE status = 'sent' AND notification_id = ANY($1)",
+        notification_ids,
+    )
+    return {row["notification_id"] for row in rows}
 
 
 async def _has(service: FakePushService, count: int) -> bool:
@@ -316,21 +349,50 @@ async def test_a_stopped_consumers_entries_are_claimed_and_no_recorded_send_repe
         assert await eventually(lambda: _has(service, 5), 10)
         crashed.cancel()
         await asyncio.gather(crashed, return_exceptions=True)
-        recorded = {r["notification_id"] for r in await db.fetch(
-            "SELECT notification_id FROM push_logs WHERE status = 'sent' AND notification_id = ANY($1)",
-            wanted)}  # fmt: skip
+        recorded = await sent_among(db, wanted)
         assert 0 < len(recorded) < len(wanted)
         received_before = len(service.received)
-        heir = asyncio.create_task(fanout(db, redis, mine, sender, "heir", claim_idle_ms=200).run(stop))
+        heir = asyncio.create_task(
+            fanout(db, redis, mine, sender, "heir", claim_idle_ms=200).run(stop)
+        )
 
         async def all_sent() -> bool:
-            return bool(await db.fetchval(
-                "SELECT count(*) FROM push_logs WHERE status = 'sent' AND notification_id = ANY($1)",
-                wanted) == len(wanted))  # fmt: skip
+            return await sent_among(db, wanted) == set(wanted)
 
         assert await eventually(all_sent, 15)
         await stop_all(stop, [heir])
-    after = [r.payload["data"]["notification_id"] for r in service.received[received_before:] if r.payload]
+    after = [
+        r.payload["data"]["notification_id"]
+        for r in service.received[received_before:]
+        if r.payload
+    ]
     assert not recorded & set(after)  # nothing recorded as sent went out again
     assert set(service.notification_ids()) == set(wanted)
     assert (await redis.xpending(keys.push_stream, PUSH_GROUP))["pending"] == 0
+
+
+async def test_a_slow_push_is_not_taken_over_by_another_worker(
+    db: asyncpg.Pool, redis: Redis, settings: Settings, service: FakePushService, prefix: str
+) -> None:
+    """Only a stopped worker's entries are claimed: one still sending keeps them."""
+    mine = own_settings(settings, prefix, service, push_claim_idle_ms=300)
+    keys = Keys(mine.redis_prefix)
+    user_id = await fresh_user(db)
+    await device(db, service, user_id)
+    notification_id = await notify(db, user_id)
+    service.delay_s = 1.5  # five times the claim idle time
+    stop = asyncio.Event()
+    async with PushSender.from_settings(mine) as sender:
+        first = asyncio.create_task(fanout(db, redis, mine, sender, "slow").run(stop))
+        await asyncio.sleep(0.3)  # the group exists and the first worker reads
+        await enqueue(redis, keys, user_id, notification_id)
+        assert await eventually(lambda: _has(service, 1), 10)
+        second = asyncio.create_task(fanout(db, redis, mine, sender, "eager").run(stop))
+        assert await eventually(lambda: _sent(db, notification_id), 10)
+        await asyncio.sleep(0.5)
+        await stop_all(stop, [first, second])
+    assert len(service.received) == 1
+
+
+async def _sent(db: asyncpg.Pool, notification_id: int) -> bool:
+    return bool(await sent_among(db, [notification_id]))

@@ -14,30 +14,45 @@ async def create(client: Any, token: str, **fields: Any) -> Any:
     return await client.post("/api/tickets", json=body, headers=bearer(token))
 
 
-async def test_operator_reports_and_supervisor_assigns(client: Any, tokens: dict[str, str], users: dict[str, int]) -> None:
+async def test_operator_reports_and_supervisor_assigns(
+    client: Any, tokens: dict[str, str], users: dict[str, int]
+) -> None:
     response = await create(client, tokens["operator"], description="Grinding noise")
     assert response.status_code == 201
     ticket = await response.get_json()
     assert ticket["ticket_id"].startswith("T-") and ticket["status"] == "received"
     assert ticket["reported_by"] == users["operator"]
 
-    response = await client.post(f"/api/tickets/{ticket['id']}/assign",
-                                 json={"assigned_to": users["tech1"]}, headers=bearer(tokens["supervisor"]))  # fmt: skip
+    response = await client.post(
+        f"/api/tickets/{ticket['id']}/assign",
+        json={"assigned_to": users["tech1"]},
+        headers=bearer(tokens["supervisor"]),
+    )
     assert response.status_code == 200
     assert (await response.get_json())["assignee_name"] == "Theo Technician"
 
-    response = await client.post(f"/api/tickets/{ticket['id']}/acknowledge", headers=bearer(tokens["tech1"]))
+    response = await client.post(
+        f"/api/tickets/{ticket['id']}/acknowledge", headers=bearer(tokens["tech1"])
+    )
     assert (await response.get_json())["status"] == "in_progress"
 
 
-async def test_technician_takes_unassigned_ticket(client: Any, tokens: dict[str, str], users: dict[str, int]) -> None:
+async def test_technician_takes_unassigned_ticket(
+    client: Any, tokens: dict[str, str], users: dict[str, int]
+) -> None:
     ticket = await (await create(client, tokens["operator"])).get_json()
-    response = await client.put(f"/api/tickets/{ticket['id']}", json={"status": "in_progress"},
-                                headers=bearer(tokens["tech2"]))  # fmt: skip
+    response = await client.put(
+        f"/api/tickets/{ticket['id']}",
+        json={"status": "in_progress"},
+        headers=bearer(tokens["tech2"]),
+    )
     assert response.status_code == 200
     assert (await response.get_json())["assigned_to"] == users["tech2"]
-    response = await client.put(f"/api/tickets/{ticket['id']}", json={"status": "diagnostic"},
-                                headers=bearer(tokens["tech1"]))  # fmt: skip
+    response = await client.put(
+        f"/api/tickets/{ticket['id']}",
+        json={"status": "diagnostic"},
+        headers=bearer(tokens["tech1"]),
+    )
     assert response.status_code == 403
     assert (await response.get_json())["error"]["code"] == "forbidden"
 
@@ -58,7 +73,9 @@ async def test_codes_are_sequential_per_year(client: Any, tokens: dict[str, str]
     assert second["ticket_id"] == f"T-{year}-{number + 1:03d}"
 
 
-async def test_idempotency_key_replays_without_writing(client: Any, tokens: dict[str, str], db: Any) -> None:
+async def test_idempotency_key_replays_without_writing(
+    client: Any, tokens: dict[str, str], db: Any
+) -> None:
     headers = {**bearer(tokens["operator"]), "Idempotency-Key": "abc-123"}
     body = {"title": "Once only", "machine_id": 1}
     before = await db.fetchval("SELECT count(*) FROM tickets")
@@ -86,7 +103,9 @@ async def test_idempotency_key_replays_without_writing(client: Any, tokens: dict
         "just a string",
     ],
 )
-async def test_bad_ticket_input_is_a_clear_4xx(client: Any, tokens: dict[str, str], db: Any, body: Any) -> None:
+async def test_bad_ticket_input_is_a_clear_4xx(
+    client: Any, tokens: dict[str, str], db: Any, body: Any
+) -> None:
     before = await db.fetchval("SELECT count(*) FROM tickets")
     response = await client.post("/api/tickets", json=body, headers=bearer(tokens["admin"]))
     assert 400 <= response.status_code < 500
@@ -117,27 +136,39 @@ async def test_filters(client: Any, tokens: dict[str, str], users: dict[str, int
     assert bad.status_code == 422
 
 
-async def test_comments_and_follow(client: Any, tokens: dict[str, str], users: dict[str, int]) -> None:
+async def test_comments_and_follow(
+    client: Any, tokens: dict[str, str], users: dict[str, int]
+) -> None:
     ticket = await (await create(client, tokens["operator"])).get_json()
     url = f"/api/tickets/{ticket['id']}"
     followed = await client.post(f"{url}/follow", headers=bearer(tokens["tech1"]))
     assert users["tech1"] in (await followed.get_json())["followers"]
-    response = await client.post(f"{url}/comments", json={"body": "On it"}, headers=bearer(tokens["tech1"]))
+    response = await client.post(
+        f"{url}/comments", json={"body": "On it"}, headers=bearer(tokens["tech1"])
+    )
     assert response.status_code == 201
-    comments = await (await client.get(f"{url}/comments", headers=bearer(tokens["operator"]))).get_json()
+    comments = await (
+        await client.get(f"{url}/comments", headers=bearer(tokens["operator"]))
+    ).get_json()
     assert [c["body"] for c in comments] == ["On it"]
     unfollowed = await client.delete(f"{url}/follow", headers=bearer(tokens["tech1"]))
     assert users["tech1"] not in (await unfollowed.get_json())["followers"]
 
 
-async def test_values_postgres_cannot_store_are_4xx(client: Any, tokens: dict[str, str], db: Any) -> None:
+async def test_values_postgres_cannot_store_are_4xx(
+    client: Any, tokens: dict[str, str], db: Any
+) -> None:
     before = await db.fetchval("SELECT count(*) FROM tickets")
     headers = bearer(tokens["admin"])
-    response = await client.post("/api/tickets", json={"title": "nul\u0000byte", "machine_id": 1}, headers=headers)
+    response = await client.post(
+        "/api/tickets", json={"title": "nul\u0000byte", "machine_id": 1}, headers=headers
+    )
     assert response.status_code == 422
     assert (await client.get(f"/api/tickets/{2**70}", headers=headers)).status_code in (404, 422)
     assert (await client.get("/api/tickets?machine_id=%C2%B2", headers=headers)).status_code == 422
     nested = "[" * 100_000 + "]" * 100_000
-    response = await client.post("/api/tickets", data=nested, headers={**headers, "Content-Type": "application/json"})
+    response = await client.post(
+        "/api/tickets", data=nested, headers={**headers, "Content-Type": "application/json"}
+    )
     assert 400 <= response.status_code < 500
     assert await db.fetchval("SELECT count(*) FROM tickets") == before

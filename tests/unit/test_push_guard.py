@@ -13,17 +13,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from gateway.push.guard import EndpointGuard, EndpointRefused, GuardedResolver
 from gateway.push.subscriptions import InvalidKeys, check_keys
 from gateway.vapid import b64url
-
-
-def table(entries: dict[str, list[str]]):  # type: ignore[no-untyped-def]
-    """A DNS of fixed answers, standing for what a name resolves to at some moment."""
-
-    async def resolve(host: str, port: int) -> list[tuple[int, str]]:
-        if host not in entries:
-            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
-        return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip) for ip in entries[host]]
-
-    return resolve
+from tests.push_fixtures import fixed_dns
 
 
 @pytest.mark.parametrize(
@@ -63,14 +53,18 @@ def test_endpoints_into_our_network_are_refused(endpoint: str) -> None:
 
 def test_public_endpoints_and_the_allow_list_pass() -> None:
     guard = EndpointGuard.from_origins(["http://localhost:8090"])
-    assert guard.check_url("https://fcm.googleapis.com/fcm/send/abc") == ("fcm.googleapis.com", 443, False)
+    assert guard.check_url("https://fcm.googleapis.com/fcm/send/abc") == (
+        "fcm.googleapis.com",
+        443,
+        False,
+    )
     assert guard.check_url("https://8.8.8.8:8443/x") == ("8.8.8.8", 8443, False)
     assert guard.check_url("https://[2606:4700::1111]/x")[2] is False
     assert guard.check_url("http://LOCALHOST:8090/notify/abc") == ("localhost", 8090, True)
 
 
 async def test_names_are_judged_by_every_address_they_resolve_to() -> None:
-    guard = EndpointGuard.from_origins([], resolve=table({
+    guard = EndpointGuard.from_origins([], resolve=fixed_dns({
         "push.example.com": ["93.184.216.34", "2606:2800:220:1::1"],
         "rebound.example.com": ["93.184.216.34", "10.0.0.7"],
         "inside.example.com": ["169.254.169.254"],
@@ -85,7 +79,7 @@ async def test_names_are_judged_by_every_address_they_resolve_to() -> None:
 async def test_the_senders_resolver_checks_at_connection_time() -> None:
     """The DNS answer may change after subscribing: the connection-time lookup decides."""
     answers = {"push.example.com": ["93.184.216.34"]}
-    resolver = GuardedResolver(EndpointGuard.from_origins([], resolve=table(answers)))
+    resolver = GuardedResolver(EndpointGuard.from_origins([], resolve=fixed_dns(answers)))
     resolved = await resolver.resolve("push.example.com", 443, socket.AF_UNSPEC)
     assert [r["host"] for r in resolved] == ["93.184.216.34"]
     answers["push.example.com"] = ["127.0.0.1"]

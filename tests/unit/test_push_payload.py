@@ -9,8 +9,8 @@ from gateway.push.payload import (
     PAYLOAD_MAX_BYTES,
     digest_message,
     notification_message,
-    trial_message,
     topic_for,
+    trial_message,
 )
 
 

@@ -15,7 +15,9 @@ def at(hh_mm: str, day: str = "2026-01-15") -> datetime:
     return datetime.fromisoformat(f"{day}T{hh_mm}:00+00:00")
 
 
-def dnd(start: str, end: str, timezone: str = "UTC", allow_critical: bool = True) -> dict[str, object]:
+def dnd(
+    start: str, end: str, timezone: str = "UTC", allow_critical: bool = True
+) -> dict[str, object]:
     return {"enabled": True, "start": start, "end": end, "timezone": timezone,
             "allow_critical": allow_critical}  # fmt: skip
 
@@ -46,7 +48,12 @@ def test_a_change_keeps_what_it_does_not_mention() -> None:
     )
     again = prefs.updated({"comment_added": {"inapp": False}}, {"start": "21:30"})
     assert again.types["comment_added"] == {"push": True, "inapp": False}
-    assert again.dnd == {**DEFAULT_DND, "enabled": True, "timezone": "Europe/Paris", "start": "21:30"}
+    assert again.dnd == {
+        **DEFAULT_DND,
+        "enabled": True,
+        "timezone": "Europe/Paris",
+        "start": "21:30",
+    }
 
 
 @pytest.mark.parametrize(

@@ -13,15 +13,29 @@ from domain.model import Actor, Priority, Role, Status, Ticket
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ADMIN, SUPERVISOR = Actor(1, Role.ADMIN), Actor(2, Role.SUPERVISOR)
-TECH, OTHER_TECH, OPERATOR = Actor(3, Role.TECHNICIAN), Actor(4, Role.TECHNICIAN), Actor(5, Role.OPERATOR)
+TECH, OTHER_TECH, OPERATOR = (
+    Actor(3, Role.TECHNICIAN),
+    Actor(4, Role.TECHNICIAN),
+    Actor(5, Role.OPERATOR),
+)
 
 
 def ticket(status: Status = Status.RECEIVED, assigned_to: int | None = None) -> Ticket:
     return Ticket(
-        id=10, ticket_id="T-2026-001", title="Leak", description="", machine_id=1,
-        priority=Priority.MEDIUM, status=status, reported_by=5, assigned_to=assigned_to,
-        scheduled_date=None, created_at=NOW, updated_at=NOW, closed_at=None,
-    )  # fmt: skip
+        id=10,
+        ticket_id="T-2026-001",
+        title="Leak",
+        description="",
+        machine_id=1,
+        priority=Priority.MEDIUM,
+        status=status,
+        reported_by=5,
+        assigned_to=assigned_to,
+        scheduled_date=None,
+        created_at=NOW,
+        updated_at=NOW,
+        closed_at=None,
+    )
 
 
 def test_supervisor_moves_any_ticket_backwards_too() -> None:
