@@ -14,17 +14,18 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from gateway.config import Settings
-from gateway.cursor import START, Cursor, CursorRejected, id_key
+from gateway.cursor import START, Cursor, CursorRejected, id_key, parse_cursor
 from gateway.keys import Keys
 from gateway.metrics import SSE_CONNECTIONS, SSE_SLOW_DISCONNECTS
 from gateway.presence import Presence
 from gateway.retry import Backoff
-from gateway.streams import Entry, as_reply, entries_after, last_id
+from gateway.streams import Entry, as_reply, last_id
 
 log = logging.getLogger(__name__)
 BLOCK_MS = 2000
@@ -76,6 +77,11 @@ class Connection:
     def cursor(self) -> Cursor:
         return Cursor(self.user_id, self._user_pos, self._board_pos)
 
+    def start_at(self, cursor: Cursor) -> None:
+        """Set where this connection stands; queued entries up to there are dropped."""
+        self._user_pos, self._board_pos = cursor.user_pos, cursor.board_pos
+        self._user_key, self._board_key = id_key(cursor.user_pos), id_key(cursor.board_pos)
+
     def offer(self, item: Item | None) -> None:
         try:
             self.queue.put_nowait(item)
@@ -97,6 +103,34 @@ class Connection:
             self._user_pos, self._user_key = item.entry_id, item.key
         frame_id = f"{self.user_id}:{self._user_pos}:{self._board_pos}"
         return render(frame_id, item.event_type, item.tail)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A registered connection, why it was reset (if it was), its catch-up frames."""
+
+    connection: Connection
+    reset: str | None
+    catch_up: list[str]
+
+
+def _first_id(entries: list[Entry]) -> str:
+    return entries[0][0].decode() if entries else START
+
+
+def _check_position(info: dict[str, Any] | Exception, pos: str) -> None:
+    """Refuse a position no longer (or never) in its stream; `info` is its XINFO STREAM,
+    or the error of a stream that does not exist."""
+    if isinstance(info, Exception):  # no such stream: nothing ever there, or all expired
+        if pos != START:
+            raise CursorRejected("expired")
+        return
+    if id_key(pos) > id_key(info["last-generated-id"]):
+        raise CursorRejected("unknown")
+    trimmed = int(info["entries-added"]) > int(info["length"])
+    first = info.get("first-entry")
+    if trimmed and (first is None or id_key(pos) < id_key(first[0])):
+        raise CursorRejected("expired")
 
 
 class Hub:
@@ -135,12 +169,52 @@ class Hub:
     async def tail(self, stream: str) -> str:
         return await last_id(self._control, stream)
 
-    async def register(self, conn: Connection) -> None:
-        """From now on the connection is offered every live entry; `catch_up`, called
-        after this, covers what came before (overlaps are dropped by id)."""
-        self._by_user.setdefault(conn.user_id, set()).add(conn)
+    async def open(self, user_id: int, last_event_id: str | None, max_frames: int) -> Opened:
+        """A new connection, registered before its position is decided, so that nothing
+        appended meanwhile is missed (entries seen twice are dropped by id)."""
+        conn = Connection(Cursor(user_id), max_frames)
+        self._by_user.setdefault(user_id, set()).add(conn)
         SSE_CONNECTIONS.inc()
-        await self.presence.connect(conn.user_id, conn.id)
+        await self.presence.connect(user_id, conn.id)
+        reset = None
+        if last_event_id:
+            try:
+                return Opened(conn, None, await self._resume(conn, last_event_id))
+            except CursorRejected as rejected:
+                reset = rejected.reason
+        conn.start_at(await self._tails(user_id))
+        return Opened(conn, reset, [])
+
+    async def _tails(self, user_id: int) -> Cursor:
+        async with self._control.pipeline(transaction=False) as pipe:
+            pipe.xrevrange(self._keys.user_stream(user_id), count=1)
+            pipe.xrevrange(self._keys.board_stream, count=1)
+            user_last, board_last = await pipe.execute()
+        return Cursor(user_id, _first_id(user_last), _first_id(board_last))
+
+    async def _resume(self, conn: Connection, last_event_id: str) -> list[str]:
+        """Check the id against what the streams still hold, and read what came after it,
+        in one round trip; the frames of the catch-up, in stream-id order."""
+        cursor = parse_cursor(last_event_id, conn.user_id)
+        streams = (
+            (self._keys.user_stream(cursor.user_id), cursor.user_pos, False),
+            (self._keys.board_stream, cursor.board_pos, True),
+        )
+        async with self._control.pipeline(transaction=False) as pipe:
+            for stream, pos, _ in streams:
+                pipe.xinfo_stream(stream)
+                pipe.xrange(stream, min=f"({pos}", count=CATCH_UP_MAX + 1)
+            replies = await pipe.execute(raise_on_error=False)
+        items: list[Item] = []
+        for index, (_, pos, board) in enumerate(streams):
+            info, entries = replies[2 * index], replies[2 * index + 1]
+            _check_position(info, pos)
+            if len(entries) > CATCH_UP_MAX:
+                raise CursorRejected("too_far_behind")
+            items += [item_from(board, entry_id, fields) for entry_id, fields in entries]
+        conn.start_at(cursor)
+        items.sort(key=lambda item: item.key)
+        return [frame for item in items if (frame := conn.frame(item))]
 
     async def unregister(self, conn: Connection) -> None:
         connections = self._by_user.get(conn.user_id, set())
@@ -150,48 +224,6 @@ class Hub:
         if not connections:
             self._by_user.pop(conn.user_id, None)
         await self.presence.disconnect(conn.user_id, conn.id)
-
-    async def check_history(self, cursor: Cursor) -> None:
-        """Refuse a cursor whose positions are no longer (or never were) in the streams."""
-        for stream, pos in (
-            (self._keys.user_stream(cursor.user_id), cursor.user_pos),
-            (self._keys.board_stream, cursor.board_pos),
-        ):
-            await self._check_position(stream, pos)
-
-    async def _check_position(self, stream: str, pos: str) -> None:
-        try:
-            info = await self._control.xinfo_stream(stream)
-        except ResponseError:  # no such stream: nothing was ever there, or all of it expired
-            if pos != START:
-                raise CursorRejected("expired") from None
-            return
-        if id_key(pos) > id_key(info["last-generated-id"]):
-            raise CursorRejected("unknown")
-        trimmed = int(info["entries-added"]) > int(info["length"])
-        first = info.get("first-entry")
-        if trimmed and (first is None or id_key(pos) < id_key(first[0])):
-            raise CursorRejected("expired")
-
-    async def catch_up(self, conn: Connection) -> list[str]:
-        """Frames of everything after the connection's cursor, in stream-id order."""
-        cursor = conn.cursor
-        items = [
-            item_from(False, i, f)
-            for i, f in await self._after(self._keys.user_stream(cursor.user_id), cursor.user_pos)
-        ]
-        items += [
-            item_from(True, i, f)
-            for i, f in await self._after(self._keys.board_stream, cursor.board_pos)
-        ]
-        items.sort(key=lambda item: item.key)
-        return [frame for item in items if (frame := conn.frame(item))]
-
-    async def _after(self, stream: str, pos: str) -> list[Entry]:
-        entries = await entries_after(self._control, stream, pos, CATCH_UP_MAX + 1)
-        if len(entries) > CATCH_UP_MAX:
-            raise CursorRejected("too_far_behind")
-        return entries
 
     async def _read_loop(self) -> None:
         backoff = Backoff()

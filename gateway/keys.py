@@ -67,6 +67,16 @@ class Keys:
         """Sorted set of users believed online, scored by last-seen time."""
         return f"{self.prefix}presence:online"
 
+    @property
+    def presence_users(self) -> str:
+        """Sorted set of users with recent connection activity, scored by its time: what
+        the sweeper looks at."""
+        return f"{self.prefix}presence:users"
+
+    @property
+    def presence_sweep_lock(self) -> str:
+        return f"{self.prefix}presence:sweep-lock"
+
     def presence_last_seen(self, user_id: int) -> str:
         return f"{self.prefix}presence:last_seen:{user_id}"
 

@@ -21,6 +21,7 @@ from domain.model import Role
 from domain.notify import BOARD_EVENTS, Notice, notices_for
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.metrics import NOTIFICATIONS_ROUTED
+from gateway.push.store import load_preferences
 from gateway.retry import Backoff
 from gateway.streams import append_once, as_reply, envelope
 
@@ -172,13 +173,11 @@ class Router:
             notification_id=notification_id,
         )
         counts = envelope("unread_count", await unread_counts(conn, notice.user_id))
-        await self._to_user(
-            notice.user_id,
-            [
-                (f"n{notification_id}", notice.type, body),
-                (f"c{notification_id}", "unread_count", counts),
-            ],
-        )
+        entries = [(f"c{notification_id}", "unread_count", counts)]
+        prefs = await load_preferences(conn, notice.user_id)
+        if prefs.inapp_allowed(notice.type):  # else: in the inbox and the badge, no toast
+            entries.insert(0, (f"n{notification_id}", notice.type, body))
+        await self._to_user(notice.user_id, entries)
         push = json.dumps(
             {
                 "notification_id": notification_id,

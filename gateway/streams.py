@@ -105,11 +105,6 @@ def as_reply(reply: object) -> StreamReply:
     return cast(StreamReply, reply or [])
 
 
-async def entries_after(redis: Redis, stream: str, after: str, count: int) -> list[Entry]:
-    """Up to `count` entries with ids strictly after `after`."""
-    return cast(list[Entry], await redis.xrange(stream, min=f"({after}", count=count))
-
-
 async def last_id(redis: Redis, stream: str) -> str:
     last = cast(list[Entry], await redis.xrevrange(stream, count=1))
     return last[0][0].decode() if last else START

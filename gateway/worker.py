@@ -57,8 +57,9 @@ async def _retention(redis: Redis, keys: Keys, settings: Settings, stop: asyncio
 
 
 async def _sweep_presence(presence: Presence, stop: asyncio.Event) -> None:
-    """Announce users whose last connection closed, or whose instance died, as offline."""
-    period_s = min(1.0, presence.heartbeat_s / 2)
+    """Announce who came online, and who went offline (their last connection closed, or
+    their instance died)."""
+    period_s = presence.sweep_period_s
     while not stop.is_set():
         try:
             await presence.sweep()

@@ -9,8 +9,8 @@ from typing import cast
 from quart import Blueprint, Response, make_response, request
 
 from gateway.auth import authenticated, current_actor
-from gateway.cursor import Cursor, CursorRejected, parse_cursor
-from gateway.hub import Connection, Hub, render
+from gateway.cursor import Cursor
+from gateway.hub import Connection, Hub, Opened, render
 from gateway.metrics import SSE_FRAMES
 from gateway.resources import resources
 from gateway.streams import envelope
@@ -29,22 +29,6 @@ def hub() -> Hub:
     return found
 
 
-async def _start_cursor(user_id: int, raw: str | None) -> tuple[Cursor, str | None]:
-    """Where the stream starts, and why we reset (if we do)."""
-    keys = resources().keys
-    fresh = Cursor(
-        user_id, await hub().tail(keys.user_stream(user_id)), await hub().tail(keys.board_stream)
-    )
-    if not raw:
-        return fresh, None
-    try:
-        cursor = parse_cursor(raw, user_id)
-        await hub().check_history(cursor)
-        return cursor, None
-    except CursorRejected as rejected:
-        return fresh, rejected.reason
-
-
 def _control_frame(cursor: Cursor, event_type: str, data: dict[str, object]) -> str:
     return render(cursor.encode(), event_type, envelope(event_type, data)[1:])
 
@@ -54,15 +38,13 @@ def _control_frame(cursor: Cursor, event_type: str, data: dict[str, object]) -> 
 async def stream() -> Response:
     actor, settings = current_actor(), resources().settings
     raw = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-    cursor, reset = await _start_cursor(actor.id, raw)
-    conn = Connection(cursor, settings.sse_queue_frames)
-    await hub().register(conn)
+    opened = await hub().open(actor.id, raw, settings.sse_queue_frames)
     connected = {
         "user_id": actor.id,
         "instance": settings.instance_id,
-        "resumed": bool(raw) and reset is None,
+        "resumed": bool(raw) and opened.reset is None,
     }
-    frames = _frames(hub(), conn, connected, reset, settings.sse_retry_ms, settings.sse_heartbeat_s)
+    frames = _frames(hub(), opened, connected, settings.sse_retry_ms, settings.sse_heartbeat_s)
     response = cast(Response, await make_response(frames, 200, HEADERS))
     response.timeout = None  # a stream outlives RESPONSE_TIMEOUT by design
     return response
@@ -70,24 +52,20 @@ async def stream() -> Response:
 
 async def _frames(
     the_hub: Hub,
-    conn: Connection,
+    opened: Opened,
     connected: dict[str, object],
-    reset: str | None,
     retry_ms: int,
     heartbeat_s: int,
 ) -> AsyncIterator[str]:
+    conn = opened.connection
     try:
         yield f"retry: {retry_ms}\n\n"
         yield _control_frame(conn.cursor, "connected", connected)
-        if reset:
-            yield _control_frame(conn.cursor, "reset", {"reason": reset})
-        else:
-            try:
-                for frame in await the_hub.catch_up(conn):
-                    SSE_FRAMES.inc()
-                    yield frame
-            except CursorRejected as rejected:
-                yield _control_frame(conn.cursor, "reset", {"reason": rejected.reason})
+        if opened.reset:
+            yield _control_frame(conn.cursor, "reset", {"reason": opened.reset})
+        if opened.catch_up:
+            SSE_FRAMES.inc(len(opened.catch_up))
+            yield "".join(opened.catch_up)
         async for frame in _live(conn, heartbeat_s):
             yield frame
     finally:
@@ -97,7 +75,9 @@ async def _frames(
 async def _live(conn: Connection, heartbeat_s: int) -> AsyncIterator[str]:
     while not conn.cut_off:
         try:
-            item = await asyncio.wait_for(conn.queue.get(), heartbeat_s)
+            # asyncio.timeout, unlike wait_for, wraps no extra task around each read.
+            async with asyncio.timeout(heartbeat_s):
+                item = await conn.queue.get()
         except TimeoutError:
             yield ": heartbeat\n\n"
             continue

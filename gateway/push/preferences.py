@@ -58,6 +58,10 @@ class Preferences:
     def as_json(self) -> dict[str, Any]:
         return {"types": self.types, "dnd": self.dnd}
 
+    def inapp_allowed(self, kind: str) -> bool:
+        """Shown live in the open app (the inbox keeps every notification regardless)."""
+        return self.types.get(kind, {}).get("inapp", True)
+
     def push_allowed(self, kind: str, critical: bool) -> bool:
         choice = self.types.get(kind)
         return critical if choice is None else choice["push"]

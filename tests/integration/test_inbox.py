@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from redis.asyncio import Redis
@@ -137,3 +138,40 @@ async def test_read_all_and_bad_input(client: Any, tokens: dict[str, str]) -> No
     for query in ("?limit=0", "?limit=abc", "?before=-1", "?limit=100000"):
         response = await client.get(f"/api/notifications{query}", headers=bearer(tokens["tech2"]))
         assert response.status_code == 422
+
+
+async def test_inapp_off_keeps_the_inbox_but_sends_no_live_toast(
+    client: Any,
+    tokens: dict[str, str],
+    users: dict[str, int],
+    worker: None,
+    redis: Redis,
+    settings: Settings,
+) -> None:
+    off = {"types": {"comment_added": {"inapp": False}}}
+    response = await client.put(
+        "/api/notifications/preferences", json=off, headers=bearer(tokens["operator"])
+    )
+    assert response.status_code == 200
+    created = await client.post(
+        "/api/tickets", json={"title": "Quiet", "machine_id": 1}, headers=bearer(tokens["operator"])
+    )
+    ticket = await created.get_json()
+    await client.post(
+        f"/api/tickets/{ticket['id']}/comments",
+        json={"body": "Checked"},
+        headers=bearer(tokens["tech1"]),
+    )
+
+    async def stored() -> list[dict[str, Any]]:
+        inbox = await _inbox(client, tokens["operator"])
+        return [n for n in inbox if n["data"].get("ticket_id") == ticket["id"]]
+
+    notification = (await eventually(stored))[0]
+    assert notification["type"] == "comment_added"
+    stream = Keys(settings.redis_prefix).user_stream(users["operator"])
+    entries = await redis.xrange(stream)
+    live_ids = [json.loads(f[b"e"]).get("notification_id") for _, f in entries]
+    assert notification["id"] not in live_ids
+    on = {"types": {"comment_added": {"inapp": True}}}
+    await client.put("/api/notifications/preferences", json=on, headers=bearer(tokens["operator"]))
