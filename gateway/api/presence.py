@@ -7,6 +7,7 @@ from typing import Any
 from quart import Blueprint
 
 from gateway.auth import authenticated
+from gateway.presence import Presence
 from gateway.resources import resources
 
 blueprint = Blueprint("presence", __name__, url_prefix="/api")
@@ -17,5 +18,6 @@ blueprint = Blueprint("presence", __name__, url_prefix="/api")
 async def presence() -> list[dict[str, Any]]:
     res = resources()
     user_ids = [row["id"] for row in await res.pool.fetch("SELECT id FROM users ORDER BY id")]
-    snapshot: list[dict[str, Any]] = await res.services["hub"].presence.snapshot(user_ids)
+    presence = Presence(res.redis, res.keys, res.settings.sse_heartbeat_s)
+    snapshot: list[dict[str, Any]] = await presence.snapshot(user_ids)
     return snapshot

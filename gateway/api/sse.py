@@ -10,6 +10,7 @@ from quart import Blueprint, Response, make_response, request
 
 from gateway.auth import authenticated, current_actor
 from gateway.cursor import Cursor
+from gateway.errors import ApiError
 from gateway.hub import Connection, Hub, Opened, render
 from gateway.metrics import SSE_FRAMES
 from gateway.resources import resources
@@ -25,7 +26,9 @@ HEADERS = {
 
 
 def hub() -> Hub:
-    found: Hub = resources().services["hub"]
+    found: Hub | None = resources().services.get("hub")
+    if found is None:  # ending its streams: the client's retry reaches another instance
+        raise ApiError(503, "shutting_down", "This instance is shutting down; reconnect.")
     return found
 
 
