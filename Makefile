@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: run test install test-tools help
+.PHONY: run test install test-tools lint help
 .DEFAULT_GOAL := help
 
 help:
@@ -26,5 +26,11 @@ run: install
 test-tools:
 	@bash tests/tools/install.sh
 
-test: install test-tools
+# ruff (lint + format check) and mypy --strict: fast, and part of every test run.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: install test-tools lint
 	$(BIN)/pytest

@@ -48,12 +48,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import asyncpg  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
+from sse_client import Poster  # noqa: E402
 
 from gateway.auth import hash_password, issue_token  # noqa: E402
 from gateway.keys import Keys  # noqa: E402
 from gateway.migrate import migrate  # noqa: E402
 from gateway.provision import drop_database, ensure_database, provision  # noqa: E402
-from sse_client import Poster  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 40
 FANOUT_STEPS = (2_500, 5_000, 10_000, 20_000, 40_000, 80_000)  # delivered frames/s
@@ -100,15 +100,19 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
             hist[key] = hist.get(key, 0) + count
     firsts = [r["first"] for r in reports if r["first"]]
     return {
-        "hist": hist, "count": sum(r["count"] for r in reports),
-        "stale": sum(r["stale"] for r in reports), "dupes": sum(r["dupes"] for r in reports),
-        "resets": sum(r["resets"] for r in reports), "alive": sum(r.get("alive", 0) for r in reports),
-        "first": min(firsts) if firsts else 0.0, "last": max(r["last"] for r in reports),
-    }  # fmt: skip
+        "hist": hist,
+        "count": sum(r["count"] for r in reports),
+        "stale": sum(r["stale"] for r in reports),
+        "dupes": sum(r["dupes"] for r in reports),
+        "resets": sum(r["resets"] for r in reports),
+        "alive": sum(r.get("alive", 0) for r in reports),
+        "first": min(firsts) if firsts else 0.0,
+        "last": max(r["last"] for r in reports),
+    }
 
 
 def raise_nofile(needed: int) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:  # raising the hard limit needs privilege; otherwise settle for the hard limit
         ceiling = int(Path("/proc/sys/fs/nr_open").read_text())
         limit = max(hard, min(needed, ceiling))
@@ -129,9 +133,13 @@ class Clients:
         for index in range(self.count):
             source = f"127.0.0.{11 + index}"  # own source address: ephemeral ports per process
             proc = await asyncio.create_subprocess_exec(
-                sys.executable, str(ROOT / "bench/sse_client.py"), source,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, limit=256 * 1024 * 1024,
-            )  # fmt: skip
+                sys.executable,
+                str(ROOT / "bench/sse_client.py"),
+                source,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                limit=256 * 1024 * 1024,
+            )
             self.procs.append(proc)
         for proc in self.procs:
             await asyncio.wait_for(self._read(proc), 30)
@@ -146,16 +154,21 @@ class Clients:
             raise RuntimeError(f"client: {answer['error']}")
         return answer
 
-    async def ask(self, commands: list[dict[str, Any]], timeout: float = 300) -> list[dict[str, Any]]:
-        for proc, command in zip(self.procs, commands):
+    async def ask(
+        self, commands: list[dict[str, Any]], limit_s: float = 300
+    ) -> list[dict[str, Any]]:
+        for proc, command in zip(self.procs, commands, strict=True):
             assert proc.stdin is not None
             proc.stdin.write((json.dumps(command) + "\n").encode())
             await proc.stdin.drain()
-        return list(await asyncio.wait_for(
-            asyncio.gather(*(self._read(proc) for proc in self.procs)), timeout))  # fmt: skip
+        return list(
+            await asyncio.wait_for(
+                asyncio.gather(*(self._read(proc) for proc in self.procs)), limit_s
+            )
+        )
 
-    async def ask_all(self, command: dict[str, Any], timeout: float = 300) -> list[dict[str, Any]]:
-        return await self.ask([command] * self.count, timeout)
+    async def ask_all(self, command: dict[str, Any], limit_s: float = 300) -> list[dict[str, Any]]:
+        return await self.ask([command] * self.count, limit_s)
 
     async def stop(self) -> None:
         for proc in self.procs:
@@ -181,10 +194,24 @@ class Profiler:
             return
         self.directory.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(
-            [str(self.binary), "record", "-p", str(pid), "-r", "50", "-f", "raw", "--nonblocking",
-             "-d", "600", "-o", str(self.directory / f"{name}.txt")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                str(self.binary),
+                "record",
+                "-p",
+                str(pid),
+                "-r",
+                "50",
+                "-f",
+                "raw",
+                "--nonblocking",
+                "-d",
+                "600",
+                "-o",
+                str(self.directory / f"{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -197,8 +224,15 @@ class Profiler:
 
 
 class Bench:
-    def __init__(self, args: argparse.Namespace, env: dict[str, str], users: list[int],
-                 sender: int, ports: dict[str, int], pids: dict[str, int]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        env: dict[str, str],
+        users: list[int],
+        sender: int,
+        ports: dict[str, int],
+        pids: dict[str, int],
+    ) -> None:
         self.args, self.env, self.users, self.sender = args, env, users, sender
         self.ports, self.pids = ports, pids
         self.keys = Keys(env["REDIS_PREFIX"])
@@ -216,7 +250,9 @@ class Bench:
     def share(self, count: int) -> list[list[int]]:
         """Connection j belongs to user j mod U and to client process j mod P."""
         procs = self.args.client_procs
-        return [[self.users[j % len(self.users)] for j in range(i, count, procs)] for i in range(procs)]
+        return [
+            [self.users[j % len(self.users)] for j in range(i, count, procs)] for i in range(procs)
+        ]
 
     def conns_per_user(self, count: int) -> dict[int, int]:
         per: dict[int, int] = {}
@@ -229,10 +265,20 @@ class Bench:
         path = "/api/sse/stream" if target == "gateway" else "/stream?user={user}"
         shares = self.share(count)
         per_proc = max(1, OPEN_CONCURRENCY // self.args.client_procs)
-        answers = await self.clients.ask([
-            {"cmd": "open", "port": self.ports[target], "path": path, "users": share,
-             "secret": SECRET, "concurrency": per_proc} for share in shares
-        ], timeout=600)  # fmt: skip
+        answers = await self.clients.ask(
+            [
+                {
+                    "cmd": "open",
+                    "port": self.ports[target],
+                    "path": path,
+                    "users": share,
+                    "secret": SECRET,
+                    "concurrency": per_proc,
+                }
+                for share in shares
+            ],
+            limit_s=600,
+        )
         opened = sum(a["ok"] for a in answers)
         seconds = max(a["end"] for a in answers) - min(a["start"] for a in answers)
         return {"opened": opened, "failed": sum(a["failed"] for a in answers), "seconds": seconds}
@@ -255,16 +301,21 @@ class Bench:
         alive = sum(a["alive"] for a in await self.clients.ask_all({"cmd": "report"}))
         rss_after = rss_kib(pid)
         result = {
-            "held": alive, "failed": opened["failed"],
+            "held": alive,
+            "failed": opened["failed"],
             "connects_s": opened["opened"] / opened["seconds"] if opened["seconds"] else 0.0,
             "open_cpu_s": cpu_s(pid) - cpu_before,
-            "rss_before_mib": rss_before / 1024, "rss_after_mib": rss_after / 1024,
+            "rss_before_mib": rss_before / 1024,
+            "rss_after_mib": rss_after / 1024,
             "kib_per_conn": (rss_after - rss_before) / max(alive, 1),
-        }  # fmt: skip
-        print(f"  [{target}] idle: {alive:,} held ({opened['failed']} failed) in "
-              f"{opened['seconds']:.1f} s = {result['connects_s']:,.0f} connects/s; RSS "
-              f"{result['rss_before_mib']:.0f} -> {result['rss_after_mib']:.0f} MiB = "
-              f"{result['kib_per_conn']:.1f} KiB/conn", flush=True)  # fmt: skip
+        }
+        print(
+            f"  [{target}] idle: {alive:,} held ({opened['failed']} failed) in "
+            f"{opened['seconds']:.1f} s = {result['connects_s']:,.0f} connects/s; RSS "
+            f"{result['rss_before_mib']:.0f} -> {result['rss_after_mib']:.0f} MiB = "
+            f"{result['kib_per_conn']:.1f} KiB/conn",
+            flush=True,
+        )
         return result
 
     async def latency(self, target: str, pid: int, held: int) -> dict[str, Any]:
@@ -287,8 +338,11 @@ class Bench:
                 due = start + sent / rate
                 user = recipients[sent % len(recipients)]
                 expected += per_user[user]
-                body = {"message_type": "private", "recipient_id": user,
-                        "content": f"BM{phase}-{sent}_{due:.6f}_"}  # fmt: skip
+                body = {
+                    "message_type": "private",
+                    "recipient_id": user,
+                    "content": f"BM{phase}-{sent}_{due:.6f}_",
+                }
                 tasks.append(asyncio.ensure_future(poster.post("/api/messages", body)))
                 sent += 1
             await asyncio.sleep(0.001)
@@ -303,22 +357,30 @@ class Bench:
         hist = merged["hist"]
         api = sorted(poster.durations)
         result = {
-            "rate": rate, "sent": total, "expected": expected, "received": merged["count"],
-            "p50": percentile_hist(hist, 0.5), "p99": percentile_hist(hist, 0.99),
+            "rate": rate,
+            "sent": total,
+            "expected": expected,
+            "received": merged["count"],
+            "p50": percentile_hist(hist, 0.5),
+            "p99": percentile_hist(hist, 0.99),
             "max": max(hist) if hist else float("nan"),
             "api_p50": api[len(api) // 2] if api else float("nan"),
             "api_p99": api[min(len(api) - 1, int(0.99 * len(api)))] if api else float("nan"),
-            "statuses": poster.statuses, "send_s": send_end - start,
+            "statuses": poster.statuses,
+            "send_s": send_end - start,
             "server_cpu": (cpu_s(pid) - cpu_before) / (time.time() - start),
             "gateway_cpu": (cpu_s(self.pids["gateway"]) - gw_cpu_before) / (time.time() - start),
             "worker_cpu": (cpu_s(self.pids["worker"]) - worker_cpu_before) / (time.time() - start),
-        }  # fmt: skip
-        print(f"  [{target}] latency at {rate}/s x {seconds} s: {merged['count']:,}/{expected:,} "
-              f"frames, p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, max "
-              f"{result['max']:.0f} ms; API p50 {result['api_p50']:.1f} ms p99 "
-              f"{result['api_p99']:.1f} ms, statuses {poster.statuses}; CPU gateway "
-              f"{result['gateway_cpu']:.0%} worker {result['worker_cpu']:.0%}"
-              + (f" floor {result['server_cpu']:.0%}" if target == "floor" else ""), flush=True)  # fmt: skip
+        }
+        print(
+            f"  [{target}] latency at {rate}/s x {seconds} s: {merged['count']:,}/{expected:,} "
+            f"frames, p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, max "
+            f"{result['max']:.0f} ms; API p50 {result['api_p50']:.1f} ms p99 "
+            f"{result['api_p99']:.1f} ms, statuses {poster.statuses}; CPU gateway "
+            f"{result['gateway_cpu']:.0%} worker {result['worker_cpu']:.0%}"
+            + (f" floor {result['server_cpu']:.0%}" if target == "floor" else ""),
+            flush=True,
+        )
         return result
 
     async def fanout(self, target: str, pid: int, redis: Redis) -> dict[str, Any]:
@@ -344,8 +406,14 @@ class Bench:
                 if due_now:
                     async with redis.pipeline(transaction=False) as pipe:
                         for seq, due in due_now:
-                            body = json.dumps({"type": "bench", "ts": "", "actor_id": None,
-                                               "data": {"m": f"BM{phase}-{seq}_{due:.6f}_"}})  # fmt: skip
+                            body = json.dumps(
+                                {
+                                    "type": "bench",
+                                    "ts": "",
+                                    "actor_id": None,
+                                    "data": {"m": f"BM{phase}-{seq}_{due:.6f}_"},
+                                }
+                            )
                             pipe.xadd(self.keys.board_stream, {"t": "bench", "e": body})
                         await pipe.execute()
                 await asyncio.sleep(0.002)
@@ -353,20 +421,28 @@ class Bench:
             merged = await self.wait_for_count(expected, time.time() + 10)
             elapsed = max(merged["last"], start + count / rate) - start
             step = {
-                "goal": goal, "events_s": rate, "events": count, "conns": alive,
-                "expected": expected, "received": merged["count"],
+                "goal": goal,
+                "events_s": rate,
+                "events": count,
+                "conns": alive,
+                "expected": expected,
+                "received": merged["count"],
                 "delivered_s": merged["count"] / elapsed if elapsed > 0 else 0.0,
-                "p50": percentile_hist(merged["hist"], 0.5), "p99": percentile_hist(merged["hist"], 0.99),
+                "p50": percentile_hist(merged["hist"], 0.5),
+                "p99": percentile_hist(merged["hist"], 0.99),
                 "server_cpu": (cpu_s(pid) - cpu_before) / max(time.time() - start, 1e-9),
                 "alive_after": merged["alive"],
-            }  # fmt: skip
+            }
             steps.append(step)
             ok = step["p99"] <= FANOUT_P99_MS and merged["count"] >= expected
-            print(f"  [{target}] fanout {rate:.2f} board events/s x {alive:,} conns: "
-                  f"{merged['count']:,}/{expected:,} frames, {step['delivered_s']:,.0f}/s, "
-                  f"p50 {step['p50']:.1f} ms, p99 {step['p99']:.1f} ms, server CPU "
-                  f"{step['server_cpu']:.0%}, {merged['alive']:,} still connected"
-                  f"{'' if ok else '  <- over budget'}", flush=True)  # fmt: skip
+            print(
+                f"  [{target}] fanout {rate:.2f} board events/s x {alive:,} conns: "
+                f"{merged['count']:,}/{expected:,} frames, {step['delivered_s']:,.0f}/s, "
+                f"p50 {step['p50']:.1f} ms, p99 {step['p99']:.1f} ms, server CPU "
+                f"{step['server_cpu']:.0%}, {merged['alive']:,} still connected"
+                f"{'' if ok else '  <- over budget'}",
+                flush=True,
+            )
             if not ok:
                 break
             best = max(best, step["delivered_s"])
@@ -383,14 +459,26 @@ class Bench:
         async with redis.pipeline(transaction=False) as pipe:
             for index, user in enumerate(users):
                 for seq in range(RESUME_BEHIND):
-                    body = json.dumps({"type": "bench", "ts": "", "actor_id": None,
-                                       "data": {"m": f"BM{phase}-{seq}_{time.time():.6f}_"}})  # fmt: skip
+                    body = json.dumps(
+                        {
+                            "type": "bench",
+                            "ts": "",
+                            "actor_id": None,
+                            "data": {"m": f"BM{phase}-{seq}_{time.time():.6f}_"},
+                        }
+                    )
                     pipe.xadd(self.keys.user_stream(user), {"t": "bench", "e": body})
                 if index % 500 == 499:
                     await pipe.execute()
             for seq in range(RESUME_BEHIND, 2 * RESUME_BEHIND):
-                body = json.dumps({"type": "bench", "ts": "", "actor_id": None,
-                                   "data": {"m": f"BM{phase}-{seq}_{time.time():.6f}_"}})  # fmt: skip
+                body = json.dumps(
+                    {
+                        "type": "bench",
+                        "ts": "",
+                        "actor_id": None,
+                        "data": {"m": f"BM{phase}-{seq}_{time.time():.6f}_"},
+                    }
+                )
                 pipe.xadd(self.keys.board_stream, {"t": "bench", "e": body})
             await pipe.execute()
         await asyncio.sleep(1)
@@ -398,25 +486,32 @@ class Bench:
         self.profiler.start(pid, f"{target}-resume")
         answers = await self.clients.ask_all(
             {"cmd": "resume", "expect": 2 * RESUME_BEHIND, "timeout": self.args.resume_timeout},
-            timeout=self.args.resume_timeout + 120)  # fmt: skip
+            limit_s=self.args.resume_timeout + 120,
+        )
         self.profiler.stop()
         start = min(a["start"] for a in answers)
         done = sorted(t for a in answers for t in a["done_at"])
         complete = sum(a["complete"] for a in answers)
         result = {
-            "clients": opened["opened"], "with_id": sum(g["with_id"] for g in gone),
-            "complete": complete, "seconds": (done[-1] - start) if done else float("nan"),
+            "clients": opened["opened"],
+            "with_id": sum(g["with_id"] for g in gone),
+            "complete": complete,
+            "seconds": (done[-1] - start) if done else float("nan"),
             "p50_s": (done[len(done) // 2] - start) if done else float("nan"),
-            "missing": sum(a["missing"] for a in answers), "repeated": sum(a["dupes"] for a in answers),
-            "stale": sum(a["stale"] for a in answers), "resets": sum(a["resets"] for a in answers),
+            "missing": sum(a["missing"] for a in answers),
+            "repeated": sum(a["dupes"] for a in answers),
+            "stale": sum(a["stale"] for a in answers),
+            "resets": sum(a["resets"] for a in answers),
             "failed": sum(a["failed"] for a in answers),
             "server_cpu_s": cpu_s(pid) - cpu_before,
-        }  # fmt: skip
-        print(f"  [{target}] resume: {complete:,}/{result['clients']:,} clients got all "
-              f"{2 * RESUME_BEHIND} in {result['seconds']:.2f} s (median {result['p50_s']:.2f} s); "
-              f"missing {result['missing']}, repeated {result['repeated']}, replayed from before "
-              f"{result['stale']}, resets {result['resets']}, reconnects failed {result['failed']}",
-              flush=True)  # fmt: skip
+        }
+        print(
+            f"  [{target}] resume: {complete:,}/{result['clients']:,} clients got all "
+            f"{2 * RESUME_BEHIND} in {result['seconds']:.2f} s (median {result['p50_s']:.2f} s); "
+            f"missing {result['missing']}, repeated {result['repeated']}, replayed from before "
+            f"{result['stale']}, resets {result['resets']}, reconnects failed {result['failed']}",
+            flush=True,
+        )
         await self.clients.ask_all({"cmd": "close"})
         return result
 
@@ -463,7 +558,12 @@ def table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
         ("latency frames received", ("latency", "received"), ",.0f", "all"),
         ("latency frames expected", ("latency", "expected"), ",.0f", ""),
         ("delivered events/s, p99 <= 250 ms", ("fanout", "best"), ",.0f", ">= 10,000"),
-        (f"resume: {resume_n:,} clients 20 behind (s)", ("resume", "seconds"), ".2f", "<= 15 (10,000)"),
+        (
+            f"resume: {resume_n:,} clients 20 behind (s)",
+            ("resume", "seconds"),
+            ".2f",
+            "<= 15 (10,000)",
+        ),
         ("resume: clients complete", ("resume", "complete"), ",.0f", "all"),
         ("resume: events missing", ("resume", "missing"), ",.0f", "0"),
         ("resume: events repeated", ("resume", "repeated"), ",.0f", "0"),
@@ -473,11 +573,18 @@ def table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     for label, path, spec, target in rows:
         ours, floor = get("gateway", *path), get("floor", *path)
         ratio = "-"
-        if isinstance(ours, (int, float)) and isinstance(floor, (int, float)) and floor \
-                and ours == ours and floor == floor:
+        if (
+            isinstance(ours, (int, float))
+            and isinstance(floor, (int, float))
+            and floor
+            and ours == ours
+            and floor == floor
+        ):
             ratio = f"{ours / floor:.2f}x"
         print(f"{label:<42} {fmt(ours, spec):>12} {fmt(floor, spec):>12} {ratio:>8}  {target}")
-    print("ratio = gateway / floor (latency, memory, time: lower is better; rates: higher is better)")
+    print(
+        "ratio = gateway / floor (latency, memory, time: lower is better; rates: higher is better)"
+    )
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -506,8 +613,9 @@ async def seed_users(url: str, count: int) -> tuple[int, list[int]]:
             "INSERT INTO users (email, full_name, role, password_hash)"
             " SELECT 'bench' || g || '@example.com', 'Bench ' || g, 'technician', $1"
             " FROM generate_series(1, $2) g RETURNING id",
-            password, count,
-        )  # fmt: skip
+            password,
+            count,
+        )
     finally:
         await conn.close()
     return int(sender), sorted(int(row["id"]) for row in rows)
@@ -528,7 +636,9 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, dict[str, Any]]:
-    database = services["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
+    database = (
+        services["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
+    )
     ensure_database(database)
     procs: list[subprocess.Popen[bytes]] = []
     results: dict[str, dict[str, Any]] = {}
@@ -538,12 +648,21 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, d
         user_count = args.users or max(args.connections, args.resume_clients)
         sender, users = await seed_users(database, user_count)
         prefix = f"bench-{uuid.uuid4().hex[:6]}:"
-        env = {**os.environ, **services, "DATABASE_URL": database, "JWT_SECRET": SECRET,
-               "REDIS_PREFIX": prefix, "LOGIN_ATTEMPTS_PER_MINUTE": "100000",
-               "SSE_QUEUE_FRAMES": str(args.queue_frames), "PYTHONUNBUFFERED": "1"}  # fmt: skip
+        env = {
+            **os.environ,
+            **services,
+            "DATABASE_URL": database,
+            "JWT_SECRET": SECRET,
+            "REDIS_PREFIX": prefix,
+            "LOGIN_ATTEMPTS_PER_MINUTE": "100000",
+            "SSE_QUEUE_FRAMES": str(args.queue_frames),
+            "PYTHONUNBUFFERED": "1",
+        }
         ports = {"gateway": free_port(), "floor": free_port()}
         procs.append(start([sys.executable, "-m", "gateway", "worker"], env))
-        gateway = start([sys.executable, "-m", "gateway", "serve", "--port", str(ports["gateway"])], env)
+        gateway = start(
+            [sys.executable, "-m", "gateway", "serve", "--port", str(ports["gateway"])], env
+        )
         procs.append(gateway)
         wait_port(ports["gateway"], gateway)
         pids = {"worker": procs[0].pid, "gateway": gateway.pid}
@@ -551,14 +670,27 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, d
         await bench.clients.start()
         redis = Redis.from_url(services["REDIS_URL"])
         targets = ["gateway", "floor"] if args.target == "both" else [args.target]
-        print(f"{user_count:,} users seeded; gateway pid {gateway.pid}, worker pid {procs[0].pid}; "
-              f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,}", flush=True)  # fmt: skip
+        print(
+            f"{user_count:,} users seeded; gateway pid {gateway.pid}, worker pid {procs[0].pid}; "
+            f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,}",
+            flush=True,
+        )
         for target in targets:
             floor = None
             if target == "floor":
-                floor = start([sys.executable, str(ROOT / "bench/sse_floor.py"), "--port",
-                               str(ports["floor"]), "--redis-url", services["REDIS_URL"],
-                               "--prefix", prefix], env)  # fmt: skip
+                floor = start(
+                    [
+                        sys.executable,
+                        str(ROOT / "bench/sse_floor.py"),
+                        "--port",
+                        str(ports["floor"]),
+                        "--redis-url",
+                        services["REDIS_URL"],
+                        "--prefix",
+                        prefix,
+                    ],
+                    env,
+                )
                 wait_port(ports["floor"], floor)
                 pids["floor"] = floor.pid
             print(f"{target}:", flush=True)
@@ -579,22 +711,32 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, d
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=1000, help="notifications/s in the latency run")
     parser.add_argument("--seconds", type=int, default=5, help="length of the latency run")
     parser.add_argument("--step-seconds", type=float, default=3, help="length of each fan-out step")
-    parser.add_argument("--scenario", default="all",
-                        choices=("all", "idle", "latency", "fanout", "resume", "connects"))  # fmt: skip
+    parser.add_argument(
+        "--scenario",
+        default="all",
+        choices=("all", "idle", "latency", "fanout", "resume", "connects"),
+    )
     parser.add_argument("--target", default="both", choices=("gateway", "floor", "both"))
     parser.add_argument("--client-procs", type=int, default=2)
-    parser.add_argument("--users", type=int, default=0,
-                        help="technicians seeded (default: one per connection)")  # fmt: skip
+    parser.add_argument(
+        "--users", type=int, default=0, help="technicians seeded (default: one per connection)"
+    )
     parser.add_argument("--resume-clients", type=int, default=0, help="default: --connections")
     parser.add_argument("--resume-timeout", type=float, default=60)
     parser.add_argument("--queue-frames", type=int, default=1000, help="SSE_QUEUE_FRAMES")
-    parser.add_argument("--profile", type=Path, help="py-spy raw stacks of the server per phase here")
-    parser.add_argument("--max-seconds", type=float, default=1800, help="stop the whole run after this")
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy raw stacks of the server per phase here"
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=1800, help="stop the whole run after this"
+    )
     args = parser.parse_args()
     limit = raise_nofile(2 * max(args.connections, args.resume_clients) + 8192)  # children inherit
     print(f"RLIMIT_NOFILE raised to {limit:,}", flush=True)

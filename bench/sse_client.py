@@ -75,9 +75,17 @@ class Recorder:
         self.last = now
 
     def report(self) -> dict[str, Any]:
-        return {"phase": self.phase, "count": self.count, "stale": self.stale, "dupes": self.dupes,
-                "frames": self.frames, "resets": self.resets, "first": self.first,
-                "last": self.last, "hist": [[k, v] for k, v in self.hist.items()]}  # fmt: skip
+        return {
+            "phase": self.phase,
+            "count": self.count,
+            "stale": self.stale,
+            "dupes": self.dupes,
+            "frames": self.frames,
+            "resets": self.resets,
+            "first": self.first,
+            "last": self.last,
+            "hist": [[k, v] for k, v in self.hist.items()],
+        }
 
 
 class SseConnection(asyncio.Protocol):
@@ -192,22 +200,33 @@ class Client:
 
     def request(self, token: str, user: int, last_id: bytes | None) -> bytes:
         path = self.path.format(user=user)
-        lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}",
-                 f"Authorization: Bearer {token}", "Accept: text/event-stream",
-                 "Cache-Control: no-cache"]  # fmt: skip
+        lines = [
+            f"GET {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{self.port}",
+            f"Authorization: Bearer {token}",
+            "Accept: text/event-stream",
+            "Cache-Control: no-cache",
+        ]
         if last_id:
             lines.append(f"Last-Event-ID: {last_id.decode()}")
         return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
-    async def connect(self, user: int, token: str, last_id: bytes | None,
-                      gate: asyncio.Semaphore | None, expect: int = 0) -> SseConnection:  # fmt: skip
+    async def connect(
+        self,
+        user: int,
+        token: str,
+        last_id: bytes | None,
+        gate: asyncio.Semaphore | None,
+        expect: int = 0,
+    ) -> SseConnection:
         loop = asyncio.get_running_loop()
         conn = SseConnection(self.recorder, self.request(token, user, last_id))
         conn.last_id, conn.expect = last_id, expect
 
         async def attempt() -> None:
-            await loop.create_connection(lambda: conn, "127.0.0.1", self.port,
-                                         local_addr=(self.source, 0))  # fmt: skip
+            await loop.create_connection(
+                lambda: conn, "127.0.0.1", self.port, local_addr=(self.source, 0)
+            )
             await asyncio.wait_for(asyncio.shield(conn.opened), OPEN_TIMEOUT_S)
 
         try:
@@ -226,10 +245,15 @@ class Client:
         self.specs = [(u, issue_token(cmd["secret"], u, "technician", ttl)) for u in cmd["users"]]
         gate = asyncio.Semaphore(cmd["concurrency"]) if cmd["concurrency"] else None
         start = time.time()
-        self.conns = list(await asyncio.gather(
-            *(self.connect(u, t, None, gate) for u, t in self.specs)))  # fmt: skip
-        return {"ok": self.alive(), "failed": len(self.conns) - self.alive(), "start": start,
-                "end": time.time()}  # fmt: skip
+        self.conns = list(
+            await asyncio.gather(*(self.connect(u, t, None, gate) for u, t in self.specs))
+        )
+        return {
+            "ok": self.alive(),
+            "failed": len(self.conns) - self.alive(),
+            "start": start,
+            "end": time.time(),
+        }
 
     def alive(self) -> int:
         return sum(1 for c in self.conns if not c.closed and c.opened.done() and c.opened.result())
@@ -239,17 +263,24 @@ class Client:
         gate = asyncio.Semaphore(cmd["concurrency"]) if cmd.get("concurrency") else None
         last_ids = [c.last_id for c in self.conns]
         start = time.time()
-        tasks = [asyncio.ensure_future(self.connect(u, t, last, gate, expect))
-                 for (u, t), last in zip(self.specs, last_ids)]  # fmt: skip
+        tasks = [
+            asyncio.ensure_future(self.connect(u, t, last, gate, expect))
+            for (u, t), last in zip(self.specs, last_ids, strict=True)
+        ]
         self.conns = list(await asyncio.gather(*tasks))
         deadline = start + timeout
-        while time.time() < deadline and any(not c.complete_at for c in self.conns):
+        while time.time() < deadline and any(not c.complete_at for c in self.conns):  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         done = [c.complete_at for c in self.conns if c.complete_at]
-        return {"start": start, "complete": len(done), "clients": len(self.conns),
-                "done_at": sorted(done), "missing": sum(max(0, expect - len(c.seen)) for c in self.conns),
-                "failed": sum(1 for c in self.conns if not c.opened.done() or not c.opened.result()),
-                **self.recorder.report()}  # fmt: skip
+        return {
+            "start": start,
+            "complete": len(done),
+            "clients": len(self.conns),
+            "done_at": sorted(done),
+            "missing": sum(max(0, expect - len(c.seen)) for c in self.conns),
+            "failed": sum(1 for c in self.conns if not c.opened.done() or not c.opened.result()),
+            **self.recorder.report(),
+        }
 
     def disconnect(self) -> dict[str, Any]:
         for conn in self.conns:
@@ -308,7 +339,9 @@ class Poster:
 
     def __init__(self, port: int, token: str, size: int = 128) -> None:
         self.port, self.token, self.size = port, token, size
-        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
+        self.idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = (
+            asyncio.Queue()
+        )
         self.opened = 0
         self.statuses: dict[int, int] = {}
         self.durations: list[float] = []
@@ -321,9 +354,11 @@ class Poster:
 
     async def post(self, path: str, body: dict[str, Any]) -> int:
         payload = json.dumps(body).encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
-                f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n\r\n").encode()  # fmt: skip
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(payload)}\r\n\r\n"
+        ).encode()
         reader, writer = await self._take()
         started = time.time()
         try:

@@ -40,7 +40,7 @@ def id_key(stream_id: str) -> tuple[int, int]:
 
 
 class Conn:
-    __slots__ = ("user", "user_pos", "board_pos", "pending", "wake", "cut_off")
+    __slots__ = ("board_pos", "cut_off", "pending", "user", "user_pos", "wake")
 
     def __init__(self, user: int, user_pos: str, board_pos: str) -> None:
         self.user, self.user_pos, self.board_pos = user, user_pos, board_pos
@@ -64,7 +64,9 @@ class Conn:
             self.cut_off = True
         else:
             cursor = self.cursor()
-            self.pending.append(f'id: {cursor}\nevent: {event_type}\ndata: {{"id":"{cursor}",{tail}\n\n')
+            self.pending.append(
+                f'id: {cursor}\nevent: {event_type}\ndata: {{"id":"{cursor}",{tail}\n\n'
+            )
         self.wake.set()
 
     def note(self, text: str) -> None:
@@ -101,8 +103,9 @@ class Floor:
     async def read_loop(self) -> None:
         board, live = self.keys.board_stream, self.keys.live_stream
         while True:
-            reply = await self.reader.xread({board: self.board_pos, live: self.live_pos},
-                                            count=1000, block=2000)  # fmt: skip
+            reply = await self.reader.xread(
+                {board: self.board_pos, live: self.live_pos}, count=1000, block=2000
+            )
             for stream, entries in reply or []:
                 if stream.decode() == board:
                     for entry_id, fields in entries:
@@ -128,8 +131,10 @@ class Floor:
 
     async def catch_up(self, conn: Conn) -> None:
         items = []
-        for board, stream, pos in ((False, self.keys.user_stream(conn.user), conn.user_pos),
-                                   (True, self.keys.board_stream, conn.board_pos)):  # fmt: skip
+        for board, stream, pos in (
+            (False, self.keys.user_stream(conn.user), conn.user_pos),
+            (True, self.keys.board_stream, conn.board_pos),
+        ):
             entries = await self.control.xrange(stream, min=f"({pos}", count=CATCH_UP_MAX)
             items += [(id_key(i.decode()), board, i.decode(), f) for i, f in entries]
         items.sort(key=lambda item: item[0])
@@ -144,14 +149,19 @@ class Floor:
         if resumed:
             conn = Conn(user, parts[1], parts[2])
         else:
-            conn = Conn(user, await self.tail(self.keys.user_stream(user)),
-                        await self.tail(self.keys.board_stream))  # fmt: skip
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "Cache-Control": "no-cache"})  # fmt: skip
+            conn = Conn(
+                user,
+                await self.tail(self.keys.user_stream(user)),
+                await self.tail(self.keys.board_stream),
+            )
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+        )
         await response.prepare(request)
         connected = json.dumps({"type": "connected", "data": {"user_id": user, "resumed": resumed}})
-        await response.write(f"retry: 3000\n\nid: {conn.cursor()}\nevent: connected\n"
-                             f"data: {connected}\n\n".encode())  # fmt: skip
+        await response.write(
+            f"retry: 3000\n\nid: {conn.cursor()}\nevent: connected\ndata: {connected}\n\n".encode()
+        )
         self.conns.add(conn)
         self.by_user.setdefault(user, set()).add(conn)
         try:
@@ -176,7 +186,9 @@ class Floor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--prefix", required=True)
@@ -187,8 +199,16 @@ def main() -> None:
     app.on_startup.append(floor.start)
     app.on_cleanup.append(floor.stop)
     print(f"floor listening on http://127.0.0.1:{args.port}", flush=True)
-    web.run_app(app, host="127.0.0.1", port=args.port, backlog=4096, access_log=None,
-                print=None, handle_signals=True, shutdown_timeout=2)  # fmt: skip
+    web.run_app(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        backlog=4096,
+        access_log=None,
+        print=None,
+        handle_signals=True,
+        shutdown_timeout=2,
+    )
 
 
 if __name__ == "__main__":

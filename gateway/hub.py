@@ -45,6 +45,11 @@ class Item:
     tail: str
 
 
+# Offered by the hub to idle connections every heartbeat: an SSE comment, no event.
+HEARTBEAT = Item(board=False, entry_id="", key=(-1, -1), event_type="", tail="")
+HEARTBEAT_FRAME = ": heartbeat\n\n"
+
+
 def render(frame_id: str, event_type: str, tail: str) -> str:
     """An SSE frame. `tail` is JSON (no raw line breaks); `event_type` is sanitised once,
     when its item is built."""
@@ -93,6 +98,8 @@ class Connection:
     def frame(self, item: Item) -> str | None:
         """The frame for `item`, or None when this connection already sent it. The hot
         path of a busy board: positions are kept as comparable tuples."""
+        if item is HEARTBEAT:
+            return HEARTBEAT_FRAME
         if item.board:
             if item.key <= self._board_key:
                 return None
@@ -267,10 +274,15 @@ class Hub:
                     conn.offer(item)
 
     async def _beat_loop(self) -> None:
-        """Keep this instance's connections marked live, so presence spans instances."""
+        """Every heartbeat: a comment to each idle connection (one timer for all, not one
+        per connection), and this instance's connections marked live in presence."""
         while not self._closing:
             await asyncio.sleep(self._settings.sse_heartbeat_s)
-            live = [(c.user_id, c.id) for conns in self._by_user.values() for c in conns]
+            connections = [c for conns in self._by_user.values() for c in conns]
+            for conn in connections:
+                if conn.queue.empty():
+                    conn.offer(HEARTBEAT)
+            live = [(c.user_id, c.id) for c in connections]
             try:
                 await self.presence.refresh(live)
             except (RedisError, OSError) as exc:

@@ -81,8 +81,9 @@ class Presence:
         result = []
         for index, user_id in enumerate(user_ids):
             count, announced, last_seen = replies[3 * index : 3 * index + 3]
-            # Online as the presence events tell it (until announced offline), or live.
-            online = int(count) > 0 or announced is not None
+            # Online exactly as the presence events tell it, so a page that loads this
+            # and then follows the events never disagrees with them.
+            online = announced is not None
             seen = now if online else (float(last_seen) if last_seen else None)
             result.append(
                 {

@@ -39,7 +39,7 @@ let lastUnreadEventAt = 0;
 let unreadCheckTimer = null;
 
 const stream = createStream({
-  onEvent: routeEvent,
+  onEvent: onStreamEvent,
   onRefetch: () => refreshAll(),
   onPoll: () => refreshAll({ announceNew: true }),
   onUnauthorized: () => endSession('Your session has ended. Please sign in again.'),
@@ -249,6 +249,9 @@ function refreshAll(options = {}) {
       const opts = refreshOptions;
       refreshOptions = {};
       if (!started) break;
+      // Live events arriving while the state loads are held, then applied on top of it:
+      // a slow answer must not overwrite a change the stream already brought.
+      pendingEvents = pendingEvents || [];
       const board = loadBoard();
       const results = await Promise.allSettled([
         board,
@@ -264,12 +267,29 @@ function refreshAll(options = {}) {
       const wasUnreachable = serverUnreachable;
       serverUnreachable = boardResult.status === 'rejected' && boardResult.reason?.status === 0;
       if (wasUnreachable !== serverUnreachable) updateOfflineBanner();
+      flushPendingEvents();
     } while (refreshAgain && started);
-  })().finally(() => { refreshing = null; });
+  })().finally(() => {
+    refreshing = null;
+    flushPendingEvents();
+  });
   return refreshing;
 }
 
 // ---- stream events ----------------------------------------------------------------
+
+let pendingEvents = null; // [type, envelope] pairs held while a refresh is loading
+
+function onStreamEvent(type, envelope) {
+  if (pendingEvents) pendingEvents.push([type, envelope]);
+  else routeEvent(type, envelope);
+}
+
+function flushPendingEvents() {
+  const held = pendingEvents || [];
+  pendingEvents = null;
+  for (const [type, envelope] of held) routeEvent(type, envelope);
+}
 
 function routeEvent(type, envelope) {
   const data = envelope.data || {};

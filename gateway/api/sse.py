@@ -47,7 +47,7 @@ async def stream() -> Response:
         "instance": settings.instance_id,
         "resumed": bool(raw) and opened.reset is None,
     }
-    frames = _frames(hub(), opened, connected, settings.sse_retry_ms, settings.sse_heartbeat_s)
+    frames = _frames(hub(), opened, connected, settings.sse_retry_ms)
     response = cast(Response, await make_response(frames, 200, HEADERS))
     response.timeout = None  # a stream outlives RESPONSE_TIMEOUT by design
     return response
@@ -58,7 +58,6 @@ async def _frames(
     opened: Opened,
     connected: dict[str, object],
     retry_ms: int,
-    heartbeat_s: int,
 ) -> AsyncIterator[str]:
     conn = opened.connection
     try:
@@ -69,21 +68,17 @@ async def _frames(
         if opened.catch_up:
             SSE_FRAMES.inc(len(opened.catch_up))
             yield "".join(opened.catch_up)
-        async for frame in _live(conn, heartbeat_s):
+        async for frame in _live(conn):
             yield frame
     finally:
         await asyncio.shield(the_hub.unregister(conn))
 
 
-async def _live(conn: Connection, heartbeat_s: int) -> AsyncIterator[str]:
+async def _live(conn: Connection) -> AsyncIterator[str]:
+    """Frames as the hub offers them (heartbeats included), until the connection is cut
+    off for reading too slowly or the instance shuts down."""
     while not conn.cut_off:
-        try:
-            # asyncio.timeout, unlike wait_for, wraps no extra task around each read.
-            async with asyncio.timeout(heartbeat_s):
-                item = await conn.queue.get()
-        except TimeoutError:
-            yield ": heartbeat\n\n"
-            continue
+        item = await conn.queue.get()
         # Whatever else is already queued goes out in the same write: one send per
         # burst, not per frame, is what keeps a busy board cheap.
         batch = [item]

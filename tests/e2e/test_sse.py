@@ -4,46 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
-import pytest
 from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.keys import Keys
 from tests.conftest import eventually
+from tests.e2e.conftest import api
 from tests.gateway_process import GatewayProcess, open_stream
-
-
-@pytest.fixture(scope="module")
-def gateway(settings: Settings, db: Any, worker: None) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(settings, "gw-main")
-    process.wait_ready()
-    yield process
-    process.stop()
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-async def api(
-    session: aiohttp.ClientSession,
-    gateway: GatewayProcess,
-    token: str,
-    method: str,
-    path: str,
-    body: Any = None,
-) -> Any:
-    async with session.request(
-        method, gateway.url + path, json=body, headers={"Authorization": f"Bearer {token}"}
-    ) as response:
-        assert response.status < 300, (response.status, await response.text())
-        return await response.json()
 
 
 async def new_ticket(
@@ -74,7 +45,7 @@ async def test_wire_format(
     assert connected.event == "connected"
     assert connected.data["data"] == {
         "user_id": users["tech1"],
-        "instance": "gw-main",
+        "instance": gateway.name,
         "resumed": False,
     }
     assert connected.data["id"] == connected.id
@@ -226,26 +197,12 @@ async def test_several_connections_of_one_user_each_get_everything(
 
 async def test_resume_on_another_instance_after_sigkill(
     session: aiohttp.ClientSession,
-    settings: Settings,
+    spare_gateway: Callable[..., GatewayProcess],
     tokens: dict[str, str],
     users: dict[str, int],
     gateway: GatewayProcess,
 ) -> None:
-    doomed = GatewayProcess(settings, "gw-doomed")
-    try:
-        await _resume_after_kill(session, doomed, gateway, tokens, users)
-    finally:
-        doomed.stop()
-
-
-async def _resume_after_kill(
-    session: aiohttp.ClientSession,
-    doomed: GatewayProcess,
-    gateway: GatewayProcess,
-    tokens: dict[str, str],
-    users: dict[str, int],
-) -> None:
-    doomed.wait_ready()
+    doomed = spare_gateway("gw-doomed")
     stream = await open_stream(session, doomed.url, tokens["tech1"])
     await stream.next_event()
     await new_ticket(session, gateway, tokens, assignee=users["tech1"])
@@ -254,7 +211,7 @@ async def _resume_after_kill(
     missed = [await new_ticket(session, gateway, tokens, assignee=users["tech1"]) for _ in range(3)]
     await asyncio.sleep(0.5)
     resumed = await open_stream(session, gateway.url, tokens["tech1"], last_event_id=last)
-    assert (await resumed.next_event()).data["data"]["instance"] == "gw-main"
+    assert (await resumed.next_event()).data["data"]["instance"] == gateway.name
     got = await resumed.events_until(
         lambda e: e.event == "ticket_assigned" and e.data["data"]["ticket_id"] == missed[-1]["id"]
     )
@@ -265,68 +222,54 @@ async def _resume_after_kill(
 
 
 async def test_slow_reader_is_cut_off_while_others_stay_live(
-    settings: Settings, tokens: dict[str, str], redis: Redis, session: aiohttp.ClientSession
+    settings: Settings,
+    tokens: dict[str, str],
+    redis: Redis,
+    session: aiohttp.ClientSession,
+    spare_gateway: Callable[..., GatewayProcess],
 ) -> None:
-    small = GatewayProcess(settings, "gw-small", SSE_QUEUE_FRAMES="10")
-    small.wait_ready()
-    try:
-        reader, writer = await asyncio.open_connection("127.0.0.1", small.port)
-        auth = f"Authorization: Bearer {tokens['operator']}"
-        writer.write(f"GET /api/sse/stream HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n".encode())
-        await writer.drain()
-        await reader.readuntil(b"event: connected")  # then never read again
-        healthy = await open_stream(session, small.url, tokens["admin"])
-        await healthy.next_event()
-        board = Keys(settings.redis_prefix).board_stream
-        payload = json.dumps(
-            {
-                "type": "broadcast",
-                "ts": "",
-                "actor_id": None,
-                "data": {"title": "load", "body": "x" * 65536},
-            }
-        )
-        for _ in range(300):  # ~20 MB: more than socket buffers and the 10-frame queue hold
-            await redis.xadd(board, {"t": "broadcast", "e": payload})
-            await healthy.events_until(lambda e: e.event == "broadcast")
+    small = spare_gateway("gw-small", SSE_QUEUE_FRAMES="10")
+    reader, writer = await asyncio.open_connection("127.0.0.1", small.port)
+    auth = f"Authorization: Bearer {tokens['operator']}"
+    writer.write(f"GET /api/sse/stream HTTP/1.1\r\nHost: x\r\n{auth}\r\n\r\n".encode())
+    await writer.drain()
+    await reader.readuntil(b"event: connected")  # then never read again
+    healthy = await open_stream(session, small.url, tokens["admin"])
+    await healthy.next_event()
+    board = Keys(settings.redis_prefix).board_stream
+    payload = json.dumps(
+        {
+            "type": "broadcast",
+            "ts": "",
+            "actor_id": None,
+            "data": {"title": "load", "body": "x" * 65536},
+        }
+    )
+    for _ in range(300):  # ~20 MB: more than socket buffers and the 10-frame queue hold
+        await redis.xadd(board, {"t": "broadcast", "e": payload})
+        await healthy.events_until(lambda e: e.event == "broadcast")
 
-        async def metric() -> bool:
-            async with session.get(small.url + "/metrics") as response:
-                text = await response.text()
-            return "floorbell_sse_slow_disconnects_total 1.0" in text
+    async def metric() -> bool:
+        async with session.get(small.url + "/metrics") as response:
+            text = await response.text()
+        return "floorbell_sse_slow_disconnects_total 1.0" in text
 
-        assert await eventually(metric, 10)
-        await redis.xadd(board, {"t": "broadcast", "e": payload.replace("load", "still live")})
-        got = await healthy.events_until(lambda e: e.event == "broadcast")
-        assert got[-1].data["data"]["title"] == "still live"
-        writer.close()
-        healthy.response.close()
-    finally:
-        small.stop()
+    assert await eventually(metric, 10)
+    await redis.xadd(board, {"t": "broadcast", "e": payload.replace("load", "still live")})
+    got = await healthy.events_until(lambda e: e.event == "broadcast")
+    assert got[-1].data["data"]["title"] == "still live"
+    writer.close()
+    healthy.response.close()
 
 
 async def test_presence_across_instances(
     session: aiohttp.ClientSession,
-    settings: Settings,
+    spare_gateway: Callable[..., GatewayProcess],
     tokens: dict[str, str],
     users: dict[str, int],
     gateway: GatewayProcess,
 ) -> None:
-    other = GatewayProcess(settings, "gw-presence")
-    try:
-        await _presence_follows_instances(session, gateway, other, tokens, users)
-    finally:
-        other.stop()
-
-
-async def _presence_follows_instances(
-    session: aiohttp.ClientSession,
-    gateway: GatewayProcess,
-    other: GatewayProcess,
-    tokens: dict[str, str],
-    users: dict[str, int],
-) -> None:
-    other.wait_ready()
+    other = spare_gateway("gw-presence")
     watcher = await open_stream(session, gateway.url, tokens["admin"])
     await watcher.next_event()
     ops = users["operator"]

@@ -1,0 +1,60 @@
+"""Fixtures of the end-to-end tests: real gateway processes and an HTTP client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from gateway.config import Settings
+from tests.gateway_process import GatewayProcess
+
+
+@pytest.fixture(scope="module")
+def gateway(
+    request: pytest.FixtureRequest, settings: Settings, db: Any, worker: None
+) -> Iterator[GatewayProcess]:
+    """One `floorbell serve` for the module, named after it."""
+    process = GatewayProcess(settings, f"gw-{request.module.__name__.rsplit('_', 1)[-1]}")
+    process.wait_ready()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def spare_gateway(settings: Settings) -> Iterator[Callable[..., GatewayProcess]]:
+    """Start extra instances (to kill, or with other settings); all stopped afterwards."""
+    started: list[GatewayProcess] = []
+
+    def start(name: str, **env: str) -> GatewayProcess:
+        process = GatewayProcess(settings, name, **env)
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+async def api(
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    token: str,
+    method: str,
+    path: str,
+    body: Any = None,
+) -> Any:
+    """Call the API as someone; anything but success fails the test."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with session.request(method, gateway.url + path, json=body, headers=headers) as response:
+        assert response.status < 300, (response.status, await response.text())
+        return await response.json()
