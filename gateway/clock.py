@@ -25,6 +25,7 @@ from domain.events import MaintenanceDue, TicketOverdue
 from domain.model import Status
 from gateway.config import Settings
 from gateway.db import create_pool
+from gateway.lifecycle import sleep_unless_stopped
 from gateway.retry import Backoff
 from gateway.services import ticket_store
 from gateway.uow import UnitOfWork
@@ -123,10 +124,7 @@ async def run_clock(
             delay_s = await _finish_or_cancel(clock.run_pass(raise_outage=once), stop)
             if once:
                 break
-            try:
-                await asyncio.wait_for(stop.wait(), delay_s)
-            except TimeoutError:
-                pass
+            await sleep_unless_stopped(stop, delay_s)
     finally:
         await asyncio.shield(clock.close())
         print(f"clock {settings.instance_id} stopped", flush=True)

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from gateway.db import connect
 from gateway.keys import Keys
+from gateway.lifecycle import sleep_unless_stopped
 from gateway.retry import Backoff
 from gateway.streams import append_once, envelope
 from gateway.uow import OUTBOX_CHANNEL
@@ -49,7 +50,7 @@ class OutboxRelay:
                 return
             except (OSError, asyncpg.PostgresError) as exc:
                 log.warning("relay: database unavailable (%s); retrying", exc)
-                await _sleep_or_stop(stop, backoff.next_delay())
+                await sleep_unless_stopped(stop, backoff.next_delay())
 
     async def _run_connected(self, stop: asyncio.Event) -> None:
         conn = await connect(self._dsn)
@@ -59,7 +60,7 @@ class OutboxRelay:
                 if await conn.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK):
                     await self._lead(conn, stop)
                     return
-                await _sleep_or_stop(stop, self._standby_s)
+                await sleep_unless_stopped(stop, self._standby_s)
         finally:
             await conn.close()
 
@@ -106,13 +107,6 @@ def _stored(row: asyncpg.Record) -> str:
         row["created_at"].isoformat(),
         outbox_id=row["id"],
     )
-
-
-async def _sleep_or_stop(stop: asyncio.Event, delay_s: float) -> None:
-    try:
-        await asyncio.wait_for(stop.wait(), delay_s)
-    except TimeoutError:
-        pass
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, delay_s: float) -> None:

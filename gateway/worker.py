@@ -10,11 +10,11 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.keys import Keys
+from gateway.lifecycle import repeat
 from gateway.presence import Presence
 from gateway.push.service import run_push
 from gateway.relay import OutboxRelay
@@ -44,43 +44,24 @@ async def trim_streams(redis: Redis, keys: Keys, retention_hours: int) -> int:
     return trimmed
 
 
-async def _retention(redis: Redis, keys: Keys, settings: Settings, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            await trim_streams(redis, keys, settings.stream_retention_hours)
-        except RedisError as exc:
-            log.warning("retention: %s", exc)
-        try:
-            await asyncio.wait_for(stop.wait(), RETENTION_EVERY_S)
-        except TimeoutError:
-            pass
-
-
-async def _sweep_presence(presence: Presence, stop: asyncio.Event) -> None:
-    """Announce who came online, and who went offline (their last connection closed, or
-    their instance died)."""
-    period_s = presence.sweep_period_s
-    while not stop.is_set():
-        try:
-            await presence.sweep()
-        except RedisError as exc:
-            log.warning("presence sweep: %s", exc)
-        try:
-            await asyncio.wait_for(stop.wait(), period_s)
-        except TimeoutError:
-            pass
-
-
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
     stop = stop or _stop_on_signals()
     keys = Keys(settings.redis_prefix)
     pool = await create_pool(settings.database_url)
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    presence = Presence(redis, keys, settings.sse_heartbeat_s)
     tasks: list[Task] = [
         OutboxRelay(settings.database_url, redis, keys).run,
         Router(pool, redis, keys, consumer=settings.instance_id).run,
-        lambda s: _retention(redis, keys, settings, s),
-        lambda s: _sweep_presence(Presence(redis, keys, settings.sse_heartbeat_s), s),
+        lambda s: repeat(
+            s,
+            RETENTION_EVERY_S,
+            lambda: trim_streams(redis, keys, settings.stream_retention_hours),
+            "retention",
+        ),
+        # Announces who came online and who went offline (last connection closed, or
+        # their instance died).
+        lambda s: repeat(s, presence.sweep_period_s, presence.sweep, "presence sweep"),
         lambda s: run_push(settings, pool, redis, keys, s),
     ]
     log.info("worker %s started", settings.instance_id)

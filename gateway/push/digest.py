@@ -16,6 +16,7 @@ import logging
 import asyncpg
 
 from domain.notify import shorten
+from gateway.lifecycle import sleep_unless_stopped
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.fanout import Clock, utc_now
 from gateway.push.payload import digest_message
@@ -48,10 +49,7 @@ class QuietHoursDigest:
             except Exception:  # a bug must not stop the digests; leased ones come due again
                 delay = backoff.next_delay()
                 log.exception("push digest: unexpected error")
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            await sleep_unless_stopped(stop, delay)
 
     async def run_once(self) -> int:
         """Open digests for quiet hours that ended, send pending ones; how many were sent."""

@@ -32,6 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from gateway.config import Settings
 from gateway.keys import PUSH_GROUP, Keys
+from gateway.lifecycle import sleep_unless_stopped
 from gateway.presence import Presence
 from gateway.push import store
 from gateway.push.dispatch import Dispatcher, Job
@@ -126,10 +127,7 @@ class PushFanout:
         XAUTOCLAIM takes them only from a worker that stopped, however long their retries."""
         period_s = self._claim_idle_ms / 3000
         while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), period_s)
-            except TimeoutError:
-                pass
+            await sleep_unless_stopped(stop, period_s)
             if self._handling:
                 try:
                     await self._redis.xclaim(
@@ -221,10 +219,7 @@ class PushFanout:
             except Exception:  # a bug must not stop the loop; leased pushes come due again
                 delay = backoff.next_delay()
                 log.exception("push grace loop: unexpected error")
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            await sleep_unless_stopped(stop, delay)
 
     async def release_due(self) -> int:
         now = now_ms()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from gateway.config import Settings
 from tests.conftest import PASSWORD, eventually
+from tests.e2e.conftest import api
 from tests.gateway_process import GatewayProcess, open_stream
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -33,14 +33,6 @@ WAIT_MS = 10_000
 
 
 @pytest.fixture(scope="module")
-def gateway(settings: Settings, db: Any, worker: None) -> Iterator[GatewayProcess]:
-    process = GatewayProcess(settings, "gw-pwa")
-    process.wait_ready()
-    yield process
-    process.stop()
-
-
-@pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(
@@ -51,33 +43,12 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as client:
-        yield client
-
-
-@pytest.fixture
 async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
     """Browser contexts opened by a test, closed after it."""
     opened: list[BrowserContext] = []
     yield opened
     for context in opened:
         await context.close()
-
-
-async def api(
-    session: aiohttp.ClientSession,
-    gateway: GatewayProcess,
-    token: str,
-    method: str,
-    path: str,
-    body: Any = None,
-) -> Any:
-    async with session.request(
-        method, gateway.url + path, json=body, headers={"Authorization": f"Bearer {token}"}
-    ) as response:
-        assert response.status < 300, (response.status, await response.text())
-        return await response.json()
 
 
 async def signed_in(

@@ -1,0 +1,34 @@
+"""Background loops that stop promptly: a wait that a stop cuts short, and a periodic
+task that survives outages of the services it uses."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import asyncpg
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+OUTAGES = (RedisError, OSError, asyncpg.PostgresError)
+
+
+async def sleep_unless_stopped(stop: asyncio.Event, delay_s: float) -> None:
+    """Sleep `delay_s`, or less if `stop` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), delay_s)
+    except TimeoutError:
+        pass
+
+
+async def repeat(
+    stop: asyncio.Event, period_s: float, work: Callable[[], Awaitable[object]], name: str
+) -> None:
+    """Run `work` every `period_s` until stopped; an outage is logged, not fatal."""
+    while not stop.is_set():
+        try:
+            await work()
+        except OUTAGES as exc:
+            log.warning("%s: %s", name, exc)
+        await sleep_unless_stopped(stop, period_s)
