@@ -25,26 +25,22 @@ async def _inbox(client: Any, token: str, query: str = "") -> list[dict[str, Any
     return await (await client.get(f"/api/notifications{query}", headers=bearer(token))).get_json()  # type: ignore[no-any-return]
 
 
+async def _about(client: Any, token: str, ticket_id: int, query: str = "") -> list[dict[str, Any]]:
+    """The caller's notifications about one ticket."""
+    inbox = await _inbox(client, token, query)
+    return [n for n in inbox if n["data"].get("ticket_id") == ticket_id]
+
+
 async def test_notification_lands_in_the_assignees_inbox_only(
     client: Any, tokens: dict[str, str], users: dict[str, int], worker: None
 ) -> None:
     ticket = await _assign_new_ticket(client, tokens, users["tech2"])
 
-    async def mine() -> list[dict[str, Any]]:
-        return [
-            n
-            for n in await _inbox(client, tokens["tech2"])
-            if n["data"].get("ticket_id") == ticket["id"]
-        ]
-
-    found = await eventually(mine)
+    found = await eventually(lambda: _about(client, tokens["tech2"], ticket["id"]))
     assert [(n["type"], n["url"], n["read_at"]) for n in found] == [
         ("ticket_assigned", f"/?ticket={ticket['id']}", None)
     ]
-    supervisor_inbox = await _inbox(client, tokens["supervisor"])
-    assert not [
-        n for n in supervisor_inbox if n["data"].get("ticket_id") == ticket["id"]
-    ]  # the actor
+    assert not await _about(client, tokens["supervisor"], ticket["id"])  # the actor
 
 
 async def test_read_updates_counts_on_every_device(
@@ -58,16 +54,8 @@ async def test_read_updates_counts_on_every_device(
 ) -> None:
     ticket = await _assign_new_ticket(client, tokens, users["tech1"])
 
-    async def notification() -> dict[str, Any] | None:
-        found = [
-            n
-            for n in await _inbox(client, tokens["tech1"], "?unread=true")
-            if n["data"].get("ticket_id") == ticket["id"]
-        ]
-        return found[0] if found else None
-
-    item = await eventually(notification)
-    assert item is not None
+    found = await eventually(lambda: _about(client, tokens["tech1"], ticket["id"], "?unread=true"))
+    item = found[0]
     stream = Keys(settings.redis_prefix).user_stream(users["tech1"])
     position = (await redis.xrevrange(stream, count=1))[0][0].decode()
     before = await db.fetchval(
@@ -96,14 +84,7 @@ async def test_others_notifications_are_404(
 ) -> None:
     ticket = await _assign_new_ticket(client, tokens, users["tech1"])
 
-    async def notification() -> list[dict[str, Any]]:
-        return [
-            n
-            for n in await _inbox(client, tokens["tech1"])
-            if n["data"].get("ticket_id") == ticket["id"]
-        ]
-
-    item = (await eventually(notification))[0]
+    item = (await eventually(lambda: _about(client, tokens["tech1"], ticket["id"])))[0]
     for action in ("read", "clicked"):
         response = await client.post(
             f"/api/notifications/{item['id']}/{action}", headers=bearer(tokens["tech2"])
@@ -163,11 +144,7 @@ async def test_inapp_off_keeps_the_inbox_but_sends_no_live_toast(
         headers=bearer(tokens["tech1"]),
     )
 
-    async def stored() -> list[dict[str, Any]]:
-        inbox = await _inbox(client, tokens["operator"])
-        return [n for n in inbox if n["data"].get("ticket_id") == ticket["id"]]
-
-    notification = (await eventually(stored))[0]
+    notification = (await eventually(lambda: _about(client, tokens["operator"], ticket["id"])))[0]
     assert notification["type"] == "comment_added"
     stream = Keys(settings.redis_prefix).user_stream(users["operator"])
     entries = await redis.xrange(stream)
