@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 import jwt
 from argon2 import PasswordHasher
@@ -95,6 +95,3 @@ def current_actor() -> Actor:
 def require_role(*roles: Role) -> None:
     if current_actor().role not in roles:
         raise ApiError(403, "forbidden", "Your role does not allow this.")
-
-
-Handler = Callable[..., Awaitable[Any]]

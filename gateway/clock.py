@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Coroutine
 from datetime import UTC, date, datetime
 from typing import Any
@@ -25,7 +24,7 @@ from domain.events import MaintenanceDue, TicketOverdue
 from domain.model import Status
 from gateway.config import Settings
 from gateway.db import create_pool
-from gateway.lifecycle import sleep_unless_stopped
+from gateway.lifecycle import sleep_unless_stopped, stop_on_signals
 from gateway.retry import Backoff
 from gateway.services import ticket_store
 from gateway.uow import UnitOfWork
@@ -112,7 +111,7 @@ async def run_clock(
     settings: Settings, once: bool = False, stop: asyncio.Event | None = None
 ) -> None:
     """Tick every `CLOCK_INTERVAL_SECONDS` until SIGINT/SIGTERM (or `stop`), or once."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     clock = _Clock(settings)
     print(
         f"clock {settings.instance_id}: every {settings.clock_interval_s} s,"
@@ -184,11 +183,3 @@ async def _finish_or_cancel(work: Coroutine[Any, Any, float], stop: asyncio.Even
     if isinstance(result, BaseException):
         raise result
     return result
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop

@@ -29,7 +29,3 @@ async def connect(dsn: str) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     await _init_connection(conn)
     return conn
-
-
-def row_dict(row: asyncpg.Record | None) -> dict[str, Any] | None:
-    return dict(row) if row is not None else None

@@ -169,10 +169,6 @@ class Hub:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._reader.aclose()
 
-    @property
-    def connection_count(self) -> int:
-        return sum(len(c) for c in self._by_user.values())
-
     async def tail(self, stream: str) -> str:
         return await last_id(self._control, stream)
 

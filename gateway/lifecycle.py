@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -12,6 +13,15 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 OUTAGES = (RedisError, OSError, asyncpg.PostgresError)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM: stage one of a process's two-stage stop."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
 
 
 async def sleep_unless_stopped(stop: asyncio.Event, delay_s: float) -> None:

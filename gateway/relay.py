@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from gateway.db import connect
 from gateway.keys import Keys
 from gateway.lifecycle import sleep_unless_stopped
+from gateway.metrics import EVENTS_RELAYED
 from gateway.retry import Backoff
 from gateway.streams import append_once, envelope
 from gateway.uow import OUTBOX_CHANNEL
@@ -88,9 +89,10 @@ class OutboxRelay:
         if not rows:
             return 0
         entries = [(str(row["id"]), row["event_type"], _stored(row)) for row in rows]
-        await append_once(
+        appended = await append_once(
             self._redis, self._keys.domain_stream, self._keys.relay_published, entries
         )
+        EVENTS_RELAYED.inc(len(appended))
         await conn.execute(
             "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
             [row["id"] for row in rows],

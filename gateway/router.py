@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
 from domain.model import Role
-from domain.notify import BOARD_EVENTS, Notice, notices_for
+from domain.notify import BOARD_EVENTS, USES_DIRECTORY, Directory, Notice, notices_for
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.metrics import NOTIFICATIONS_ROUTED
 from gateway.push.store import load_preferences
@@ -113,8 +113,8 @@ class Router:
             await self._send_counts(data["user_id"], f"r{event['outbox_id']}")
             return
         async with self._pool.acquire() as conn:
-            directory = await _directory(conn)
-            notices = notices_for(event_type, actor, data, lambda roles: directory(roles))
+            directory = await _directory(conn) if event_type in USES_DIRECTORY else _no_directory
+            notices = notices_for(event_type, actor, data, directory)
             stored = await self._store(conn, event, notices)
             for notice, notification_id in stored:
                 await self._deliver(conn, event, notice, notification_id)
@@ -210,10 +210,14 @@ class Router:
         )
 
 
-async def _directory(conn: asyncpg.Connection) -> Any:
+async def _directory(conn: asyncpg.Connection) -> Directory:
     rows = await conn.fetch("SELECT id, role FROM users ORDER BY id")
 
     def lookup(roles: frozenset[Role] | None) -> list[int]:
         return [row["id"] for row in rows if roles is None or Role(row["role"]) in roles]
 
     return lookup
+
+
+def _no_directory(roles: frozenset[Role] | None) -> list[int]:
+    raise LookupError("this event type does not consult the user directory")

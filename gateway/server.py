@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from gateway.app import create_app
 from gateway.config import Settings
+from gateway.lifecycle import stop_on_signals
 from gateway.resources import EXTENSION
 
 
@@ -24,10 +22,7 @@ def hypercorn_config(host: str, port: int) -> Config:
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     app = create_app(settings)
 
     async def shutdown_trigger() -> None:

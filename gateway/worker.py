@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import asyncpg
 from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.keys import Keys
-from gateway.lifecycle import repeat
+from gateway.lifecycle import repeat, stop_on_signals
 from gateway.presence import Presence
 from gateway.push.service import run_push
 from gateway.relay import OutboxRelay
@@ -45,7 +45,7 @@ async def trim_streams(redis: Redis, keys: Keys, retention_hours: int) -> int:
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     keys = Keys(settings.redis_prefix)
     pool = await create_pool(settings.database_url)
     redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
@@ -78,14 +78,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
         log.info("worker %s stopped", settings.instance_id)
 
 
-async def _close(pool: object, redis: Redis) -> None:
+async def _close(pool: asyncpg.Pool, redis: Redis) -> None:
     await redis.aclose()
-    await asyncio.wait_for(pool.close(), GRACE_S)  # type: ignore[attr-defined]
-
-
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
+    await asyncio.wait_for(pool.close(), GRACE_S)

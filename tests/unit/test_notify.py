@@ -125,3 +125,43 @@ def test_private_message_and_system_events() -> None:
     assert told(
         "user_registered", None, user_id=9, email="a@b", full_name="A", role="operator"
     ) == {(1, "user_registered")}
+
+
+def test_only_the_listed_types_consult_the_directory() -> None:
+    """The router skips reading users for the other types: none of them may need it."""
+
+    def refuse(roles: frozenset[Role] | None) -> list[int]:
+        raise AssertionError("directory consulted")
+
+    ticket = card()
+    samples: dict[str, dict[str, Any]] = {
+        "ticket_created": {"ticket": ticket},
+        "ticket_assigned": {"ticket": ticket, "previous_assignee": 4},
+        "ticket_moved": {"ticket": ticket, "from_status": "received", "to_status": "completed"},
+        "ticket_priority_changed": {
+            "ticket": ticket,
+            "from_priority": "low",
+            "to_priority": "high",
+        },
+        "comment_added": {"ticket": ticket, "comment_id": 1, "author_name": "A", "excerpt": "x"},
+        "new_message": {
+            "message_id": 1,
+            "sender_id": 3,
+            "sender_name": "T",
+            "message_type": "private",
+            "recipient_id": 4,
+            "excerpt": "hi",
+        },
+        "intervention_planned": {
+            "intervention_id": 1,
+            "machine_id": 1,
+            "machine_name": "P",
+            "assigned_to": 3,
+            "scheduled_for": "2026-11-26",
+            "note": "",
+        },
+        "role_changed": {"user_id": 5, "from_role": "operator", "to_role": "technician"},
+        "broadcast": {"title": "t", "body": "b", "to": [2]},
+    }
+    for event_type, data in samples.items():
+        assert notices_for(event_type, 1, data, refuse), event_type
