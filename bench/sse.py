@@ -1,7 +1,7 @@
 """SSE gateway benchmark: one gateway process against the floor of a minimal SSE server.
 
     .venv/bin/python bench/sse.py [--connections 2000] [--rate 1000] [--seconds 5]
-        [--scenario all|idle|latency|fanout|resume|connects] [--target gateway|floor|both]
+        [--scenario all|idle|latency|fanout|resume] [--target gateway|floor|both]
         [--client-procs 2] [--resume-clients N] [--profile DIR]
 
 Provisions PostgreSQL and Redis (`gateway.provision`), creates a throwaway database and
@@ -12,7 +12,11 @@ processes of `bench/sse_client.py`; this process coordinates, posts the API call
 appends board entries. Figures, for the gateway and for the floor (same client, same
 Redis streams, same router), then the gateway's as a ratio of the floor's:
 
-- idle: connections held, server RSS growth per connection, connects/s (500 in flight);
+- idle: two waves, 500 connects in flight. First one connection per user (`--users`,
+  default a quarter of `--connections`): new users, so every arrival is a `presence`
+  event to every open connection (about U^2 / 2 frames, counted until they stop); then
+  the other connections, as more devices of those users (no presence change): connects/s
+  and server RSS growth per connection, the cost of a connection itself;
 - latency: open loop at `--rate` private messages/s for `--seconds` (POST /api/messages
   from a sender to many recipients, each connected) until the `new_message` frame with
   that message's marker arrives at every connection of the recipient (p50/p99);
@@ -105,10 +109,15 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "stale": sum(r["stale"] for r in reports),
         "dupes": sum(r["dupes"] for r in reports),
         "resets": sum(r["resets"] for r in reports),
+        "frames": sum(r["frames"] for r in reports),
         "alive": sum(r.get("alive", 0) for r in reports),
         "first": min(firsts) if firsts else 0.0,
         "last": max(r["last"] for r in reports),
     }
+
+
+def rate(opened: dict[str, Any]) -> float:
+    return float(opened["opened"] / opened["seconds"]) if opened["seconds"] else 0.0
 
 
 def raise_nofile(needed: int) -> int:
@@ -247,11 +256,13 @@ class Bench:
         self.phase += 1
         return self.phase
 
-    def share(self, count: int) -> list[list[int]]:
-        """Connection j belongs to user j mod U and to client process j mod P."""
+    def share(self, count: int, first: int = 0) -> list[list[int]]:
+        """Connections `first` to `count - 1`: connection j belongs to user j mod U and to
+        client process j mod P."""
         procs = self.args.client_procs
+        users = self.users
         return [
-            [self.users[j % len(self.users)] for j in range(i, count, procs)] for i in range(procs)
+            [users[j % len(users)] for j in range(first + i, count, procs)] for i in range(procs)
         ]
 
     def conns_per_user(self, count: int) -> dict[int, int]:
@@ -261,9 +272,9 @@ class Bench:
             per[user] = per.get(user, 0) + 1
         return per
 
-    async def open(self, target: str, count: int) -> dict[str, Any]:
+    async def open(self, target: str, count: int, first: int = 0) -> dict[str, Any]:
         path = "/api/sse/stream" if target == "gateway" else "/stream?user={user}"
-        shares = self.share(count)
+        shares = self.share(count, first)
         per_proc = max(1, OPEN_CONCURRENCY // self.args.client_procs)
         answers = await self.clients.ask(
             [
@@ -293,27 +304,69 @@ class Bench:
 
     # --- scenarios ------------------------------------------------------------------
 
+    async def settle(self, limit_s: float = 300) -> dict[str, Any]:
+        """Wait until no frame has arrived for a second: on the gateway, every arrival is
+        a `presence` event to every open connection, so opening N users sends about
+        N^2 / 2 frames after the connects themselves."""
+        start = time.time()
+        frames, quiet_since = -1, start
+        while time.time() - start < limit_s:
+            now_frames = merge(await self.clients.ask_all({"cmd": "report"}))["frames"]
+            if now_frames != frames:
+                frames, quiet_since = now_frames, time.time()
+            elif time.time() - quiet_since >= 1.0:
+                break
+            await asyncio.sleep(0.2)
+        return {"frames": frames, "seconds": quiet_since - start}
+
     async def idle(self, target: str, pid: int) -> dict[str, Any]:
-        count = self.args.connections
-        rss_before, cpu_before = rss_kib(pid), cpu_s(pid)
-        opened = await self.open(target, count)
-        await asyncio.sleep(3)
+        """Two waves: one connection per user (new users: each arrival is a `presence`
+        event to every open connection, about U^2 / 2 frames), then the remaining
+        connections as more devices of those users, which changes no one's presence —
+        the cost of a connection itself, in time and memory."""
+        count, users = self.args.connections, min(self.args.connections, len(self.users))
+        rss_start = rss_kib(pid)
+        await self.clients.ask_all({"cmd": "phase", "phase": self.next_phase()})
+        arrivals = await self.open(target, users)
+        storm = await self.settle()
+        rss_arrived = rss_kib(pid)
+        devices = await self.open(target, count, first=users) if count > users else None
+        await asyncio.sleep(2)
         alive = sum(a["alive"] for a in await self.clients.ask_all({"cmd": "report"}))
-        rss_after = rss_kib(pid)
+        rss_end = rss_kib(pid)
         result = {
             "held": alive,
-            "failed": opened["failed"],
-            "connects_s": opened["opened"] / opened["seconds"] if opened["seconds"] else 0.0,
-            "open_cpu_s": cpu_s(pid) - cpu_before,
-            "rss_before_mib": rss_before / 1024,
-            "rss_after_mib": rss_after / 1024,
-            "kib_per_conn": (rss_after - rss_before) / max(alive, 1),
+            "failed": arrivals["failed"] + (devices["failed"] if devices else 0),
+            "arrivals": arrivals["opened"],
+            "arrivals_s": rate(arrivals),
+            "storm_frames": storm["frames"],
+            "storm_s": storm["seconds"],
+            "connects_s": rate(devices) if devices else None,
+            "rss_start_mib": rss_start / 1024,
+            "rss_end_mib": rss_end / 1024,
+            "kib_per_conn_all": (rss_end - rss_start) / max(alive, 1),
+            "kib_per_conn": (
+                (rss_end - rss_arrived) / max(devices["opened"], 1) if devices else None
+            ),
         }
         print(
-            f"  [{target}] idle: {alive:,} held ({opened['failed']} failed) in "
-            f"{opened['seconds']:.1f} s = {result['connects_s']:,.0f} connects/s; RSS "
-            f"{result['rss_before_mib']:.0f} -> {result['rss_after_mib']:.0f} MiB = "
-            f"{result['kib_per_conn']:.1f} KiB/conn",
+            f"  [{target}] {arrivals['opened']:,} users arrive ({arrivals['failed']} failed) in "
+            f"{arrivals['seconds']:.1f} s = {result['arrivals_s']:,.0f}/s, then "
+            f"{storm['frames']:,} frames (presence) until quiet {storm['seconds']:.1f} s later",
+            flush=True,
+        )
+        if devices:
+            print(
+                f"  [{target}] {devices['opened']:,} more devices of online users "
+                f"({devices['failed']} failed) in {devices['seconds']:.1f} s = "
+                f"{result['connects_s']:,.0f} connects/s; "
+                f"RSS +{result['kib_per_conn']:.1f} KiB per device",
+                flush=True,
+            )
+        print(
+            f"  [{target}] {alive:,} held; RSS {result['rss_start_mib']:.0f} -> "
+            f"{result['rss_end_mib']:.0f} MiB = {result['kib_per_conn_all']:.1f} KiB/conn "
+            "all included",
             flush=True,
         )
         return result
@@ -452,6 +505,7 @@ class Bench:
     async def resume(self, target: str, pid: int, redis: Redis) -> dict[str, Any]:
         count = self.args.resume_clients or self.args.connections
         opened = await self.open(target, count)
+        await self.settle()  # the arrivals' presence events are not part of the resume
         phase = self.next_phase()
         await self.clients.ask_all({"cmd": "phase", "phase": phase, "track": True})
         gone = await self.clients.ask_all({"cmd": "disconnect"})
@@ -518,7 +572,7 @@ class Bench:
     async def target(self, target: str, redis: Redis) -> dict[str, Any]:
         pid = self.pids[target]
         results: dict[str, Any] = {}
-        needs_conns = any(self.wants(s) for s in ("idle", "connects", "latency", "fanout"))
+        needs_conns = any(self.wants(s) for s in ("idle", "latency", "fanout"))
         if needs_conns:
             results["idle"] = await self.idle(target, pid)
             held = results["idle"]["held"]
@@ -551,8 +605,12 @@ def table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     resume_n = args.resume_clients or args.connections
     rows = [
         ("idle connections held", ("idle", "held"), ",.0f", "20,000"),
-        ("server RSS per connection (KiB)", ("idle", "kib_per_conn"), ".1f", "<= 40"),
-        ("connects/s (500 in flight)", ("idle", "connects_s"), ",.0f", ">= 1,000"),
+        ("server RSS per device connection (KiB)", ("idle", "kib_per_conn"), ".1f", "<= 40"),
+        ("server RSS per connection, all (KiB)", ("idle", "kib_per_conn_all"), ".1f", ""),
+        ("connects/s, devices (500 in flight)", ("idle", "connects_s"), ",.0f", ">= 1,000"),
+        ("arrivals/s, new users (500 in flight)", ("idle", "arrivals_s"), ",.0f", ""),
+        ("arrivals: presence frames", ("idle", "storm_frames"), ",.0f", ""),
+        ("arrivals: s until quiet", ("idle", "storm_s"), ".1f", ""),
         (f"latency p50 at {args.rate}/s (ms)", ("latency", "p50"), ".1f", "<= 10 at 1,000/s"),
         (f"latency p99 at {args.rate}/s (ms)", ("latency", "p99"), ".1f", "<= 50 at 1,000/s"),
         ("latency frames received", ("latency", "received"), ",.0f", "all"),
@@ -645,7 +703,7 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, d
     bench: Bench | None = None
     try:
         migrate(database)
-        user_count = args.users or max(args.connections, args.resume_clients)
+        user_count = args.users or max(1, max(args.connections, args.resume_clients) // 4)
         sender, users = await seed_users(database, user_count)
         prefix = f"bench-{uuid.uuid4().hex[:6]}:"
         env = {
@@ -721,12 +779,15 @@ def main() -> None:
     parser.add_argument(
         "--scenario",
         default="all",
-        choices=("all", "idle", "latency", "fanout", "resume", "connects"),
+        choices=("all", "idle", "latency", "fanout", "resume"),
     )
     parser.add_argument("--target", default="both", choices=("gateway", "floor", "both"))
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument(
-        "--users", type=int, default=0, help="technicians seeded (default: one per connection)"
+        "--users",
+        type=int,
+        default=0,
+        help="technicians seeded (default: a quarter of the connections, each with 4 devices)",
     )
     parser.add_argument("--resume-clients", type=int, default=0, help="default: --connections")
     parser.add_argument("--resume-timeout", type=float, default=60)

@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway.config import Settings
 from gateway.cursor import START, Cursor, CursorRejected, id_key, parse_cursor
 from gateway.keys import Keys
 from gateway.metrics import SSE_CONNECTIONS, SSE_SLOW_DISCONNECTS
-from gateway.presence import Presence
+from gateway.presence import PRESENCE_REPLIES, Presence
 from gateway.retry import Backoff
 from gateway.streams import Entry, as_reply, last_id
 
@@ -121,6 +122,14 @@ class Opened:
     catch_up: list[str]
 
 
+def _checked(replies: list[Any], leading: int) -> list[Any]:
+    """The replies after the `leading` ones, which must not be errors."""
+    for reply in replies[:leading]:
+        if isinstance(reply, Exception):
+            raise reply
+    return replies[leading:]
+
+
 def _first_id(entries: list[Entry]) -> str:
     return entries[0][0].decode() if entries else START
 
@@ -174,44 +183,61 @@ class Hub:
 
     async def open(self, user_id: int, last_event_id: str | None, max_frames: int) -> Opened:
         """A new connection, registered before its position is decided, so that nothing
-        appended meanwhile is missed (entries seen twice are dropped by id)."""
+        appended meanwhile is missed (entries seen twice are dropped by id). Presence,
+        position and catch-up take one Redis round trip (two after a rejected id)."""
         conn = Connection(Cursor(user_id), max_frames)
         self._by_user.setdefault(user_id, set()).add(conn)
         SSE_CONNECTIONS.inc()
-        await self.presence.connect(user_id, conn.id)
-        reset = None
+        cursor, reset = None, None
         if last_event_id:
             try:
-                return Opened(conn, None, await self._resume(conn, last_event_id))
+                cursor = parse_cursor(last_event_id, user_id)
             except CursorRejected as rejected:
                 reset = rejected.reason
-        conn.start_at(await self._tails(user_id))
+        async with self._control.pipeline(transaction=False) as pipe:
+            self.presence.connect(pipe, user_id, conn.id)
+            if cursor:
+                self._queue_catch_up(pipe, cursor)
+            else:
+                self._queue_tails(pipe, user_id)
+            replies = _checked(await pipe.execute(raise_on_error=False), PRESENCE_REPLIES)
+        if cursor:
+            try:
+                return Opened(conn, None, self._catch_up(conn, cursor, replies))
+            except CursorRejected as rejected:
+                reset = rejected.reason
+            async with self._control.pipeline(transaction=False) as pipe:
+                self._queue_tails(pipe, user_id)
+                replies = await pipe.execute()
+        user_last, board_last = replies
+        conn.start_at(Cursor(user_id, _first_id(user_last), _first_id(board_last)))
         return Opened(conn, reset, [])
 
-    async def _tails(self, user_id: int) -> Cursor:
-        async with self._control.pipeline(transaction=False) as pipe:
-            pipe.xrevrange(self._keys.user_stream(user_id), count=1)
-            pipe.xrevrange(self._keys.board_stream, count=1)
-            user_last, board_last = await pipe.execute()
-        return Cursor(user_id, _first_id(user_last), _first_id(board_last))
+    def _queue_tails(self, pipe: Pipeline, user_id: int) -> None:
+        pipe.xrevrange(self._keys.user_stream(user_id), count=1)
+        pipe.xrevrange(self._keys.board_stream, count=1)
 
-    async def _resume(self, conn: Connection, last_event_id: str) -> list[str]:
-        """Check the id against what the streams still hold, and read what came after it,
-        in one round trip; the frames of the catch-up, in stream-id order."""
-        cursor = parse_cursor(last_event_id, conn.user_id)
-        streams = (
+    def _streams(self, cursor: Cursor) -> tuple[tuple[str, str, bool], ...]:
+        """(stream, position in it, is the board) for both streams a connection follows."""
+        return (
             (self._keys.user_stream(cursor.user_id), cursor.user_pos, False),
             (self._keys.board_stream, cursor.board_pos, True),
         )
-        async with self._control.pipeline(transaction=False) as pipe:
-            for stream, pos, _ in streams:
-                pipe.xinfo_stream(stream)
-                pipe.xrange(stream, min=f"({pos}", count=CATCH_UP_MAX + 1)
-            replies = await pipe.execute(raise_on_error=False)
+
+    def _queue_catch_up(self, pipe: Pipeline, cursor: Cursor) -> None:
+        for stream, pos, _ in self._streams(cursor):
+            pipe.xinfo_stream(stream)  # an error reply when the stream does not exist
+            pipe.xrange(stream, min=f"({pos}", count=CATCH_UP_MAX + 1)
+
+    def _catch_up(self, conn: Connection, cursor: Cursor, replies: list[Any]) -> list[str]:
+        """Check the id against what the streams still hold; the frames of what came
+        after it, in stream-id order."""
         items: list[Item] = []
-        for index, (_, pos, board) in enumerate(streams):
+        for index, (_, pos, board) in enumerate(self._streams(cursor)):
             info, entries = replies[2 * index], replies[2 * index + 1]
             _check_position(info, pos)
+            if isinstance(entries, Exception):
+                raise entries
             if len(entries) > CATCH_UP_MAX:
                 raise CursorRejected("too_far_behind")
             items += [item_from(board, entry_id, fields) for entry_id, fields in entries]

@@ -60,7 +60,11 @@ class Keys:
 
     def presence_connections(self, user_id: int) -> str:
         """Sorted set of a user's live connection ids, scored by expiry time."""
-        return f"{self.prefix}presence:conn:{user_id}"
+        return f"{self.presence_connections_prefix}{user_id}"
+
+    @property
+    def presence_connections_prefix(self) -> str:
+        return f"{self.prefix}presence:conn:"
 
     @property
     def presence_online(self) -> str:
@@ -69,16 +73,16 @@ class Keys:
 
     @property
     def presence_users(self) -> str:
-        """Sorted set of users with recent connection activity, scored by its time: what
-        the sweeper looks at."""
+        """Sorted set of users whose presence may change, scored by when: what the
+        sweeper looks at."""
         return f"{self.prefix}presence:users"
 
-    @property
-    def presence_sweep_lock(self) -> str:
-        return f"{self.prefix}presence:sweep-lock"
-
     def presence_last_seen(self, user_id: int) -> str:
-        return f"{self.prefix}presence:last_seen:{user_id}"
+        return f"{self.presence_last_seen_prefix}{user_id}"
+
+    @property
+    def presence_last_seen_prefix(self) -> str:
+        return f"{self.prefix}presence:last_seen:"
 
     def login_attempts(self, subject: str) -> str:
         return f"{self.prefix}ratelimit:login:{subject}"

@@ -5,25 +5,70 @@ Each connection is a member of the user's connection set, scored by an expiry th
 instance refreshes every heartbeat; an instance that dies stops refreshing, so its
 connections lapse within two heartbeats. Gateways only record connections; the sweeper
 (in `floorbell worker`) announces the changes: a user with a live connection who was
-not announced goes `online`; one with none, quiet for the debounce period, goes
-`offline` (a reconnect within that period is no flap). Announcing in batches, a few
-times a second, matters when thousands connect at once: every open app receives every
-presence event, and a batch reaches each of them in one write.
+not announced goes `online`; one with none left goes `offline` once the debounce period
+has passed since their last disconnect (a reconnect within it is no flap).
+
+The sweeper only looks at users who are due: `presence:users` is scored by when a
+user's state may next change — now for a connect, the end of the debounce for a
+disconnect, the last connection's expiry otherwise. Its cost follows the changes, not
+the number of people connected, which is what lets an instance hold tens of thousands.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from gateway.keys import Keys
-from gateway.streams import envelope, now_ms
+from gateway.streams import iso_now, now_ms
 
 log = logging.getLogger(__name__)
+
+# One atomic step over the due users, so that concurrent sweepers (several workers) and
+# connects or disconnects landing meanwhile never announce twice or not at all.
+# KEYS: users (due zset), online zset, board stream. ARGV: now_ms, limit, ts, connection
+# key prefix, last-seen key prefix. Returns {came, went}.
+_SWEEP = """
+local now, ts = tonumber(ARGV[1]), ARGV[3]
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local came, went = {}, {}
+local function announce(user, online)
+  local body = cjson.encode({type = 'presence', ts = ts, actor_id = cjson.null,
+    data = {user_id = tonumber(user), online = online}})
+  redis.call('XADD', KEYS[3], '*', 't', 'presence', 'e', body)
+end
+for _, user in ipairs(due) do
+  local conns = ARGV[4] .. user
+  redis.call('ZREMRANGEBYSCORE', conns, '-inf', now)
+  local last = redis.call('ZRANGE', conns, -1, -1, 'WITHSCORES')
+  local announced = redis.call('ZSCORE', KEYS[2], user)
+  if last[2] then
+    if not announced then
+      redis.call('ZADD', KEYS[2], now, user)
+      announce(user, true)
+      table.insert(came, user)
+    end
+    redis.call('ZADD', KEYS[1], last[2], user)
+  else
+    if announced then
+      redis.call('ZREM', KEYS[2], user)
+      redis.call('SET', ARGV[5] .. user, now)
+      announce(user, false)
+      table.insert(went, user)
+    end
+    redis.call('ZREM', KEYS[1], user)
+  end
+end
+return {came, went}
+"""
+SWEEP_LIMIT = 5000
+PRESENCE_REPLIES = 2  # of `Presence.connect`
 
 
 @dataclass(frozen=True)
@@ -44,25 +89,29 @@ class Presence:
     def sweep_period_s(self) -> float:
         return min(0.5, self.heartbeat_s / 2)
 
-    async def connect(self, user_id: int, conn_id: str) -> None:
-        await self._touch([(user_id, conn_id)])
+    def connect(self, pipe: Pipeline, user_id: int, conn_id: str) -> None:
+        """Queue on `pipe` (PRESENCE_REPLIES replies): the connection is live, and its
+        user due for the sweeper at once."""
+        now = now_ms()
+        pipe.zadd(self.keys.presence_connections(user_id), {conn_id: now + self.ttl_ms})
+        pipe.zadd(self.keys.presence_users, {str(user_id): now})
 
     async def refresh(self, connections: list[tuple[int, str]]) -> None:
-        """Keep this instance's connections alive for another two heartbeats."""
-        await self._touch(connections)
-
-    async def _touch(self, connections: list[tuple[int, str]]) -> None:
-        now = now_ms()
+        """Keep this instance's connections alive for another two heartbeats: one command
+        per user, whatever their number of devices."""
+        expiry = now_ms() + self.ttl_ms
+        by_user: dict[int, dict[str, int]] = defaultdict(dict)
+        for user_id, conn_id in connections:
+            by_user[user_id][conn_id] = expiry
         async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id, conn_id in connections:
-                pipe.zadd(self.keys.presence_connections(user_id), {conn_id: now + self.ttl_ms})
-                pipe.zadd(self.keys.presence_users, {str(user_id): now})
+            for user_id, members in by_user.items():
+                pipe.zadd(self.keys.presence_connections(user_id), members)
             await pipe.execute()
 
     async def disconnect(self, user_id: int, conn_id: str) -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.zrem(self.keys.presence_connections(user_id), conn_id)
-            pipe.zadd(self.keys.presence_users, {str(user_id): now_ms()})
+            pipe.zadd(self.keys.presence_users, {str(user_id): now_ms() + self.debounce_ms})
             await pipe.execute()
 
     async def is_online(self, user_id: int) -> bool:
@@ -96,58 +145,21 @@ class Presence:
         return result
 
     async def sweep(self) -> tuple[list[int], list[int]]:
-        """Announce who came online and who went offline; one sweeper at a time."""
-        lock = self.keys.presence_sweep_lock
-        if not await self.redis.set(lock, "1", nx=True, px=int(self.sweep_period_s * 4000)):
-            return [], []
-        try:
-            return await self._sweep_once()
-        finally:
-            await self.redis.delete(lock)
-
-    async def _sweep_once(self) -> tuple[list[int], list[int]]:
-        now = now_ms()
-        users = cast(
-            list[tuple[bytes, float]],
-            await self.redis.zrange(self.keys.presence_users, 0, -1, withscores=True),
+        """Announce who came online and who went offline among the users now due."""
+        keys = self.keys
+        came, went = await self.redis.eval(
+            _SWEEP,
+            3,
+            keys.presence_users,
+            keys.presence_online,
+            keys.board_stream,
+            now_ms(),
+            SWEEP_LIMIT,
+            iso_now(),
+            keys.presence_connections_prefix,
+            keys.presence_last_seen_prefix,
         )
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for raw, _ in users:
-                conns = self.keys.presence_connections(int(raw))
-                pipe.zremrangebyscore(conns, "-inf", now)
-                pipe.zcard(conns)
-                pipe.zscore(self.keys.presence_online, raw)
-            replies = await pipe.execute()
-        came, went, idle = [], [], []
-        for index, (raw, active_ms) in enumerate(users):
-            live, announced = replies[3 * index + 1] > 0, replies[3 * index + 2] is not None
-            quiet = active_ms <= now - self.debounce_ms
-            if live and not announced:
-                came.append(int(raw))
-            elif not live and announced and quiet:
-                went.append(int(raw))
-            elif not live and not announced and quiet:
-                idle.append(raw)
-        await self._announce(came, went, idle, now)
-        return came, went
-
-    async def _announce(
-        self, came: list[int], went: list[int], idle: list[bytes], now: int
-    ) -> None:
-        if not (came or went or idle):
-            return
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for user_id, online in [(u, True) for u in came] + [(u, False) for u in went]:
-                if online:
-                    pipe.zadd(self.keys.presence_online, {str(user_id): now})
-                else:
-                    pipe.zrem(self.keys.presence_online, str(user_id))
-                    pipe.set(self.keys.presence_last_seen(user_id), now)
-                body = envelope("presence", {"user_id": user_id, "online": online})
-                pipe.xadd(self.keys.board_stream, {"t": "presence", "e": body})
-            if went or idle:
-                pipe.zrem(self.keys.presence_users, *[str(u) for u in went], *idle)
-            await pipe.execute()
+        return [int(u) for u in came], [int(u) for u in went]
 
 
 def _iso(ms: float | None) -> str | None:

@@ -1,9 +1,13 @@
-"""The router: turns each domain event into board updates and personal notifications.
+"""The router: turns domain events into board updates and personal notifications.
 
 A consumer group on the domain stream, so several workers share the work; entries a
-crashed worker left pending are claimed after `claim_idle_ms` and finished. Each step
-is idempotent (inbox rows are unique per event and recipient; stream appends are
-deduplicated), so an entry handled twice tells nobody twice.
+crashed worker left pending are claimed after `claim_idle_ms` and finished. Each read
+(up to BATCH entries) is routed as one batch in a fixed number of round trips, however
+many events and recipients it holds: one statement stores every notification, one query
+reads the badges, one the preferences, one Redis pipeline appends everything, and one
+XACK acknowledges the batch once all of it is appended. Each step is idempotent (inbox
+rows are unique per recipient, event and type; stream appends are deduplicated), so a
+batch handled twice tells nobody twice.
 """
 
 from __future__ import annotations
@@ -11,22 +15,64 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError, ResponseError
 
 from domain.model import Role
 from domain.notify import BOARD_EVENTS, USES_DIRECTORY, Directory, Notice, notices_for
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.metrics import NOTIFICATIONS_ROUTED
-from gateway.push.store import load_preferences
+from gateway.push.preferences import Preferences
+from gateway.push.store import load_preferences_of
 from gateway.retry import Backoff
-from gateway.streams import append_once, as_reply, envelope
+from gateway.streams import Entry, as_reply, envelope, queue_append_once
 
 log = logging.getLogger(__name__)
-Fields = dict[bytes, bytes]
+BATCH = 100
+Event = dict[str, Any]
+Counts = dict[str, int]
+StreamEntry = tuple[str, str, str]  # (dedup member, type, envelope)
+
+_INSERT_NOTIFICATIONS = (
+    "INSERT INTO notifications (user_id, event_id, type, title, body, url, data, critical)"
+    " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
+    " $6::text[], $7::jsonb[], $8::boolean[])"
+    # A no-op update rather than DO NOTHING: RETURNING then also gives the id of a row
+    # an earlier attempt stored, so a retry delivers under the same id.
+    " ON CONFLICT (user_id, event_id, type) DO UPDATE SET type = EXCLUDED.type"
+    " RETURNING id, user_id, event_id, type"
+)
+_UNREAD_COUNTS = (
+    "SELECT recipient_id AS user_id, 'messages' AS kind, count(*) AS n FROM messages"
+    " WHERE recipient_id = ANY($1::bigint[]) AND NOT is_read GROUP BY recipient_id"
+    " UNION ALL SELECT user_id, 'notifications', count(*) FROM notifications"
+    " WHERE user_id = ANY($1::bigint[]) AND read_at IS NULL GROUP BY user_id"
+)
+
+
+@dataclass(frozen=True)
+class Routed:
+    """A notice stored in the inbox: the event it came from and its row id."""
+
+    event: Event
+    notice: Notice
+    notification_id: int
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the database says about a batch."""
+
+    routed: list[Routed]  # in the order of the events
+    counts: dict[int, Counts]  # unread counts after the batch, per user concerned
+    prefs: dict[int, Preferences]  # per recipient
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -37,14 +83,13 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
             raise
 
 
-async def unread_counts(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> dict[str, int]:
-    row = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM messages WHERE recipient_id = $1 AND NOT is_read)"
-        " AS messages, (SELECT count(*) FROM notifications WHERE user_id = $1"
-        " AND read_at IS NULL) AS notifications",
-        user_id,
-    )
-    return {"messages": row["messages"], "notifications": row["notifications"]}
+async def unread_counts(conn: asyncpg.Connection, user_ids: Iterable[int]) -> dict[int, Counts]:
+    """Unread messages and notifications per user; 0 for a user who has none."""
+    counts = {user_id: {"messages": 0, "notifications": 0} for user_id in user_ids}
+    if counts:
+        for row in await conn.fetch(_UNREAD_COUNTS, list(counts)):
+            counts[row["user_id"]][row["kind"]] = row["n"]
+    return counts
 
 
 class Router:
@@ -72,17 +117,17 @@ class Router:
                 delay = backoff.next_delay()
                 log.warning("router: %s; retrying in %.1fs", exc, delay)
                 await asyncio.sleep(delay)
-            except Exception:  # a bug must not stop routing; the entry stays pending
+            except Exception:  # a bug must not stop routing; the batch stays pending
                 log.exception("router: unexpected error")
                 await asyncio.sleep(backoff.next_delay())
 
     async def _read_new(self) -> None:
         stream = self._keys.domain_stream
         reply = await self._redis.xreadgroup(
-            ROUTER_GROUP, self._consumer, {stream: ">"}, count=100, block=1000
+            ROUTER_GROUP, self._consumer, {stream: ">"}, count=BATCH, block=1000
         )
         for _, entries in as_reply(reply):
-            await self._handle_all(entries)
+            await self.handle_batch(entries)
 
     async def _claim_stale(self) -> None:
         reply = await self._redis.xautoclaim(
@@ -91,123 +136,172 @@ class Router:
             self._consumer,
             min_idle_time=self._claim_idle_ms,
             start_id="0-0",
-            count=100,
+            count=BATCH,
         )
         if reply[1]:
             log.info("router: finishing %d entries of a stopped worker", len(reply[1]))
-            await self._handle_all(reply[1])
+            await self.handle_batch(reply[1])
 
-    async def _handle_all(self, entries: list[tuple[bytes, Fields]]) -> None:
-        for entry_id, fields in entries:
-            if fields:  # a claimed entry trimmed away meanwhile comes back empty
-                await self.handle(json.loads(fields[b"e"]))
-            await self._redis.xack(self._keys.domain_stream, ROUTER_GROUP, entry_id)
-
-    async def handle(self, event: dict[str, Any]) -> None:
-        event_type, actor, data = event["type"], event.get("actor_id"), event["data"]
-        board_type = BOARD_EVENTS.get(event_type)
-        if board_type:
-            await self._to_board(event, board_type)
-        if event_type == "counts_changed":
-            # Own prefix: `c<notification id>` members count notifications, not reads.
-            await self._send_counts(data["user_id"], f"r{event['outbox_id']}")
+    async def handle_batch(self, entries: list[Entry]) -> None:
+        """Route entries of the domain stream and acknowledge them together. An error
+        before the pipeline acknowledges none: they stay pending and come back, and
+        idempotency makes the second pass repeat nothing."""
+        if not entries:
             return
+        # A claimed entry trimmed away meanwhile comes back empty: acknowledged, not routed.
+        events = [json.loads(fields[b"e"]) for _, fields in entries if fields]
+        stored = await self._store(events)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            self._queue_board(pipe, events)
+            self._queue_users(pipe, events, stored)
+            self._queue_push(pipe, stored.routed)
+            await pipe.execute()  # raises if any append failed: then nothing is acknowledged
+        await self._redis.xack(
+            self._keys.domain_stream, ROUTER_GROUP, *(entry_id for entry_id, _ in entries)
+        )
+
+    async def _store(self, events: list[Event]) -> Stored:
+        """Store the batch's notifications, then read the badges and preferences that
+        delivering them needs."""
+        counted = [
+            event["data"]["user_id"] for event in events if event["type"] == "counts_changed"
+        ]
         async with self._pool.acquire() as conn:
-            directory = await _directory(conn) if event_type in USES_DIRECTORY else _no_directory
-            notices = notices_for(event_type, actor, data, directory)
-            stored = await self._store(conn, event, notices)
-            for notice, notification_id in stored:
-                await self._deliver(conn, event, notice, notification_id)
+            routed = await _insert(conn, await _notices(conn, events))
+            recipients = [item.notice.user_id for item in routed]
+            counts = await unread_counts(conn, [*recipients, *counted])
+            prefs = await load_preferences_of(conn, recipients)
+        return Stored(routed, counts, prefs)
 
-    async def _to_board(self, event: dict[str, Any], board_type: str) -> None:
-        body = envelope(
-            board_type, {"ticket": event["data"]["ticket"]}, event.get("actor_id"), event["ts"]
-        )
-        await append_once(
-            self._redis,
-            self._keys.board_stream,
-            self._keys.router_appended,
-            [(f"b{event['outbox_id']}", board_type, body)],
-        )
+    def _queue_board(self, pipe: Pipeline, events: list[Event]) -> None:
+        entries = [
+            _board_entry(event, BOARD_EVENTS[event["type"]])
+            for event in events
+            if event["type"] in BOARD_EVENTS
+        ]
+        queue_append_once(pipe, self._keys.board_stream, self._keys.router_appended, entries)
 
-    async def _store(
-        self, conn: asyncpg.Connection, event: dict[str, Any], notices: list[Notice]
-    ) -> list[tuple[Notice, int]]:
-        stored = []
-        async with conn.transaction():
-            for notice in notices:
-                notification_id = await conn.fetchval(
-                    "INSERT INTO notifications"
-                    " (user_id, event_id, type, title, body, url, data, critical)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                    " ON CONFLICT (user_id, event_id, type) DO UPDATE SET type = EXCLUDED.type"
-                    " RETURNING id",
-                    notice.user_id,
-                    event["outbox_id"],
-                    notice.type,
-                    notice.title,
-                    notice.body,
-                    notice.url,
-                    notice.data,
-                    notice.critical,
-                )
-                stored.append((notice, notification_id))
-                NOTIFICATIONS_ROUTED.labels(notice.type).inc()
-        return stored
-
-    async def _deliver(
-        self, conn: asyncpg.Connection, event: dict[str, Any], notice: Notice, notification_id: int
-    ) -> None:
-        data = {
-            "title": notice.title,
-            "body": notice.body,
-            "critical": notice.critical,
-            **notice.data,
-        }
-        body = envelope(
-            notice.type,
-            data,
-            event.get("actor_id"),
-            event["ts"],
-            url=notice.url,
-            notification_id=notification_id,
-        )
-        counts = envelope("unread_count", await unread_counts(conn, notice.user_id))
-        entries = [(f"c{notification_id}", "unread_count", counts)]
-        prefs = await load_preferences(conn, notice.user_id)
-        if prefs.inapp_allowed(notice.type):  # else: in the inbox and the badge, no toast
-            entries.insert(0, (f"n{notification_id}", notice.type, body))
-        await self._to_user(notice.user_id, entries)
-        push = json.dumps(
-            {
-                "notification_id": notification_id,
-                "user_id": notice.user_id,
-                "type": notice.type,
-                "critical": notice.critical,
-                "pushable": notice.pushable,
-            }
-        )
-        await append_once(
-            self._redis,
-            self._keys.push_stream,
-            self._keys.router_appended,
-            [(f"p{notification_id}", notice.type, push)],
-        )
-
-    async def _send_counts(self, user_id: int, member: str) -> None:
-        counts = envelope("unread_count", await unread_counts(self._pool, user_id))
-        await self._to_user(user_id, [(member, "unread_count", counts)])
-
-    async def _to_user(self, user_id: int, entries: list[tuple[str, str, str]]) -> None:
-        """Append to the user's own stream (history, resume) and mirror to the live
+    def _queue_users(self, pipe: Pipeline, events: list[Event], stored: Stored) -> None:
+        """Append to each user's own stream (history, resume), mirrored to the live
         stream the gateway hubs follow."""
-        await append_once(
-            self._redis,
-            self._keys.user_stream(user_id),
-            self._keys.router_appended,
-            entries,
-            mirror=(self._keys.live_stream, str(user_id)),
-        )
+        for user_id, entries in _user_entries(events, stored).items():
+            queue_append_once(
+                pipe,
+                self._keys.user_stream(user_id),
+                self._keys.router_appended,
+                entries,
+                mirror=(self._keys.live_stream, str(user_id)),
+            )
+
+    def _queue_push(self, pipe: Pipeline, routed: list[Routed]) -> None:
+        entries = [
+            (f"p{item.notification_id}", item.notice.type, _push_payload(item)) for item in routed
+        ]
+        queue_append_once(pipe, self._keys.push_stream, self._keys.router_appended, entries)
+
+
+async def _notices(conn: asyncpg.Connection, events: list[Event]) -> list[tuple[Event, Notice]]:
+    """Every notice of the batch, in event order (`counts_changed` has none); the user
+    directory is read once, and only if some event's recipients depend on it."""
+    needs_directory = any(event["type"] in USES_DIRECTORY for event in events)
+    directory = await _directory(conn) if needs_directory else _no_directory
+    return [
+        (event, notice)
+        for event in events
+        for notice in notices_for(event["type"], event.get("actor_id"), event["data"], directory)
+    ]
+
+
+async def _insert(conn: asyncpg.Connection, notices: list[tuple[Event, Notice]]) -> list[Routed]:
+    """Store every notice in one statement; one already stored keeps its id."""
+    unique: dict[tuple[int, int, str], tuple[Event, Notice]] = {}
+    for event, notice in notices:  # an event twice in a batch: one row may be hit once
+        unique.setdefault((notice.user_id, event["outbox_id"], notice.type), (event, notice))
+    if not unique:
+        return []
+    rows = await conn.fetch(_INSERT_NOTIFICATIONS, *_columns(list(unique.values())))
+    ids = {(row["user_id"], row["event_id"], row["type"]): row["id"] for row in rows}
+    for _, notice in unique.values():
+        NOTIFICATIONS_ROUTED.labels(notice.type).inc()
+    return [Routed(event, notice, ids[key]) for key, (event, notice) in unique.items()]
+
+
+def _columns(notices: list[tuple[Event, Notice]]) -> list[list[Any]]:
+    """The notices as the column arrays `_INSERT_NOTIFICATIONS` unnests."""
+    return [
+        [notice.user_id for _, notice in notices],
+        [event["outbox_id"] for event, _ in notices],
+        [notice.type for _, notice in notices],
+        [notice.title for _, notice in notices],
+        [notice.body for _, notice in notices],
+        [notice.url for _, notice in notices],
+        [notice.data for _, notice in notices],
+        [notice.critical for _, notice in notices],
+    ]
+
+
+def _user_entries(events: list[Event], stored: Stored) -> dict[int, list[StreamEntry]]:
+    """Per user: the batch's notifications in event order, then one badge update with
+    the counts after the whole batch."""
+    entries: dict[int, list[StreamEntry]] = defaultdict(list)
+    for item in stored.routed:
+        notice = item.notice
+        if stored.prefs[notice.user_id].inapp_allowed(notice.type):  # else: inbox and badge only
+            member = f"n{item.notification_id}"
+            entries[notice.user_id].append((member, notice.type, _notification_envelope(item)))
+    for user_id, member in _badge_members(events, stored.routed).items():
+        counts = envelope("unread_count", stored.counts[user_id])
+        entries[user_id].append((member, "unread_count", counts))
+    return dict(entries)
+
+
+def _badge_members(events: list[Event], routed: list[Routed]) -> dict[int, str]:
+    """The dedup member of each user's badge update: `c<last notification id>` for new
+    notifications, `r<outbox id>` for reads (own prefix: they count no notification),
+    both joined when the batch holds both, so a retry that groups entries differently
+    still sends fresh counts."""
+    notified = {item.notice.user_id: f"c{item.notification_id}" for item in routed}
+    reads = {
+        event["data"]["user_id"]: f"r{event['outbox_id']}"
+        for event in events
+        if event["type"] == "counts_changed"
+    }
+    return {
+        user_id: notified.get(user_id, "") + reads.get(user_id, "") for user_id in notified | reads
+    }
+
+
+def _board_entry(event: Event, board_type: str) -> StreamEntry:
+    body = envelope(
+        board_type, {"ticket": event["data"]["ticket"]}, event.get("actor_id"), event["ts"]
+    )
+    return f"b{event['outbox_id']}", board_type, body
+
+
+def _notification_envelope(item: Routed) -> str:
+    notice = item.notice
+    data = {"title": notice.title, "body": notice.body, "critical": notice.critical, **notice.data}
+    return envelope(
+        notice.type,
+        data,
+        item.event.get("actor_id"),
+        item.event["ts"],
+        url=notice.url,
+        notification_id=item.notification_id,
+    )
+
+
+def _push_payload(item: Routed) -> str:
+    notice = item.notice
+    return json.dumps(
+        {
+            "notification_id": item.notification_id,
+            "user_id": notice.user_id,
+            "type": notice.type,
+            "critical": notice.critical,
+            "pushable": notice.pushable,
+        }
+    )
 
 
 async def _directory(conn: asyncpg.Connection) -> Directory:

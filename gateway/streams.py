@@ -9,6 +9,7 @@ import time
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 # Append each entry only if its dedup member was never recorded: a relay or router that
 # crashes after appending but before acknowledging repeats the call, never the entry.
@@ -54,7 +55,7 @@ def envelope(
     """The stored form of what a client receives; the gateway adds `id` when it sends."""
     body: dict[str, Any] = {
         "type": event_type,
-        "ts": ts or _iso_now(),
+        "ts": ts or iso_now(),
         "actor_id": actor_id,
         "data": data,
     }
@@ -62,7 +63,7 @@ def envelope(
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _iso_now() -> str:
+def iso_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{now_ms() % 1000:03d}Z"
 
 
@@ -77,12 +78,37 @@ async def append_once(
     (stream, tag) also appends each to a second stream, tagged."""
     if not entries:
         return []
-    keys = [stream, dedup_key] + ([mirror[0]] if mirror else [])
+    numkeys, keys_and_args = _append_once_call(stream, dedup_key, entries, mirror)
+    result = await redis.eval(_APPEND_ONCE, numkeys, *keys_and_args)
+    return [_text(item) for item in result]
+
+
+def queue_append_once(
+    pipe: Pipeline,
+    stream: str,
+    dedup_key: str,
+    entries: list[tuple[str, str, str]],
+    mirror: tuple[str, str] | None = None,
+) -> None:
+    """`append_once` queued on a pipeline, so many appends share one round trip; its
+    reply (the appended ids) comes with the pipeline's."""
+    if entries:
+        numkeys, keys_and_args = _append_once_call(stream, dedup_key, entries, mirror)
+        pipe.eval(_APPEND_ONCE, numkeys, *keys_and_args)
+
+
+def _append_once_call(
+    stream: str,
+    dedup_key: str,
+    entries: list[tuple[str, str, str]],
+    mirror: tuple[str, str] | None,
+) -> tuple[int, list[str | int]]:
+    """The key count, then the keys and arguments `_APPEND_ONCE` expects."""
+    keys: list[str | int] = [stream, dedup_key, *([mirror[0]] if mirror else [])]
     args: list[str | int] = [now_ms(), DEDUP_KEEP_MS, mirror[1] if mirror else ""]
     for member, event_type, body in entries:
         args += [member, event_type, body]
-    result = await redis.eval(_APPEND_ONCE, len(keys), *keys, *args)
-    return [_text(item) for item in result]
+    return len(keys), keys + args
 
 
 def _text(value: bytes | str) -> str:

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from gateway.app import create_app
 from gateway.config import Settings
 from gateway.migrate import migrate
+from gateway.presence import Presence
 from gateway.provision import drop_database, ensure_database, provision
 from gateway.seed import seed
 from tests.push_fixtures import push_test_settings
@@ -143,3 +144,10 @@ async def stream_events(redis: Redis, stream: str) -> list[dict[str, Any]]:
         json.loads(fields[b"e"]) | {"stream_id": entry_id.decode()}
         for entry_id, fields in await redis.xrange(stream)
     ]
+
+
+async def record_connection(presence: Presence, user_id: int, conn_id: str) -> None:
+    """What a gateway records when one of `user_id`'s SSE connections opens."""
+    async with presence.redis.pipeline(transaction=False) as pipe:
+        presence.connect(pipe, user_id, conn_id)
+        await pipe.execute()

@@ -22,6 +22,20 @@ async def load_preferences(db: Db, user_id: int, for_update: bool = False) -> Pr
     return Preferences.from_stored(row["types"] if row else None, row["dnd"] if row else None)
 
 
+async def load_preferences_of(db: Db, user_ids: Iterable[int]) -> dict[int, Preferences]:
+    """`load_preferences` of many people in one query; defaults for those who chose none."""
+    ids = list(set(user_ids))
+    if not ids:
+        return {}
+    rows = await db.fetch(
+        "SELECT user_id, types, dnd FROM notification_preferences"
+        " WHERE user_id = ANY($1::bigint[])",
+        ids,
+    )
+    stored = {row["user_id"]: (row["types"], row["dnd"]) for row in rows}
+    return {user_id: Preferences.from_stored(*stored.get(user_id, (None, None))) for user_id in ids}
+
+
 async def save_preferences(db: Db, user_id: int, prefs: Preferences) -> None:
     await db.execute(
         "INSERT INTO notification_preferences (user_id, types, dnd) VALUES ($1, $2, $3)"

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.keys import Keys
 from gateway.presence import Presence
-from tests.conftest import bearer, eventually
+from tests.conftest import bearer, eventually, record_connection
 from tests.push_fixtures import PushEmulator, fresh_user, token_for
 
 SETTLE_S = 1.8  # longer than the grace period: what has not arrived by then never will
@@ -109,7 +109,7 @@ async def online(redis: Redis, settings: Settings, someone: Person) -> AsyncIter
     """An open SSE connection as the gateway records it in presence, kept alive."""
     presence = Presence(redis, Keys(settings.redis_prefix), settings.sse_heartbeat_s)
     connection = f"test-{uuid.uuid4().hex[:8]}"
-    await presence.connect(someone.id, connection)
+    await record_connection(presence, someone.id, connection)
 
     async def heartbeat() -> None:
         while True:

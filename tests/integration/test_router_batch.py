@@ -1,0 +1,147 @@
+"""The router handles a whole read of the domain stream as one batch: every recipient
+gets its notifications in event order, a batch handled twice repeats nothing, and a
+failing batch stays pending."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from gateway.config import Settings
+from gateway.keys import ROUTER_GROUP, Keys
+from gateway.router import Router, ensure_group
+from gateway.streams import Entry, as_reply
+
+
+@pytest.fixture
+def keys(settings: Settings) -> Keys:
+    """Streams of their own: the session worker's router never sees these events."""
+    return Keys(f"{settings.redis_prefix}batch-{uuid.uuid4().hex[:8]}:")
+
+
+@pytest.fixture
+def router(db: asyncpg.Pool, redis: Redis, keys: Keys) -> Router:
+    return Router(db, redis, keys, consumer="test")
+
+
+async def _new_user(db: asyncpg.Pool) -> int:
+    user_id: int = await db.fetchval(
+        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, 'Batch', 'operator',"
+        " 'x') RETURNING id",
+        f"batch-{uuid.uuid4().hex}@example.com",
+    )
+    return user_id
+
+
+def _event(outbox_id: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": event_type,
+        "ts": "2024-01-01T00:00:00.000Z",
+        "actor_id": None,
+        "data": data,
+        "outbox_id": outbox_id,
+    }
+
+
+async def _read_batch(redis: Redis, keys: Keys, events: list[dict[str, Any]]) -> list[Entry]:
+    """The events appended to the domain stream, then read back as the router's group."""
+    await ensure_group(redis, keys.domain_stream, ROUTER_GROUP)
+    for event in events:
+        await redis.xadd(keys.domain_stream, {"t": event["type"], "e": json.dumps(event)})
+    reply = await redis.xreadgroup(ROUTER_GROUP, "test", {keys.domain_stream: ">"}, count=100)
+    return as_reply(reply)[0][1]
+
+
+async def _stream(redis: Redis, stream: str) -> list[dict[str, Any]]:
+    return [json.loads(fields[b"e"]) for _, fields in await redis.xrange(stream)]
+
+
+def _summary(entries: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """(type, title) of a notification, (type, counts) of a badge update."""
+    return [
+        (e["type"], e["data"] if e["type"] == "unread_count" else e["data"]["title"])
+        for e in entries
+    ]
+
+
+async def _pending(redis: Redis, keys: Keys) -> int:
+    summary = await redis.xpending(keys.domain_stream, ROUTER_GROUP)
+    return int(summary["pending"])
+
+
+async def test_a_batch_reaches_every_recipient_in_order_exactly_once(
+    db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
+) -> None:
+    ann, bob, cid = [await _new_user(db) for _ in range(3)]
+    await db.execute(
+        "INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
+        cid,
+        {"broadcast": {"inapp": False}},
+    )
+    base = uuid.uuid4().int % 10**9 * 1000  # outbox ids no real event has
+    ticket = {"id": 1, "ticket_id": "T-1", "title": "Pump", "assigned_to": bob}
+    events = [
+        _event(base + 1, "broadcast", {"to": [ann, bob], "title": "first", "body": "."}),
+        _event(base + 2, "role_changed", {"user_id": ann, "to_role": "admin", "from_role": "x"}),
+        _event(base + 3, "broadcast", {"to": [ann, cid], "title": "third", "body": "."}),
+        _event(base + 4, "counts_changed", {"user_id": bob}),
+        _event(base + 5, "ticket_priority_changed", {"ticket": ticket, "to_priority": "high"}),
+    ]
+    entries = await _read_batch(redis, keys, events)
+
+    await router.handle_batch(entries)
+    first = {user: await _stream(redis, keys.user_stream(user)) for user in (ann, bob, cid)}
+    await router.handle_batch(entries)  # a redelivery: nothing new anywhere
+
+    assert _summary(await _stream(redis, keys.user_stream(ann))) == [
+        ("broadcast", "first"),
+        ("role_changed", "Your role changed"),
+        ("broadcast", "third"),
+        ("unread_count", {"messages": 0, "notifications": 3}),
+    ]
+    assert _summary(await _stream(redis, keys.user_stream(bob))) == [
+        ("broadcast", "first"),
+        ("ticket_priority_changed", "Priority now high"),
+        ("unread_count", {"messages": 0, "notifications": 2}),
+    ]
+    # In-app off for broadcasts: in the inbox and on the badge, never shown live.
+    assert _summary(await _stream(redis, keys.user_stream(cid))) == [
+        ("unread_count", {"messages": 0, "notifications": 1}),
+    ]
+    assert {user: await _stream(redis, keys.user_stream(user)) for user in first} == first
+
+    rows = await db.fetch(
+        "SELECT id, user_id FROM notifications WHERE event_id = ANY($1::bigint[]) ORDER BY id",
+        [event["outbox_id"] for event in events],
+    )
+    assert len(rows) == 6
+    delivered = [e["notification_id"] for e in first[ann] + first[bob] if "notification_id" in e]
+    assert sorted(delivered) == sorted(row["id"] for row in rows if row["user_id"] != cid)
+    pushes = await _stream(redis, keys.push_stream)
+    assert sorted(push["notification_id"] for push in pushes) == [row["id"] for row in rows]
+    assert [e["type"] for e in await _stream(redis, keys.board_stream)] == ["ticket_updated"]
+    assert len(await redis.xrange(keys.live_stream)) == 4 + 3 + 1  # every user entry, once
+    assert await _pending(redis, keys) == 0
+
+
+async def test_a_failing_batch_stays_pending_and_stores_nothing(
+    db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
+) -> None:
+    ann = await _new_user(db)
+    base = uuid.uuid4().int % 10**9 * 1000
+    good = _event(base + 1, "role_changed", {"user_id": ann, "to_role": "admin", "from_role": "x"})
+    broken = _event(base + 2, "role_changed", {"user_id": ann})  # no roles: a bug
+    entries = await _read_batch(redis, keys, [good, broken])
+
+    with pytest.raises(KeyError):
+        await router.handle_batch(entries)
+
+    assert await _pending(redis, keys) == 2
+    stored = await db.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", ann)
+    assert stored == 0
+    assert await redis.xlen(keys.user_stream(ann)) == 0
