@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
+from gateway.batch import RoundTrips
 from gateway.config import Settings
 from gateway.cursor import START, Cursor, CursorRejected, id_key, parse_cursor
 from gateway.keys import Keys
@@ -122,12 +123,10 @@ class Opened:
     catch_up: list[str]
 
 
-def _checked(replies: list[Any], leading: int) -> list[Any]:
-    """The replies after the `leading` ones, which must not be errors."""
-    for reply in replies[:leading]:
+def _raise_errors(replies: list[Any]) -> None:
+    for reply in replies:
         if isinstance(reply, Exception):
             raise reply
-    return replies[leading:]
 
 
 def _first_id(entries: list[Entry]) -> str:
@@ -153,6 +152,7 @@ class Hub:
     def __init__(self, settings: Settings, keys: Keys, control: Redis) -> None:
         self._settings, self._keys, self._control = settings, keys, control
         self.presence = Presence(control, keys, settings.sse_heartbeat_s)
+        self._round_trips = RoundTrips(control)  # connects and drops come in storms
         self._by_user: dict[int, set[Connection]] = {}
         self._board_pos = self._live_pos = START
         self._closing = False
@@ -194,21 +194,24 @@ class Hub:
                 cursor = parse_cursor(last_event_id, user_id)
             except CursorRejected as rejected:
                 reset = rejected.reason
-        async with self._control.pipeline(transaction=False) as pipe:
+
+        def queue(pipe: Pipeline) -> None:
             self.presence.connect(pipe, user_id, conn.id)
             if cursor:
                 self._queue_catch_up(pipe, cursor)
             else:
                 self._queue_tails(pipe, user_id)
-            replies = _checked(await pipe.execute(raise_on_error=False), PRESENCE_REPLIES)
+
+        replies = await self._round_trips.run(queue)
+        _raise_errors(replies[:PRESENCE_REPLIES])
+        replies = replies[PRESENCE_REPLIES:]
         if cursor:
             try:
                 return Opened(conn, None, self._catch_up(conn, cursor, replies))
             except CursorRejected as rejected:
                 reset = rejected.reason
-            async with self._control.pipeline(transaction=False) as pipe:
-                self._queue_tails(pipe, user_id)
-                replies = await pipe.execute()
+            replies = await self._round_trips.run(lambda pipe: self._queue_tails(pipe, user_id))
+            _raise_errors(replies)
         user_last, board_last = replies
         conn.start_at(Cursor(user_id, _first_id(user_last), _first_id(board_last)))
         return Opened(conn, reset, [])
@@ -252,7 +255,9 @@ class Hub:
             SSE_CONNECTIONS.dec()
         if not connections:
             self._by_user.pop(conn.user_id, None)
-        await self.presence.disconnect(conn.user_id, conn.id)
+        await self._round_trips.run(
+            lambda pipe: self.presence.disconnect(pipe, conn.user_id, conn.id)
+        )
 
     async def _read_loop(self) -> None:
         backoff = Backoff()

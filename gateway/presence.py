@@ -108,11 +108,11 @@ class Presence:
                 pipe.zadd(self.keys.presence_connections(user_id), members)
             await pipe.execute()
 
-    async def disconnect(self, user_id: int, conn_id: str) -> None:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zrem(self.keys.presence_connections(user_id), conn_id)
-            pipe.zadd(self.keys.presence_users, {str(user_id): now_ms() + self.debounce_ms})
-            await pipe.execute()
+    def disconnect(self, pipe: Pipeline, user_id: int, conn_id: str) -> None:
+        """Queue on `pipe`: the connection is gone; its user is due for the sweeper when
+        the debounce ends."""
+        pipe.zrem(self.keys.presence_connections(user_id), conn_id)
+        pipe.zadd(self.keys.presence_users, {str(user_id): now_ms() + self.debounce_ms})
 
     async def is_online(self, user_id: int) -> bool:
         """Whether a live connection exists right now (what the push ladder asks)."""

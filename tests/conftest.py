@@ -151,3 +151,10 @@ async def record_connection(presence: Presence, user_id: int, conn_id: str) -> N
     async with presence.redis.pipeline(transaction=False) as pipe:
         presence.connect(pipe, user_id, conn_id)
         await pipe.execute()
+
+
+async def record_disconnect(presence: Presence, user_id: int, conn_id: str) -> None:
+    """What a gateway records when that connection closes."""
+    async with presence.redis.pipeline(transaction=False) as pipe:
+        presence.disconnect(pipe, user_id, conn_id)
+        await pipe.execute()

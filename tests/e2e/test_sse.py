@@ -145,6 +145,11 @@ async def test_reset_for_malformed_foreign_and_expired_ids(
     stale = f"{uid}:0-0:{oldest}"
     await redis.xtrim(board, minid=f"{int(oldest.split('-')[0]) + 1}-0", approximate=False)
     await new_ticket(session, gateway, tokens)
+    ahead = f"{uid}:0-0:99999999999999-0"  # never handed out
+    stream = await open_stream(session, gateway.url, tokens["operator"], last_event_id=ahead)
+    await stream.next_event()
+    assert (await stream.next_event()).data["data"]["reason"] == "unknown"
+    stream.response.close()
     stream = await open_stream(session, gateway.url, tokens["operator"], last_event_id=stale)
     await stream.next_event()
     reset = await stream.next_event()

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.keys import Keys
 from gateway.presence import Presence
-from tests.conftest import record_connection
+from tests.conftest import record_connection, record_disconnect
 
 HEARTBEAT_S = 1  # ttl 2.5 s, debounce 1 s
 
@@ -45,7 +45,7 @@ async def test_a_connect_is_announced_once(presence: Presence) -> None:
 async def test_offline_waits_for_the_debounce(presence: Presence) -> None:
     await record_connection(presence, 7, "a")
     await presence.sweep()
-    await presence.disconnect(7, "a")
+    await record_disconnect(presence, 7, "a")
     assert await presence.sweep() == ([], [])  # within the debounce: not yet
     await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
     assert await presence.sweep() == ([], [7])
@@ -57,7 +57,7 @@ async def test_offline_waits_for_the_debounce(presence: Presence) -> None:
 async def test_a_reconnect_within_the_debounce_is_no_flap(presence: Presence) -> None:
     await record_connection(presence, 7, "a")
     await presence.sweep()
-    await presence.disconnect(7, "a")
+    await record_disconnect(presence, 7, "a")
     await presence.sweep()
     await record_connection(presence, 7, "b")
     await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
@@ -69,7 +69,7 @@ async def test_one_device_leaving_keeps_the_user_online(presence: Presence) -> N
     await record_connection(presence, 7, "phone")
     await record_connection(presence, 7, "desk")
     await presence.sweep()
-    await presence.disconnect(7, "phone")
+    await record_disconnect(presence, 7, "phone")
     await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
     assert await presence.sweep() == ([], [])
     assert await presence.is_online(7)

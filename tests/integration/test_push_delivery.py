@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.keys import Keys
 from gateway.presence import Presence
-from tests.conftest import bearer, eventually, record_connection
+from tests.conftest import bearer, eventually, record_connection, record_disconnect
 from tests.push_fixtures import PushEmulator, fresh_user, token_for
 
 SETTLE_S = 1.8  # longer than the grace period: what has not arrived by then never will
@@ -122,7 +122,7 @@ async def online(redis: Redis, settings: Settings, someone: Person) -> AsyncIter
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
-        await presence.disconnect(someone.id, connection)
+        await record_disconnect(presence, someone.id, connection)
 
 
 async def push_delay_s(db: asyncpg.Pool, notification_id: int) -> float:
