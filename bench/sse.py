@@ -43,6 +43,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,14 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
         "first": min(firsts) if firsts else 0.0,
         "last": max(r["last"] for r in reports),
     }
+
+
+def merge_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for each in counts:
+        for key, value in each.items():
+            merged[key] = merged.get(key, 0) + value
+    return merged
 
 
 def rate(opened: dict[str, Any]) -> float:
@@ -505,7 +514,12 @@ class Bench:
     async def resume(self, target: str, pid: int, redis: Redis) -> dict[str, Any]:
         count = self.args.resume_clients or self.args.connections
         opened = await self.open(target, count)
-        await self.settle()  # the arrivals' presence events are not part of the resume
+        storm = await self.settle()  # the arrivals' presence events are not part of it
+        print(
+            f"  [{target}] resume: {opened['opened']:,} connected in {opened['seconds']:.1f} s, "
+            f"then {storm['frames']:,} presence frames until quiet {storm['seconds']:.1f} s later",
+            flush=True,
+        )
         phase = self.next_phase()
         await self.clients.ask_all({"cmd": "phase", "phase": phase, "track": True})
         gone = await self.clients.ask_all({"cmd": "disconnect"})
@@ -549,6 +563,7 @@ class Bench:
         result = {
             "clients": opened["opened"],
             "with_id": sum(g["with_id"] for g in gone),
+            "alive_before": sum(g["alive"] for g in gone),
             "complete": complete,
             "seconds": (done[-1] - start) if done else float("nan"),
             "p50_s": (done[len(done) // 2] - start) if done else float("nan"),
@@ -556,14 +571,17 @@ class Bench:
             "repeated": sum(a["dupes"] for a in answers),
             "stale": sum(a["stale"] for a in answers),
             "resets": sum(a["resets"] for a in answers),
+            "reset_reasons": merge_counts(a["reset_reasons"] for a in answers),
             "failed": sum(a["failed"] for a in answers),
             "server_cpu_s": cpu_s(pid) - cpu_before,
         }
         print(
-            f"  [{target}] resume: {complete:,}/{result['clients']:,} clients got all "
+            f"  [{target}] resume: {result['alive_before']:,} connected before the drop; "
+            f"{complete:,}/{result['clients']:,} clients got all "
             f"{2 * RESUME_BEHIND} in {result['seconds']:.2f} s (median {result['p50_s']:.2f} s); "
             f"missing {result['missing']}, repeated {result['repeated']}, replayed from before "
-            f"{result['stale']}, resets {result['resets']}, reconnects failed {result['failed']}",
+            f"{result['stale']}, resets {result['resets']} {result['reset_reasons'] or ''}, "
+            f"reconnects failed {result['failed']}",
             flush=True,
         )
         await self.clients.ask_all({"cmd": "close"})

@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from gateway.auth import issue_token  # noqa: E402
 
+RESET_REASON = re.compile(rb'"reason":"([a-z_]+)"')
 MARK = re.compile(rb"BM(\d+)-(\d+)_(\d+\.\d+)_")
 OPEN_TIMEOUT_S = 60.0
 LINGER_OFF = struct.pack("ii", 1, 0)  # close with RST: no TIME_WAIT left on the client side
@@ -56,6 +57,7 @@ class Recorder:
         self.phase, self.track = phase, track
         self.hist: dict[float, int] = {}
         self.count = self.stale = self.dupes = self.frames = self.resets = 0
+        self.reset_reasons: dict[str, int] = {}
         self.first = self.last = 0.0
 
     def marker(self, conn: SseConnection, match: re.Match[bytes], now: float) -> None:
@@ -82,6 +84,7 @@ class Recorder:
             "dupes": self.dupes,
             "frames": self.frames,
             "resets": self.resets,
+            "reset_reasons": self.reset_reasons,
             "first": self.first,
             "last": self.last,
             "hist": [[k, v] for k, v in self.hist.items()],
@@ -144,8 +147,9 @@ class SseConnection(asyncio.Protocol):
                     break
                 self.chunk_left = int(self.raw[:line_end].split(b";")[0], 16)
                 self.raw = self.raw[line_end + 2 :]
-                if self.chunk_left == 0:  # the stream ended
+                if self.chunk_left == 0:  # the stream ended (cut off, or shutdown)
                     self.raw = b""
+                    self.abort()
                     break
             take = self.raw[: self.chunk_left]
             out.append(take)
@@ -172,6 +176,9 @@ class SseConnection(asyncio.Protocol):
         recorder.frames += 1
         if b"event: reset" in frame:
             recorder.resets += 1
+            reason = RESET_REASON.search(frame)
+            key = reason[1].decode() if reason else "?"
+            recorder.reset_reasons[key] = recorder.reset_reasons.get(key, 0) + 1
         match = MARK.search(frame)
         if match:
             recorder.marker(self, match, now)
@@ -285,9 +292,14 @@ class Client:
         }
 
     def disconnect(self) -> dict[str, Any]:
+        alive = self.alive()
         for conn in self.conns:
             conn.abort()
-        return {"closed": len(self.conns), "with_id": sum(1 for c in self.conns if c.last_id)}
+        return {
+            "closed": len(self.conns),
+            "alive": alive,
+            "with_id": sum(1 for c in self.conns if c.last_id),
+        }
 
     async def handle(self, cmd: dict[str, Any]) -> dict[str, Any]:
         name = cmd["cmd"]

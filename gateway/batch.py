@@ -17,7 +17,7 @@ from redis.asyncio.client import Pipeline
 
 MAX_CALLERS = 2000  # per pipeline; the rest go in the next one
 
-Queue = Callable[[Pipeline], None]
+Queue = Callable[[Pipeline], object]
 
 
 class RoundTrips:

@@ -83,7 +83,9 @@ class Presence:
 
     @property
     def debounce_ms(self) -> int:
-        return min(5000, self.heartbeat_s * 1000)
+        """One heartbeat: long enough for a storm of reconnects (an instance restarting,
+        its clients moving to the others) to land before anyone is told of a departure."""
+        return self.heartbeat_s * 1000
 
     @property
     def sweep_period_s(self) -> float:

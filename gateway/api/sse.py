@@ -17,7 +17,6 @@ from gateway.resources import resources
 from gateway.streams import envelope
 
 blueprint = Blueprint("sse", __name__, url_prefix="/api/sse")
-WRITE_BATCH = 256
 HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -76,17 +75,12 @@ async def _frames(
 
 async def _live(conn: Connection) -> AsyncIterator[str]:
     """Frames as the hub offers them (heartbeats included), until the connection is cut
-    off for reading too slowly or the instance shuts down."""
+    off for reading too slowly or the instance shuts down. Whatever is queued goes out in
+    one write: one send per burst, not per frame, is what keeps a busy board cheap."""
     while not conn.cut_off:
-        item = await conn.queue.get()
-        # Whatever else is already queued goes out in the same write: one send per
-        # burst, not per frame, is what keeps a busy board cheap.
-        batch = [item]
-        while len(batch) < WRITE_BATCH and not conn.queue.empty():
-            batch.append(conn.queue.get_nowait())
-        frames = [frame for queued in batch if queued and (frame := conn.frame(queued))]
+        frames, ending = await conn.next_frames()
         if frames:
-            SSE_FRAMES.inc(len(frames))
-            yield "".join(frames)
-        if None in batch:  # the instance is shutting down: the client reconnects elsewhere
+            SSE_FRAMES.inc(frames.count("\n\n"))
+            yield frames
+        if ending:  # the instance is shutting down: the client reconnects elsewhere
             return

@@ -116,6 +116,7 @@ async def test_resume_replays_missed_events_exactly_once(
 async def test_reset_for_malformed_foreign_and_expired_ids(
     session: aiohttp.ClientSession,
     gateway: GatewayProcess,
+    spare_gateway: Callable[..., GatewayProcess],
     tokens: dict[str, str],
     users: dict[str, int],
     redis: Redis,
@@ -150,7 +151,9 @@ async def test_reset_for_malformed_foreign_and_expired_ids(
     await stream.next_event()
     assert (await stream.next_event()).data["data"]["reason"] == "unknown"
     stream.response.close()
-    stream = await open_stream(session, gateway.url, tokens["operator"], last_event_id=stale)
+    # An instance started after the trim: this one still holds the entry in memory.
+    fresh = spare_gateway("gw-after-trim")
+    stream = await open_stream(session, fresh.url, tokens["operator"], last_event_id=stale)
     await stream.next_event()
     reset = await stream.next_event()
     assert reset.data["data"]["reason"] == "expired"
