@@ -513,6 +513,7 @@ class Bench:
 
     async def resume(self, target: str, pid: int, redis: Redis) -> dict[str, Any]:
         count = self.args.resume_clients or self.args.connections
+        await self.clients.ask_all({"cmd": "phase", "phase": self.next_phase()})
         opened = await self.open(target, count)
         storm = await self.settle()  # the arrivals' presence events are not part of it
         print(

@@ -68,15 +68,19 @@ def cmd_vapid(args: argparse.Namespace) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    from gateway.lifecycle import tune_gc
     from gateway.server import serve
 
     settings = local_settings()
+    tune_gc()
     asyncio.run(serve(settings, host=args.host, port=args.port or settings.port))
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
+    from gateway.lifecycle import tune_gc
     from gateway.worker import run_worker
 
+    tune_gc()
     asyncio.run(run_worker(local_settings()))
 
 

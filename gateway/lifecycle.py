@@ -4,6 +4,7 @@ task that survives outages of the services it uses."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -42,3 +43,12 @@ async def repeat(
         except OUTAGES as exc:
             log.warning("%s: %s", name, exc)
         await sleep_unless_stopped(stop, period_s)
+
+
+def tune_gc() -> None:
+    """Collect cycles less eagerly. A gateway holds tens of thousands of long-lived
+    objects per thousand connections, and CPython's default thresholds scan them all
+    again and again as connections come and go: with these, a storm of 10,000 resumes
+    took half the time. What was loaded at start-up is frozen out of collection."""
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
