@@ -20,7 +20,7 @@ from redis.exceptions import RedisError
 
 from gateway.db import connect
 from gateway.keys import Keys
-from gateway.lifecycle import sleep_unless_stopped
+from gateway.lifecycle import linger, sleep_unless_stopped
 from gateway.metrics import EVENTS_RELAYED
 from gateway.retry import Backoff
 from gateway.streams import append_once, envelope
@@ -71,8 +71,8 @@ class OutboxRelay:
         while not stop.is_set():
             self._wake.clear()
             try:
-                while await self.publish_batch(conn) == BATCH:
-                    pass
+                while (published := await self.publish_batch(conn)) > 0:
+                    await linger(published, BATCH)
                 backoff.reset()
                 delay = self._poll_s
             except RedisError as exc:

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError, ResponseError
 from domain.model import Role
 from domain.notify import BOARD_EVENTS, USES_DIRECTORY, Directory, Notice, notices_for
 from gateway.keys import ROUTER_GROUP, Keys
+from gateway.lifecycle import linger
 from gateway.metrics import NOTIFICATIONS_ROUTED
 from gateway.push.preferences import Preferences
 from gateway.push.store import load_preferences_of
@@ -111,7 +112,7 @@ class Router:
             try:
                 await ensure_group(self._redis, self._keys.domain_stream, ROUTER_GROUP)
                 await self._claim_stale()
-                await self._read_new()
+                await linger(await self._read_new(), BATCH)
                 backoff.reset()
             except (RedisError, OSError, asyncpg.PostgresError) as exc:
                 delay = backoff.next_delay()
@@ -121,13 +122,17 @@ class Router:
                 log.exception("router: unexpected error")
                 await asyncio.sleep(backoff.next_delay())
 
-    async def _read_new(self) -> None:
+    async def _read_new(self) -> int:
+        """Route what is new; how many entries that was."""
         stream = self._keys.domain_stream
         reply = await self._redis.xreadgroup(
             ROUTER_GROUP, self._consumer, {stream: ">"}, count=BATCH, block=1000
         )
+        found = 0
         for _, entries in as_reply(reply):
             await self.handle_batch(entries)
+            found += len(entries)
+        return found
 
     async def _claim_stale(self) -> None:
         reply = await self._redis.xautoclaim(

@@ -10,6 +10,13 @@ import asyncpg
 from domain.events import Event
 
 OUTBOX_CHANNEL = "floorbell_outbox"
+# One round trip for the events and the relay's wake-up hint (its polling stays the
+# source of truth). A data-modifying WITH always runs in full; rows go in array order.
+_STORE_EVENTS = (
+    "WITH stored AS (INSERT INTO outbox (event_type, actor_id, payload)"
+    " SELECT * FROM unnest($1::text[], $2::bigint[], $3::jsonb[]))"
+    f" SELECT pg_notify('{OUTBOX_CHANNEL}', '')"
+)
 
 
 class UnitOfWork:
@@ -41,11 +48,12 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         if self._events:
-            await self.conn.executemany(
-                "INSERT INTO outbox (event_type, actor_id, payload) VALUES ($1, $2, $3)",
-                [(e.type, e.actor_id, e.payload()) for e in self._events],
+            events = self._events
+            await self.conn.execute(
+                _STORE_EVENTS,
+                [e.type for e in events],
+                [e.actor_id for e in events],
+                [e.payload() for e in events],
             )
-            # A wake-up hint for the relay; its polling stays the source of truth.
-            await self.conn.execute(f"NOTIFY {OUTBOX_CHANNEL}")
         await self._tx.commit()
         self._committed = True

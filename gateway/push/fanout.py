@@ -32,7 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from gateway.config import Settings
 from gateway.keys import PUSH_GROUP, Keys
-from gateway.lifecycle import sleep_unless_stopped
+from gateway.lifecycle import linger, sleep_unless_stopped
 from gateway.presence import Presence
 from gateway.push import store
 from gateway.push.dispatch import Dispatcher, Job
@@ -99,13 +99,15 @@ class PushFanout:
                     if len(self._handling) >= self._capacity:
                         await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
                         continue
-                    entries = await self._next(self._capacity - len(self._handling))
+                    room = self._capacity - len(self._handling)
+                    entries = await self._next(room)
                     if entries:
                         self._handling.update(entry_id for entry_id, _ in entries)
                         task = asyncio.create_task(self._handle(entries))
                         batches.add(task)
                         task.add_done_callback(batches.discard)
                     backoff.reset()
+                    await linger(len(entries), room)
                 except (RedisError, OSError) as exc:
                     if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
                         grouped = False  # the stream was deleted: create the group again

@@ -22,6 +22,11 @@ MESSAGE_COLUMNS = (
     " m.content, m.audio IS NOT NULL AS audio, m.audio_duration, m.is_read, m.created_at"
 )
 MESSAGE_SELECT = f"SELECT {MESSAGE_COLUMNS} FROM messages m JOIN users s ON s.id = m.sender_id"
+_INSERT_MESSAGE = (
+    "WITH m AS (INSERT INTO messages (sender_id, recipient_id, message_type, content, audio,"
+    " audio_mime, audio_duration) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *)"
+    f" SELECT {MESSAGE_COLUMNS} FROM m JOIN users s ON s.id = m.sender_id"
+)
 
 
 @dataclass(frozen=True)
@@ -54,8 +59,7 @@ def message_json(row: asyncpg.Record) -> dict[str, Any]:
     }
 
 
-async def _recipient(conn: asyncpg.Connection, actor: Actor, kind: MessageType,
-                     recipient_id: int | None) -> int | None:  # fmt: skip
+def _recipient(actor: Actor, kind: MessageType, recipient_id: int | None) -> int | None:
     if kind is MessageType.PUBLIC:
         if recipient_id is not None:
             raise Invalid("A public message has no recipient_id.")
@@ -64,15 +68,13 @@ async def _recipient(conn: asyncpg.Connection, actor: Actor, kind: MessageType,
         raise Invalid("A private message needs a recipient_id.")
     if recipient_id == actor.id:
         raise Invalid("You cannot send a private message to yourself.")
-    if not await conn.fetchval("SELECT 1 FROM users WHERE id = $1", recipient_id):
-        raise Invalid(f"User {recipient_id} does not exist.")
-    return recipient_id
+    return recipient_id  # that it exists is checked by the insert's foreign key
 
 
 async def send(
     uow: UnitOfWork, actor: Actor, kind: MessageType, recipient_id: int | None, content: str
 ) -> dict[str, Any]:
-    recipient = await _recipient(uow.conn, actor, kind, recipient_id)
+    recipient = _recipient(actor, kind, recipient_id)
     return await _store(uow, actor, kind, recipient, content, None)
 
 
@@ -81,20 +83,20 @@ async def send_audio(
 ) -> dict[str, Any]:
     """An audio message is private when it names a recipient, public otherwise."""
     kind = MessageType.PUBLIC if recipient_id is None else MessageType.PRIVATE
-    recipient = await _recipient(uow.conn, actor, kind, recipient_id)
+    recipient = _recipient(actor, kind, recipient_id)
     return await _store(uow, actor, kind, recipient, "", audio)
 
 
 async def _store(uow: UnitOfWork, actor: Actor, kind: MessageType, recipient: int | None,
                  content: str, audio: Audio | None) -> dict[str, Any]:  # fmt: skip
-    conn = uow.conn
     recording = (audio.data, audio.mime, audio.duration_s) if audio else (None, None, None)
-    message_id = await conn.fetchval(
-        "INSERT INTO messages (sender_id, recipient_id, message_type, content, audio, audio_mime,"
-        " audio_duration) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
-        actor.id, recipient, str(kind), content, *recording,
-    )  # fmt: skip
-    row = await conn.fetchrow(MESSAGE_SELECT + " WHERE m.id = $1", message_id)
+    try:
+        row = await uow.conn.fetchrow(
+            _INSERT_MESSAGE, actor.id, recipient, str(kind), content, *recording
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise Invalid(f"User {recipient} does not exist.") from None
+    message_id = row["id"]
     excerpt = _excerpt(content, audio is not None)
     sent = MessageSent(
         actor.id, message_id, actor.id, row["sender_name"], str(kind), recipient, excerpt,
