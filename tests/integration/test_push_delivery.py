@@ -126,12 +126,19 @@ async def online(redis: Redis, settings: Settings, someone: Person) -> AsyncIter
 
 
 async def push_delay_s(db: asyncpg.Pool, notification_id: int) -> float:
-    """From the notification's creation to its push being answered by the push service."""
-    return float(await db.fetchval(
-        "SELECT extract(epoch FROM l.created_at - n.created_at) FROM push_logs l"
-        " JOIN notifications n ON n.id = l.notification_id WHERE l.notification_id = $1"
-        " AND l.status = 'sent' ORDER BY l.id LIMIT 1", notification_id,
-    ))  # fmt: skip
+    """From the notification's creation to its push being answered by the push service
+    (the log is written in batches, just after the push)."""
+
+    async def logged() -> Any:
+        return await db.fetchrow(
+            "SELECT extract(epoch FROM l.created_at - n.created_at) AS delay FROM push_logs l"
+            " JOIN notifications n ON n.id = l.notification_id WHERE l.notification_id = $1"
+            " AND l.status = 'sent' ORDER BY l.id LIMIT 1", notification_id,
+        )  # fmt: skip
+
+    row = await eventually(logged)
+    assert row is not None, "the push was never logged"
+    return float(row["delay"])
 
 
 async def test_an_offline_assignee_gets_one_push_per_device_at_once(
