@@ -60,13 +60,13 @@ async def _frames(
 ) -> AsyncIterator[str]:
     conn = opened.connection
     try:
-        yield f"retry: {retry_ms}\n\n"
-        yield _control_frame(conn.cursor, "connected", connected)
+        # One write for the opening frames and the catch-up: a storm of reconnects costs
+        # one send each, not four.
+        first = [f"retry: {retry_ms}\n\n", _control_frame(conn.cursor, "connected", connected)]
         if opened.reset:
-            yield _control_frame(conn.cursor, "reset", {"reason": opened.reset})
-        if opened.catch_up:
-            SSE_FRAMES.inc(len(opened.catch_up))
-            yield "".join(opened.catch_up)
+            first.append(_control_frame(conn.cursor, "reset", {"reason": opened.reset}))
+        SSE_FRAMES.inc(len(opened.catch_up))
+        yield "".join(first + opened.catch_up)
         async for frame in _live(conn):
             yield frame
     finally:
