@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
 from bisect import bisect_right
 from dataclasses import dataclass
@@ -93,6 +94,9 @@ class Connection:
         # one their connection, and a flap not yet written goes out once.
         self._presence: dict[int, Item] = {}
         self.cut_off = False
+        # When it last sent something, and when presence last heard of it: heartbeats
+        # and refreshes fall due per connection, spread over time, not all at once.
+        self.last_write = self.refreshed_at = time.monotonic()
 
     @property
     def cursor(self) -> Cursor:
@@ -129,7 +133,10 @@ class Connection:
             items += self._presence.values()
             self._presence = {}
             items.sort(key=lambda item: item.key)
-        return "".join(frame for item in items if (frame := self.frame(item))), ending
+        frames = "".join(frame for item in items if (frame := self.frame(item)))
+        if frames:
+            self.last_write = time.monotonic()
+        return frames, ending
 
     def frame(self, item: Item) -> str | None:
         """The frame for `item`, or None when this connection already sent it. The hot
@@ -381,16 +388,26 @@ class Hub:
                     conn.offer(item)
 
     async def _beat_loop(self) -> None:
-        """Every heartbeat: a comment to each idle connection (one timer for all, not one
-        per connection), and this instance's connections marked live in presence."""
+        """A few times per heartbeat period (one timer for all connections): a comment to
+        each connection that sent nothing for a heartbeat, and a presence refresh for those
+        last refreshed a heartbeat ago. Due times follow when each connection opened, so
+        twenty thousand connections do not all beat in the same instant."""
+        period = self._settings.sse_heartbeat_s
         while not self._closing:
-            await asyncio.sleep(self._settings.sse_heartbeat_s)
-            connections = [c for conns in self._by_user.values() for c in conns]
-            for conn in connections:
-                if conn.queue.empty():
-                    conn.offer(HEARTBEAT)
-            live = [(c.user_id, c.id) for c in connections]
+            await asyncio.sleep(min(1.0, period / 4))
+            now, due = time.monotonic(), []
+            for connections in self._by_user.values():
+                for conn in connections:
+                    if now - conn.last_write >= period and conn.queue.empty():
+                        conn.offer(HEARTBEAT)
+                    if now - conn.refreshed_at >= period:
+                        due.append(conn)
+            if not due:
+                continue
             try:
-                await self.presence.refresh(live)
+                await self.presence.refresh([(conn.user_id, conn.id) for conn in due])
             except (RedisError, OSError) as exc:
                 log.warning("hub: presence refresh failed: %s", exc)
+                continue
+            for conn in due:
+                conn.refreshed_at = now
