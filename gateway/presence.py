@@ -116,10 +116,15 @@ class Presence:
         pipe.zrem(self.keys.presence_connections(user_id), conn_id)
         pipe.zadd(self.keys.presence_users, {str(user_id): now_ms() + self.debounce_ms})
 
-    async def is_online(self, user_id: int) -> bool:
-        """Whether a live connection exists right now (what the push ladder asks)."""
-        live = await self.redis.zcount(self.keys.presence_connections(user_id), now_ms(), "+inf")
-        return int(live) > 0
+    async def online_of(self, user_ids: list[int]) -> dict[int, bool]:
+        """Whether each has a live connection right now (what the push ladder asks), in
+        one round trip."""
+        now = now_ms()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                pipe.zcount(self.keys.presence_connections(user_id), now, "+inf")
+            counts = await pipe.execute()
+        return {user_id: int(count) > 0 for user_id, count in zip(user_ids, counts, strict=True)}
 
     async def snapshot(self, user_ids: list[int]) -> list[dict[str, Any]]:
         now = now_ms()

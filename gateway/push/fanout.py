@@ -173,8 +173,8 @@ class PushFanout:
         if not notification_ids:
             return
         rows = await store.notifications_to_push(self._pool, notification_ids)
-        online = {} if after_grace else await self._online(
-            {row["user_id"] for row in rows if not row["critical"]}
+        online = {} if after_grace else await self._presence.online_of(
+            sorted({row["user_id"] for row in rows if not row["critical"]})
         )  # fmt: skip
         now = self._clock()
         send: list[dict[str, Any]] = []
@@ -198,11 +198,6 @@ class PushFanout:
         await store.hold(self._pool, held)
         jobs = [Job(row["user_id"], notification_message(row), row["id"]) for row in send]
         await self._dispatcher.deliver(jobs)
-
-    async def _online(self, user_ids: set[int]) -> dict[int, bool]:
-        ordered = sorted(user_ids)
-        found = await asyncio.gather(*[self._presence.is_online(uid) for uid in ordered])
-        return dict(zip(ordered, found, strict=True))
 
     # -- the grace period ---------------------------------------------------------------
 

@@ -72,7 +72,7 @@ async def test_one_device_leaving_keeps_the_user_online(presence: Presence) -> N
     await record_disconnect(presence, 7, "phone")
     await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
     assert await presence.sweep() == ([], [])
-    assert await presence.is_online(7)
+    assert await presence.online_of([7]) == {7: True}
 
 
 async def test_unrefreshed_connections_lapse(presence: Presence) -> None:
@@ -87,7 +87,7 @@ async def test_unrefreshed_connections_lapse(presence: Presence) -> None:
         await asyncio.sleep(0.2)
     assert await presence.sweep() == ([], [])
     assert await announced(presence) == [(7, True), (8, True), (7, False)]
-    assert not await presence.is_online(7) and await presence.is_online(8)
+    assert await presence.online_of([7, 8]) == {7: False, 8: True}
 
 
 async def test_concurrent_sweepers_announce_each_change_once(presence: Presence) -> None:
