@@ -5,7 +5,9 @@ board stream and the live stream (every user-stream entry, mirrored with its use
 id) — with an explicit last id per key, never `$`. It builds each entry's frame body
 once and offers it to every local connection that should see it. Each connection has a
 bounded queue: a client too slow to read is cut off (it resumes by id) instead of
-growing memory. Catch-up on connect reads the user's own stream, which keeps history.
+growing memory; presence changes wait beside the queue, the latest per user. Catch-up
+on connect reads the user's own stream, which keeps history, and takes the board's
+part from the latest board entries the hub keeps in memory when it can.
 """
 
 from __future__ import annotations

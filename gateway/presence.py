@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 # One atomic step over the due users, so that concurrent sweepers (several workers) and
 # connects or disconnects landing meanwhile never announce twice or not at all.
 # KEYS: users (due zset), online zset, board stream. ARGV: now_ms, limit, ts, connection
-# key prefix, last-seen key prefix. Returns {came, went}.
+# key prefix, last-seen key prefix. Returns {came, went}. The per-user keys are derived
+# inside the script from their prefixes: fine on one Redis, not on a Redis Cluster.
 _SWEEP = """
 local now, ts = tonumber(ARGV[1]), ARGV[3]
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
