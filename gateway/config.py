@@ -72,6 +72,7 @@ class Settings:
     sse_retry_ms: int = 3000
     sse_queue_frames: int = 1000
     stream_retention_hours: int = 24
+    push_log_retention_days: int = 30  # delivery attempts kept (and counted in the stats)
     push_grace_s: int = 10
     push_endpoint_allow: tuple[str, ...] = ()
     push_concurrency: int = 200  # pushes in flight per worker process
@@ -109,6 +110,9 @@ class Settings:
             sse_queue_frames=_int(env, "SSE_QUEUE_FRAMES", defaults.sse_queue_frames, 10),
             stream_retention_hours=_int(
                 env, "STREAM_RETENTION_HOURS", defaults.stream_retention_hours, 1
+            ),
+            push_log_retention_days=_int(
+                env, "PUSH_LOG_RETENTION_DAYS", defaults.push_log_retention_days, 1
             ),
             push_grace_s=_int(env, "PUSH_GRACE_SECONDS", defaults.push_grace_s, 0),
             push_endpoint_allow=_origins(env, "PUSH_ENDPOINT_ALLOW"),

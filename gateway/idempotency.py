@@ -12,6 +12,7 @@ from gateway.errors import ApiError
 from gateway.uow import UnitOfWork
 
 KEY_MAX = 200
+WINDOW = "24 hours"  # a key replays its first result this long; `retention` then drops it
 
 
 def idempotency_key() -> str | None:
@@ -34,7 +35,7 @@ async def replay(
     )
     row = await uow.conn.fetchrow(
         "SELECT status, response FROM idempotency_keys WHERE user_id = $1 AND route = $2"
-        " AND key = $3 AND created_at > now() - interval '24 hours'",
+        f" AND key = $3 AND created_at > now() - interval '{WINDOW}'",
         user_id,
         route,
         key,

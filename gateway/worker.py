@@ -1,4 +1,4 @@
-"""`floorbell worker`: the outbox relay, the router, stream retention — and whatever
+"""`floorbell worker`: the outbox relay, the router, retention — and whatever
 other background consumers are registered — in one process, stopped in two stages."""
 
 from __future__ import annotations
@@ -18,30 +18,14 @@ from gateway.lifecycle import repeat, stop_on_signals
 from gateway.presence import Presence
 from gateway.push.service import run_push
 from gateway.relay import OutboxRelay
+from gateway.retention import trim_streams, trim_tables
 from gateway.router import Router
-from gateway.streams import min_id_for_age
 
 log = logging.getLogger(__name__)
 GRACE_S = 5.0
 RETENTION_EVERY_S = 60.0
-LIVE_KEEP_MS = 10 * 60 * 1000
 
 Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
-
-
-async def trim_streams(redis: Redis, keys: Keys, retention_hours: int) -> int:
-    """Drop stream entries older than the retention: memory stays bounded."""
-    min_id = min_id_for_age(retention_hours * 3600 * 1000)
-    trimmed = 0
-    streams = [keys.domain_stream, keys.board_stream, keys.push_stream]
-    streams += [
-        key async for key in redis.scan_iter(match=keys.user_stream_pattern, _type="stream")
-    ]
-    for stream in streams:
-        trimmed += await redis.xtrim(stream, minid=min_id, approximate=False)
-    # Hubs read the live stream within moments; its history lives in the user streams.
-    trimmed += await redis.xtrim(keys.live_stream, minid=min_id_for_age(LIVE_KEEP_MS))
-    return trimmed
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
@@ -57,8 +41,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             s,
             RETENTION_EVERY_S,
             lambda: trim_streams(redis, keys, settings.stream_retention_hours),
-            "retention",
+            "stream retention",
         ),
+        lambda s: repeat(s, RETENTION_EVERY_S, lambda: trim_tables(pool, settings), "retention"),
         # Announces who came online and who went offline (last connection closed, or
         # their instance died).
         lambda s: repeat(s, presence.sweep_period_s, presence.sweep, "presence sweep"),
