@@ -117,6 +117,18 @@ def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def bench_entry(phase: int, seq: int, sent: float) -> str:
+    """A board or user-stream entry the clients recognise: its phase, sequence number and
+    send time travel in the marker."""
+    body = {
+        "type": "bench",
+        "ts": "",
+        "actor_id": None,
+        "data": {"m": f"BM{phase}-{seq}_{sent:.6f}_"},
+    }
+    return json.dumps(body)
+
+
 def merge_counts(counts: Iterable[dict[str, int]]) -> dict[str, int]:
     merged: dict[str, int] = {}
     for each in counts:
@@ -468,14 +480,7 @@ class Bench:
                 if due_now:
                     async with redis.pipeline(transaction=False) as pipe:
                         for seq, due in due_now:
-                            body = json.dumps(
-                                {
-                                    "type": "bench",
-                                    "ts": "",
-                                    "actor_id": None,
-                                    "data": {"m": f"BM{phase}-{seq}_{due:.6f}_"},
-                                }
-                            )
+                            body = bench_entry(phase, seq, due)
                             pipe.xadd(self.keys.board_stream, {"t": "bench", "e": body})
                         await pipe.execute()
                 await asyncio.sleep(0.002)
@@ -528,26 +533,12 @@ class Bench:
         async with redis.pipeline(transaction=False) as pipe:
             for index, user in enumerate(users):
                 for seq in range(RESUME_BEHIND):
-                    body = json.dumps(
-                        {
-                            "type": "bench",
-                            "ts": "",
-                            "actor_id": None,
-                            "data": {"m": f"BM{phase}-{seq}_{time.time():.6f}_"},
-                        }
-                    )
+                    body = bench_entry(phase, seq, time.time())
                     pipe.xadd(self.keys.user_stream(user), {"t": "bench", "e": body})
                 if index % 500 == 499:
                     await pipe.execute()
             for seq in range(RESUME_BEHIND, 2 * RESUME_BEHIND):
-                body = json.dumps(
-                    {
-                        "type": "bench",
-                        "ts": "",
-                        "actor_id": None,
-                        "data": {"m": f"BM{phase}-{seq}_{time.time():.6f}_"},
-                    }
-                )
+                body = bench_entry(phase, seq, time.time())
                 pipe.xadd(self.keys.board_stream, {"t": "bench", "e": body})
             await pipe.execute()
         await asyncio.sleep(1)
