@@ -58,11 +58,12 @@ class Dispatcher:
         devices: dict[int, list[Subscription]] = defaultdict(list)
         for device in await subscriptions.for_users(self._pool, sorted({j.user_id for j in jobs})):
             devices[device.user_id].append(device)
-        done = await self._already_sent(jobs)
+        done = await self._settled(jobs)
         tallies = [Tally() for _ in jobs]
         sends = [
             self._send(job, device, tally)
             for job, tally in zip(jobs, tallies, strict=True)
+            if (job.ref, None) not in done
             for device in devices[job.user_id]
             if (job.ref, device.id) not in done
         ]
@@ -80,7 +81,10 @@ class Dispatcher:
         else:
             tally.failed += 1
 
-    async def _already_sent(self, jobs: Sequence[Job]) -> set[tuple[Ref, int]]:
+    async def _settled(self, jobs: Sequence[Job]) -> set[tuple[Ref, int | None]]:
+        """What must not go out: (job, device) already sent, and (notification, None) for
+        one a device displayed or its person read since the decision to push was taken
+        (checked at the last moment, in the same query)."""
         notifications = [job.notification_id for job in jobs if job.notification_id is not None]
         digests = [job.digest_id for job in jobs if job.digest_id is not None]
         if not notifications and not digests:
@@ -88,7 +92,9 @@ class Dispatcher:
         rows = await self._pool.fetch(
             "SELECT notification_id, digest_id, subscription_id FROM push_logs"
             " WHERE status = 'sent' AND (notification_id = ANY($1::bigint[])"
-            " OR digest_id = ANY($2::bigint[]))",
+            " OR digest_id = ANY($2::bigint[]))"
+            " UNION ALL SELECT id, NULL, NULL FROM notifications WHERE id = ANY($1::bigint[])"
+            " AND (seen_at IS NOT NULL OR read_at IS NOT NULL)",
             notifications, digests,
         )  # fmt: skip
         return {(_ref(r["notification_id"], r["digest_id"]), r["subscription_id"]) for r in rows}

@@ -235,6 +235,20 @@ async def test_a_repeated_delivery_repeats_no_recorded_send(
     assert len(service.received) == 3
 
 
+async def test_a_notification_seen_after_the_decision_is_not_pushed(
+    db: asyncpg.Pool, settings: Settings, service: FakePushService
+) -> None:
+    user_id = await fresh_user(db)
+    await device(db, service, user_id)
+    notification_id = await notify(db, user_id)
+    job = await job_for(db, notification_id)  # decided: push it
+    await db.execute("UPDATE notifications SET seen_at = now() WHERE id = $1", notification_id)
+    async with sender_for(settings, EndpointGuard.from_origins([service.origin])) as sender:
+        [tally] = await Dispatcher(db, sender).deliver([job])
+    assert (tally.sent, tally.failed) == (0, 0)
+    assert service.received == [] and await logs(db, notification_id) == []
+
+
 # -- the fan-out's consumer group and grace loop, on a prefix of their own ---------------
 
 
