@@ -25,13 +25,13 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from gateway.batch import RoundTrips
 from gateway.config import Settings
 from gateway.cursor import START, Cursor, CursorRejected, id_key, parse_cursor
 from gateway.keys import Keys
 from gateway.metrics import SSE_CONNECTIONS, SSE_SLOW_DISCONNECTS
 from gateway.presence import PRESENCE_REPLIES, Presence
 from gateway.retry import Backoff
+from gateway.round_trips import RoundTrips
 from gateway.streams import Entry, as_reply, last_id, now_ms
 
 log = logging.getLogger(__name__)

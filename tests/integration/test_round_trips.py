@@ -8,8 +8,8 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError
 
-from gateway.batch import MAX_CALLERS, RoundTrips
 from gateway.config import Settings
+from gateway.round_trips import MAX_CALLERS, RoundTrips
 
 
 async def test_each_caller_gets_its_own_replies(redis: Redis, settings: Settings) -> None:
