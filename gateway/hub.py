@@ -77,9 +77,9 @@ def item_from(board: bool, entry_id: bytes, fields: dict[bytes, bytes]) -> Item:
     return Item(board, text, id_key(text), event_type, body[1:], presence_of)
 
 
-def live_item(fields: dict[bytes, bytes]) -> tuple[int, Item]:
-    """A live-stream entry: its user, and the item as it stands in that user's stream."""
-    return int(fields[b"u"]), item_from(False, fields[b"i"], fields)
+def live_item(fields: dict[bytes, bytes]) -> Item:
+    """A live-stream entry as it stands in its user's own stream."""
+    return item_from(False, fields[b"i"], fields)
 
 
 class Connection:
@@ -248,8 +248,8 @@ class Hub:
 
     async def start(self) -> None:
         self._reader = Redis.from_url(self._settings.redis_url, single_connection_client=True)
-        self._board_pos = await self.tail(self._keys.board_stream)
-        self._live_pos = await self.tail(self._keys.live_stream)
+        self._board_pos = await last_id(self._control, self._keys.board_stream)
+        self._live_pos = await last_id(self._control, self._keys.live_stream)
         retention_ms = self._settings.stream_retention_hours * 3600 * 1000
         self._recent = RecentBoard(self._board_pos, retention_ms)
         self._tasks = [
@@ -267,9 +267,6 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._reader.aclose()
-
-    async def tail(self, stream: str) -> str:
-        return await last_id(self._control, stream)
 
     async def open(self, user_id: int, last_event_id: str | None, max_frames: int) -> Opened:
         """A new connection, registered before its position is decided, so that nothing
@@ -385,7 +382,7 @@ class Hub:
             self._live_pos = entry_id.decode()
             connections = self._by_user.get(int(fields[b"u"]))
             if connections:
-                _, item = live_item(fields)
+                item = live_item(fields)
                 for conn in connections:
                     conn.offer(item)
 

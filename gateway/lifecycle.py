@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 from redis.exceptions import RedisError
 
+from gateway.retry import Backoff
+
 log = logging.getLogger(__name__)
 OUTAGES = (RedisError, OSError, asyncpg.PostgresError)
 
@@ -34,15 +36,32 @@ async def sleep_unless_stopped(stop: asyncio.Event, delay_s: float) -> None:
 
 
 async def repeat(
-    stop: asyncio.Event, period_s: float, work: Callable[[], Awaitable[object]], name: str
+    stop: asyncio.Event,
+    period_s: float,
+    work: Callable[[], Awaitable[object]],
+    name: str,
+    *,
+    again_while_busy: bool = False,
 ) -> None:
-    """Run `work` every `period_s` until stopped; an outage is logged, not fatal."""
+    """Run `work` every `period_s` until stopped. An outage of a service it uses is
+    logged and retried with backoff; so is a bug (with its traceback): never fatal, and
+    whatever the work leased comes due again. With `again_while_busy`, a truthy result
+    (work remains) runs it again at once."""
+    backoff = Backoff()
     while not stop.is_set():
+        delay = period_s
         try:
-            await work()
+            busy = await work()
+            backoff.reset()
+            if again_while_busy and busy:
+                continue
         except OUTAGES as exc:
-            log.warning("%s: %s", name, exc)
-        await sleep_unless_stopped(stop, period_s)
+            delay = backoff.next_delay()
+            log.warning("%s: %s; retrying in %.1fs", name, exc, delay)
+        except Exception:
+            delay = backoff.next_delay()
+            log.exception("%s: unexpected error", name)
+        await sleep_unless_stopped(stop, delay)
 
 
 def tune_gc() -> None:

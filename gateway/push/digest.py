@@ -11,19 +11,16 @@ after all, are left out; a digest with nothing left is not sent.
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import asyncpg
 
 from domain.notify import shorten
-from gateway.lifecycle import sleep_unless_stopped
+from gateway.lifecycle import repeat
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.fanout import Clock, utc_now
 from gateway.push.payload import digest_message
 from gateway.push.preferences import Preferences, in_quiet_hours
-from gateway.retry import Backoff
 
-log = logging.getLogger(__name__)
 LEASE = "120 seconds"  # longer than the longest delivery (see fanout.LEASE_MS)
 LINE_MAX = 70  # characters per held notification in the digest's body
 BATCH = 100
@@ -37,19 +34,7 @@ class QuietHoursDigest:
         self._interval_s, self._clock = interval_s, clock
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = Backoff()
-        while not stop.is_set():
-            delay = self._interval_s
-            try:
-                await self.run_once()
-                backoff.reset()
-            except (asyncpg.PostgresError, OSError) as exc:
-                delay = backoff.next_delay()
-                log.warning("push digest: %s; retrying in %.1fs", exc, delay)
-            except Exception:  # a bug must not stop the digests; leased ones come due again
-                delay = backoff.next_delay()
-                log.exception("push digest: unexpected error")
-            await sleep_unless_stopped(stop, delay)
+        await repeat(stop, self._interval_s, self.run_once, "push digest")
 
     async def run_once(self) -> int:
         """Open digests for quiet hours that ended, send pending ones; how many were sent."""

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from gateway.config import Settings
 from gateway.keys import PUSH_GROUP, Keys
-from gateway.lifecycle import linger, sleep_unless_stopped
+from gateway.lifecycle import linger, repeat, sleep_unless_stopped
 from gateway.presence import Presence
 from gateway.push import store
 from gateway.push.dispatch import Dispatcher, Job
@@ -203,20 +203,9 @@ class PushFanout:
 
     async def run_delayed(self, stop: asyncio.Event) -> None:
         """Push what waited out its grace period unseen; several workers may run this."""
-        backoff = Backoff()
-        while not stop.is_set():
-            try:
-                if await self.release_due():
-                    continue
-                backoff.reset()
-                delay = DELAYED_POLL_S
-            except (RedisError, OSError, asyncpg.PostgresError) as exc:
-                delay = backoff.next_delay()
-                log.warning("push grace loop: %s; retrying in %.1fs", exc, delay)
-            except Exception:  # a bug must not stop the loop; leased pushes come due again
-                delay = backoff.next_delay()
-                log.exception("push grace loop: unexpected error")
-            await sleep_unless_stopped(stop, delay)
+        await repeat(
+            stop, DELAYED_POLL_S, self.release_due, "push grace loop", again_while_busy=True
+        )
 
     async def release_due(self) -> int:
         now = now_ms()
