@@ -7,8 +7,9 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from gateway.config import ConfigError, Settings
 
@@ -17,6 +18,14 @@ DESCRIPTION = """Floorbell — realtime notifications for factory maintenance.
 
 Configuration comes from environment variables (see the README); JWT_SECRET and the VAPID
 keys default to the ones `floorbell up` keeps under .data/."""
+
+
+def run_service(main: Coroutine[Any, Any, None]) -> None:
+    """Long-running processes use uvloop: asyncpg, redis and the HTTP server all spend
+    less CPU per round trip on it than on the default event loop."""
+    import uvloop
+
+    uvloop.run(main)
 
 
 def local_settings() -> Settings:
@@ -73,7 +82,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
     settings = local_settings()
     tune_gc()
-    asyncio.run(serve(settings, host=args.host, port=args.port or settings.port))
+    run_service(serve(settings, host=args.host, port=args.port or settings.port))
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -81,13 +90,13 @@ def cmd_worker(args: argparse.Namespace) -> None:
     from gateway.worker import run_worker
 
     tune_gc()
-    asyncio.run(run_worker(local_settings()))
+    run_service(run_worker(local_settings()))
 
 
 def cmd_clock(args: argparse.Namespace) -> None:
     from gateway.clock import run_clock
 
-    asyncio.run(run_clock(local_settings(), once=args.once))
+    run_service(run_clock(local_settings(), once=args.once))
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:

@@ -1,9 +1,14 @@
-"""One gateway instance served by Hypercorn, stopping cleanly on SIGINT/SIGTERM."""
+"""One gateway instance served by Uvicorn (httptools parser, uvloop event loop),
+stopping cleanly on SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+from quart import Quart
 
 from gateway.app import create_app
 from gateway.config import Settings
@@ -11,24 +16,44 @@ from gateway.lifecycle import stop_on_signals
 from gateway.resources import EXTENSION
 
 
-def hypercorn_config(host: str, port: int) -> Config:
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.backlog = 4096  # bursts of reconnecting clients after a restart
-    config.graceful_timeout = 5
-    config.keep_alive_timeout = 75
-    config.accesslog = None
-    return config
+class _Server(uvicorn.Server):
+    """Signals belong to `stop_on_signals`: the streams must end before Uvicorn starts
+    its own shutdown, which would otherwise wait its grace period for them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def uvicorn_config(app: Quart, host: str, port: int) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http="httptools",  # a C parser: a third of the CPU of h11 per request
+        ws="none",
+        lifespan="on",
+        backlog=4096,  # bursts of reconnecting clients after a restart
+        timeout_keep_alive=75,
+        timeout_graceful_shutdown=5,
+        access_log=False,
+        log_level="info",
+    )
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:
     stop = stop_on_signals()
     app = create_app(settings)
+    server = _Server(uvicorn_config(app, host, port))
 
     async def shutdown_trigger() -> None:
         await stop.wait()
-        # End the streams first: Hypercorn would otherwise wait its grace period for them.
         await app.extensions[EXTENSION].end_streams()
+        server.should_exit = True
 
     print(f"gateway {settings.instance_id} listening on http://{host}:{port}", flush=True)
-    await hypercorn_serve(app, hypercorn_config(host, port), shutdown_trigger=shutdown_trigger)
+    trigger = asyncio.create_task(shutdown_trigger())
+    try:
+        await server.serve()
+    finally:
+        trigger.cancel()
