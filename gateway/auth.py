@@ -78,7 +78,7 @@ def authenticated(
         claimed = decode_token(res.settings.require_jwt_secret(), token)
         # The role is read afresh: a demotion or a deleted account takes effect at once,
         # not when the token expires.
-        role = await res.pool.fetchval("SELECT role FROM users WHERE id = $1", claimed.id)
+        role = await res.roles.of(claimed.id)
         if role is None:
             raise ApiError(401, "unauthorized", "This account no longer exists.")
         g.actor = Actor(claimed.id, Role(role))

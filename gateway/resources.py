@@ -16,6 +16,7 @@ from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.hub import Hub
 from gateway.keys import Keys
+from gateway.roles import Roles
 
 log = logging.getLogger(__name__)
 EXTENSION = "floorbell"
@@ -28,6 +29,7 @@ class Resources:
     keys: Keys = field(init=False)
     pool: asyncpg.Pool = field(init=False)
     redis: Redis = field(init=False)
+    roles: Roles = field(init=False)
     services: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -35,6 +37,7 @@ class Resources:
 
     async def open(self) -> None:
         self.pool = await create_pool(self.settings.database_url)
+        self.roles = Roles(self.pool)
         # A bounded pool that waits for a free connection: a burst of reconnecting
         # clients queues briefly instead of failing.
         pool = BlockingConnectionPool.from_url(
