@@ -30,7 +30,7 @@ def uvicorn_config(app: Quart, host: str, port: int) -> uvicorn.Config:
         app,
         host=host,
         port=port,
-        http="httptools",  # a C parser: a third of the CPU of h11 per request
+        http="httptools",  # a C parser, where Hypercorn and h11 parse in Python
         ws="none",
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",  # X-Forwarded-For only from a proxy on this host
