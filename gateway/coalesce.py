@@ -1,0 +1,59 @@
+"""Requests made during one pass of the event loop, answered together.
+
+Connects, drops and API calls come in storms. One round trip each would queue on the
+connection pools; here the requests of one loop pass go out as one batch (a Redis
+pipeline, one query), and each caller gets its own answer. A lone request still costs
+exactly one round trip, at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+Request = TypeVar("Request")
+Answer = TypeVar("Answer")
+
+
+class Coalesced(Generic[Request, Answer]):
+    def __init__(
+        self, answer_all: Callable[[list[Request]], Awaitable[list[Answer]]], max_batch: int
+    ) -> None:
+        """`answer_all` answers a batch in one round trip: one answer per request, in order."""
+        self._answer_all = answer_all
+        self._max_batch = max_batch
+        self._pending: list[tuple[Request, asyncio.Future[Answer]]] = []
+        self._running: set[asyncio.Task[None]] = set()
+
+    async def ask(self, request: Request) -> Answer:
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._pending.append((request, future))
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        limit = self._max_batch
+        batch, self._pending = self._pending[:limit], self._pending[limit:]
+        if self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        task = asyncio.create_task(self._answer(batch))
+        self._running.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._running.discard)
+
+    async def _answer(self, batch: list[tuple[Request, asyncio.Future[Answer]]]) -> None:
+        try:
+            answers = await self._answer_all([request for request, _ in batch])
+        except Exception as exc:  # the round trip failed: every caller learns it
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        except BaseException:  # cancelled at shutdown: so are the callers
+            for _, future in batch:
+                future.cancel()
+            raise
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():  # a caller cancelled meanwhile
+                future.set_result(answer)
