@@ -23,16 +23,15 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ResponseError
 
 from domain.model import Role
 from domain.notify import BOARD_EVENTS, USES_DIRECTORY, Directory, Notice, notices_for
 from gateway.keys import ROUTER_GROUP, Keys
-from gateway.lifecycle import linger
+from gateway.lifecycle import linger, repeat
 from gateway.metrics import NOTIFICATIONS_ROUTED
 from gateway.push.preferences import Preferences
 from gateway.push.store import load_preferences_of
-from gateway.retry import Backoff
 from gateway.streams import Entry, as_reply, envelope, queue_append_once
 
 log = logging.getLogger(__name__)
@@ -107,20 +106,15 @@ class Router:
         self._claim_idle_ms = claim_idle_ms
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = Backoff()
-        while not stop.is_set():
-            try:
-                await ensure_group(self._redis, self._keys.domain_stream, ROUTER_GROUP)
-                await self._claim_stale()
-                await linger(await self._read_new(), BATCH)
-                backoff.reset()
-            except (RedisError, OSError, asyncpg.PostgresError) as exc:
-                delay = backoff.next_delay()
-                log.warning("router: %s; retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-            except Exception:  # a bug must not stop routing; the batch stays pending
-                log.exception("router: unexpected error")
-                await asyncio.sleep(backoff.next_delay())
+        """Route until stopped. Outages and bugs are logged and retried with backoff; a
+        batch that failed stays pending and comes back."""
+        await repeat(stop, 0, self._route_next, "router", again_while_busy=True)
+
+    async def _route_next(self) -> bool:
+        await ensure_group(self._redis, self._keys.domain_stream, ROUTER_GROUP)
+        await self._claim_stale()
+        await linger(await self._read_new(), BATCH)
+        return True  # the read blocks while there is nothing new: read again at once
 
     async def _read_new(self) -> int:
         """Route what is new; how many entries that was."""
