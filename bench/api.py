@@ -1,14 +1,17 @@
-"""API cost benchmark: CPU per `POST /api/messages`, in the gateway and in the worker.
+"""API cost benchmark: CPU per `POST /api/messages`, in every process that serves it.
 
     .venv/bin/python bench/api.py [--requests 2000] [--concurrency 1 16] [--no-worker]
 
 Starts `python -m gateway serve` (and `python -m gateway worker`, which relays, routes
 and decides pushes for every message) on a throwaway database and key prefix, sends
 private messages from one sender to 50 recipients over keep-alive connections, closed
-loop at each concurrency, and prints requests/s, the API's p50/p99, and the CPU seconds
+loop at each concurrency, and prints requests/s, the API's p50/p99, and the CPU time
 each process spent per message (from /proc, so everything the process did counts: HTTP,
-JSON, validation, JWT, PostgreSQL and Redis round trips). Latency depends on the
-machine's load; CPU per message is the figure to compare between versions.
+JSON, validation, JWT, PostgreSQL and Redis round trips): the gateway, the worker, the
+PostgreSQL and Redis servers (every process of theirs on the machine, so run it on an
+otherwise idle one) and this client, which sends the requests. Latency depends on the
+machine's load; CPU per message is the figure to compare between versions, and their sum
+is what one message costs the machine.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from sse import SECRET, cpu_s, free_port, seed_users, start, stop, wait_port  # noqa: E402
+from sse import SECRET, cpu_by_name, cpu_spent, free_port, seed_users, start, stop, wait_port  # noqa: E402
 from sse_client import Poster  # noqa: E402
 
 from gateway.auth import issue_token  # noqa: E402
@@ -38,7 +41,12 @@ WARM_UP = 200
 
 
 async def measure(
-    port: int, token: str, recipients: list[int], concurrency: int, count: int, pids: dict[str, int]
+    port: int,
+    token: str,
+    recipients: list[int],
+    concurrency: int,
+    count: int,
+    pids: dict[str, list[int]],
 ) -> None:
     poster = Poster(port, token, size=concurrency)
 
@@ -54,7 +62,7 @@ async def measure(
         await send(index)
     poster.durations.clear()
     poster.statuses.clear()
-    cpu_before = {name: cpu_s(pid) for name, pid in pids.items()}
+    cpu_before = cpu_by_name(pids, own="client")
     started = time.time()
     queue = iter(range(count))
 
@@ -66,10 +74,9 @@ async def measure(
     elapsed = time.time() - started
     await asyncio.sleep(1)  # let the worker finish routing what was sent
     durations = sorted(poster.durations)
-    cpu = "; ".join(
-        f"{name} {(cpu_s(pid) - cpu_before[name]) / count * 1000:.2f} ms CPU/message"
-        for name, pid in pids.items()
-    )
+    spent = cpu_spent(cpu_before, cpu_by_name(pids, own="client"), count / 1000)
+    cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items())
+    cpu = f"ms CPU/message: {cpu}; sum {sum(spent.values()):.2f}"
     print(
         f"concurrency {concurrency:>3}: {count / elapsed:,.0f} requests/s, API p50 "
         f"{durations[len(durations) // 2]:.1f} ms p99 {durations[int(0.99 * len(durations))]:.1f}"
@@ -101,7 +108,7 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> None:
         )
         wait_port(port, procs["gateway"])
         token = issue_token(SECRET, sender, "supervisor", 3600)
-        pids = {name: proc.pid for name, proc in procs.items()}
+        pids = {name: [proc.pid] for name, proc in procs.items()}
         for concurrency in args.concurrency:
             await measure(port, token, recipients, concurrency, args.requests, pids)
     finally:

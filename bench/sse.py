@@ -86,6 +86,40 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+SERVERS = {"postgres": "PostgreSQL", "redis-server": "Redis"}
+
+
+def server_pids() -> dict[int, str]:
+    """The processes of the PostgreSQL and Redis servers running on this machine."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            comm = (entry / "comm").read_text().strip() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if comm in SERVERS:
+            found[int(entry.name)] = SERVERS[comm]
+    return found
+
+
+def cpu_by_name(pids: dict[str, list[int]], own: str) -> dict[str, float]:
+    """CPU seconds so far of each named group of processes, of each server (its processes
+    summed), and of this one (named `own`)."""
+    cpu = {name: sum(cpu_s(pid) for pid in group) for name, group in pids.items()}
+    for pid, name in server_pids().items():
+        try:
+            cpu[name] = cpu.get(name, 0.0) + cpu_s(pid)
+        except OSError:  # a backend that ended meanwhile
+            continue
+    cpu[own] = time.process_time()
+    return cpu
+
+
+def cpu_spent(before: dict[str, float], after: dict[str, float], per: float) -> dict[str, float]:
+    """CPU seconds between two `cpu_by_name` readings, divided by `per`."""
+    return {name: (spent - before.get(name, 0.0)) / per for name, spent in after.items()}
+
+
 def percentile_hist(hist: dict[float, int], q: float) -> float:
     total = sum(hist.values())
     if not total:
@@ -401,8 +435,10 @@ class Bench:
         token = issue_token(SECRET, self.sender, "supervisor", 3600)
         poster = Poster(self.ports["gateway"], token, size=256)
         total, tasks, expected = rate * seconds, [], 0
-        cpu_before, gw_cpu_before = cpu_s(pid), cpu_s(self.pids["gateway"])
-        worker_cpu_before = cpu_s(self.pids["worker"])
+        procs = {name: [self.pids[name]] for name in ("gateway", "worker")}
+        procs.update({"floor": [pid]} if target == "floor" else {})
+        procs["clients"] = [proc.pid for proc in self.clients.procs]
+        cpu_before = cpu_by_name(procs, own="coordinator")
         self.profiler.start(pid, f"{target}-latency")
         start = time.time() + 0.2
         sent = 0
@@ -442,17 +478,15 @@ class Bench:
             "api_p99": api[min(len(api) - 1, int(0.99 * len(api)))] if api else float("nan"),
             "statuses": poster.statuses,
             "send_s": send_end - start,
-            "server_cpu": (cpu_s(pid) - cpu_before) / (time.time() - start),
-            "gateway_cpu": (cpu_s(self.pids["gateway"]) - gw_cpu_before) / (time.time() - start),
-            "worker_cpu": (cpu_s(self.pids["worker"]) - worker_cpu_before) / (time.time() - start),
         }
+        cpu_after = cpu_by_name(procs, own="coordinator")
+        cpu = cpu_spent(cpu_before, cpu_after, time.time() - start)
         print(
             f"  [{target}] latency at {rate}/s x {seconds} s: {merged['count']:,}/{expected:,} "
             f"frames, p50 {result['p50']:.1f} ms, p99 {result['p99']:.1f} ms, max "
             f"{result['max']:.0f} ms; API p50 {result['api_p50']:.1f} ms p99 "
-            f"{result['api_p99']:.1f} ms, statuses {poster.statuses}; CPU gateway "
-            f"{result['gateway_cpu']:.0%} worker {result['worker_cpu']:.0%}"
-            + (f" floor {result['server_cpu']:.0%}" if target == "floor" else ""),
+            f"{result['api_p99']:.1f} ms, statuses {poster.statuses}; CPU "
+            + ", ".join(f"{name} {share:.0%}" for name, share in cpu.items()),
             flush=True,
         )
         return result
