@@ -128,29 +128,29 @@ class Presence:
         return {user_id: int(count) > 0 for user_id, count in zip(user_ids, counts, strict=True)}
 
     async def snapshot(self, user_ids: list[int]) -> list[dict[str, Any]]:
+        """Everyone's presence in one round trip: who is announced online and everyone's
+        last-seen time in one command each, then a connection count per person."""
+        if not user_ids:
+            return []
         now = now_ms()
         async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zrange(self.keys.presence_online, 0, -1)
+            pipe.mget([self.keys.presence_last_seen(user_id) for user_id in user_ids])
             for user_id in user_ids:
                 pipe.zcount(self.keys.presence_connections(user_id), now, "+inf")
-                pipe.zscore(self.keys.presence_online, str(user_id))
-                pipe.get(self.keys.presence_last_seen(user_id))
-            replies = await pipe.execute()
-        result = []
-        for index, user_id in enumerate(user_ids):
-            count, announced, last_seen = replies[3 * index : 3 * index + 3]
-            # Online exactly as the presence events tell it, so a page that loads this
-            # and then follows the events never disagrees with them.
-            online = announced is not None
-            seen = now if online else (float(last_seen) if last_seen else None)
-            result.append(
-                {
-                    "user_id": user_id,
-                    "online": online,
-                    "last_seen": _iso(seen),
-                    "connections": int(count),
-                }
-            )
-        return result
+            announced, last_seen, *counts = await pipe.execute()
+        # Online exactly as the presence events tell it, so a page that loads this and
+        # then follows the events never disagrees with them.
+        online = {int(member) for member in announced}
+        return [
+            {
+                "user_id": user_id,
+                "online": user_id in online,
+                "last_seen": _iso(now if user_id in online else (float(seen) if seen else None)),
+                "connections": int(count),
+            }
+            for user_id, seen, count in zip(user_ids, last_seen, counts, strict=True)
+        ]
 
     async def sweep(self) -> tuple[list[int], list[int]]:
         """Announce who came online and who went offline among the users now due."""

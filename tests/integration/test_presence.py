@@ -110,3 +110,18 @@ async def test_a_quiet_sweep_leaves_connected_users_alone(presence: Presence) ->
     assert len(due) == 50
     now_ms = (await presence.redis.time())[0] * 1000
     assert all(score > now_ms for _, score in due)
+
+
+async def test_a_snapshot_tells_each_person_apart(presence: Presence) -> None:
+    await record_connection(presence, 7, "a")
+    await record_connection(presence, 8, "b")
+    await presence.sweep()
+    await record_disconnect(presence, 8, "b")
+    await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
+    await presence.sweep()
+    online, gone, never = await presence.snapshot([7, 8, 9])
+    assert (online["user_id"], online["online"], online["connections"]) == (7, True, 1)
+    assert (gone["user_id"], gone["online"], gone["connections"]) == (8, False, 0)
+    assert gone["last_seen"] is not None
+    assert (never["user_id"], never["online"], never["last_seen"]) == (9, False, None)
+    assert await presence.snapshot([]) == []
