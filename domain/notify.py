@@ -48,19 +48,6 @@ BODY_MAX = 200
 
 # Users holding any of these roles (None: everyone).
 Directory = Callable[[frozenset[Role] | None], list[int]]
-# The only event types whose recipients depend on roles (or on everyone): for the rest,
-# the router need not read the user directory at all.
-USES_DIRECTORY = frozenset(
-    {
-        "ticket_overdue",
-        "machine_breakdown",
-        "new_message",
-        "maintenance_due",
-        "user_registered",
-        "settings_changed",
-        "broadcast",
-    }
-)
 MANAGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 ADMINS = frozenset({Role.ADMIN})
 

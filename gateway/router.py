@@ -26,7 +26,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from domain.model import Role
-from domain.notify import BOARD_EVENTS, USES_DIRECTORY, Directory, Notice, notices_for
+from domain.notify import BOARD_EVENTS, Directory, Notice, notices_for
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.lifecycle import linger, repeat
 from gateway.metrics import NOTIFICATIONS_ROUTED
@@ -200,10 +200,17 @@ class Router:
 
 
 async def _notices(conn: asyncpg.Connection, events: list[Event]) -> list[tuple[Event, Notice]]:
-    """Every notice of the batch, in event order (`counts_changed` has none); the user
-    directory is read once, and only if some event's recipients depend on it."""
-    needs_directory = any(event["type"] in USES_DIRECTORY for event in events)
-    directory = await _directory(conn) if needs_directory else _no_directory
+    """Every notice of the batch, in event order (`counts_changed` has none). The user
+    directory is read once, and only when some recipients depend on roles or on everyone
+    (a breakdown, a public message; not a private one): building notices is pure, so a
+    batch that turns out to need it is simply built again with it."""
+    try:
+        return _batch_notices(events, _no_directory)
+    except _DirectoryNeeded:
+        return _batch_notices(events, await _directory(conn))
+
+
+def _batch_notices(events: list[Event], directory: Directory) -> list[tuple[Event, Notice]]:
     return [
         (event, notice)
         for event in events
@@ -312,5 +319,9 @@ async def _directory(conn: asyncpg.Connection) -> Directory:
     return lookup
 
 
+class _DirectoryNeeded(Exception):
+    """Raised by `_no_directory`: the batch's recipients depend on the user directory."""
+
+
 def _no_directory(roles: frozenset[Role] | None) -> list[int]:
-    raise LookupError("this event type does not consult the user directory")
+    raise _DirectoryNeeded

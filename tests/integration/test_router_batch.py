@@ -29,11 +29,12 @@ def router(db: asyncpg.Pool, redis: Redis, keys: Keys) -> Router:
     return Router(db, redis, keys, consumer="test")
 
 
-async def _new_user(db: asyncpg.Pool) -> int:
+async def _new_user(db: asyncpg.Pool, role: str = "operator") -> int:
     user_id: int = await db.fetchval(
-        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, 'Batch', 'operator',"
+        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, 'Batch', $2,"
         " 'x') RETURNING id",
         f"batch-{uuid.uuid4().hex}@example.com",
+        role,
     )
     return user_id
 
@@ -127,6 +128,41 @@ async def test_a_batch_reaches_every_recipient_in_order_exactly_once(
     assert [e["type"] for e in await _stream(redis, keys.board_stream)] == ["ticket_updated"]
     assert len(await redis.xrange(keys.live_stream)) == 4 + 3 + 1  # every user entry, once
     assert await _pending(redis, keys) == 0
+
+
+async def test_a_batch_needing_the_user_directory_routes_all_of_it(
+    db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
+) -> None:
+    """A private message needs no directory, a breakdown does (every technician): in one
+    batch, both reach their people, each once."""
+    ann, tech = await _new_user(db), await _new_user(db, "technician")
+    base = uuid.uuid4().int % 10**9 * 1000
+    message = {"message_id": 1, "sender_id": tech, "sender_name": "Batch", "recipient_id": ann,
+               "message_type": "private", "excerpt": "hello"}  # fmt: skip
+    ticket = {"id": 1, "ticket_id": "T-1", "title": "Pump", "assigned_to": None}
+    breakdown = {"machine_name": "Press 4", "ticket": ticket}
+    events = [
+        _event(base + 1, "new_message", message),
+        _event(base + 2, "machine_breakdown", breakdown),
+    ]
+    await router.handle_batch(await _read_batch(redis, keys, events))
+
+    assert _summary(await _stream(redis, keys.user_stream(ann)))[:1] == [
+        ("new_message", "Message from Batch")
+    ]
+    assert ("machine_breakdown", "Breakdown: Press 4") in _summary(
+        await _stream(redis, keys.user_stream(tech))
+    )
+    rows = await db.fetch(
+        "SELECT user_id, type FROM notifications WHERE event_id = ANY($1::bigint[])"
+        " AND user_id = ANY($2::bigint[]) ORDER BY id",
+        [base + 1, base + 2],
+        [ann, tech],
+    )
+    assert [(row["user_id"], row["type"]) for row in rows] == [
+        (ann, "new_message"),
+        (tech, "machine_breakdown"),
+    ]
 
 
 async def test_a_failing_batch_stays_pending_and_stores_nothing(
