@@ -35,8 +35,8 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
     return pool
 
 
-async def connect(dsn: str) -> asyncpg.Connection:
+async def connect(dsn: str, server_settings: dict[str, str] | None = None) -> asyncpg.Connection:
     """A single connection (LISTEN, advisory locks) with the same codecs as the pool."""
-    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    conn: asyncpg.Connection = await asyncpg.connect(dsn, server_settings=server_settings)
     await _init_connection(conn)
     return conn

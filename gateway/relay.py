@@ -54,7 +54,10 @@ class OutboxRelay:
                 await sleep_unless_stopped(stop, backoff.next_delay())
 
     async def _run_connected(self, stop: asyncio.Event) -> None:
-        conn = await connect(self._dsn)
+        # This connection only marks rows published. A mark lost in a crash costs nothing
+        # (the row is appended again, and `append_once` drops it), so its commits need not
+        # wait for the disk: one flush less per batch.
+        conn = await connect(self._dsn, server_settings={"synchronous_commit": "off"})
         try:
             await conn.add_listener(OUTBOX_CHANNEL, lambda *_: self._wake.set())
             while not stop.is_set():
