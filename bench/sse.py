@@ -737,6 +737,20 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(5)
 
 
+async def wait_until_all_offline(redis: Redis, keys: Keys, limit_s: float = 90) -> None:
+    """Wait until the sweeper has announced every user of the gateway's run offline. Those
+    announcements are board entries, and the floor, which does not coalesce presence,
+    would otherwise pay for the storm (one frame per departure per connection) in its own
+    figures."""
+    started = time.time()
+    for _ in range(int(limit_s / 0.5)):
+        if not await redis.zcard(keys.presence_online):
+            break
+        await asyncio.sleep(0.5)
+    left = await redis.zcard(keys.presence_online)
+    print(f"presence settled after {time.time() - started:.1f} s ({left} still online)", flush=True)
+
+
 async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, dict[str, Any]]:
     database = (
         services["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
@@ -801,6 +815,8 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, d
             finally:
                 if floor is not None:
                     stop(floor)
+            if target == "gateway" and len(targets) > 1:
+                await wait_until_all_offline(redis, Keys(prefix))
         await redis.aclose()
     finally:
         if bench is not None:

@@ -20,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 from redis.asyncio import BlockingConnectionPool, Redis
 
@@ -199,6 +200,8 @@ def main() -> None:
     app.on_startup.append(floor.start)
     app.on_cleanup.append(floor.stop)
     print(f"floor listening on http://127.0.0.1:{args.port}", flush=True)
+    # The same event loop as the gateway's processes: the floor measures the server, not the loop.
+    uvloop.install()
     web.run_app(
         app,
         host="127.0.0.1",
