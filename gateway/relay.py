@@ -5,13 +5,15 @@ if its process dies), so events are appended in the order they became visible; t
 others stand by. The `published_at` flag is the cursor, not the id: ids are taken
 before commit and may become visible out of order. Appending is idempotent
 (`append_once`), so a crash between appending and marking repeats nothing. While Redis
-is down the rows wait; the relay catches up when it returns.
+is down the rows wait; the relay catches up when it returns. A commit's NOTIFY is only a
+wake-up hint, sent at a low rate (`uow.WakeHints`); polling is the truth.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import asyncpg
@@ -20,16 +22,20 @@ from redis.exceptions import RedisError
 
 from gateway.db import connect
 from gateway.keys import Keys
-from gateway.lifecycle import linger, sleep_unless_stopped
+from gateway.lifecycle import LINGER_S, sleep_unless_stopped
 from gateway.metrics import EVENTS_RELAYED
 from gateway.retry import Backoff
 from gateway.streams import append_once, envelope
-from gateway.uow import OUTBOX_CHANNEL
+from gateway.uow import HINT_EVERY_S, OUTBOX_CHANNEL
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK = 0x0F100DBE11  # pg_advisory_lock key of the relay leader
 BATCH = 500
+# Once woken, read until nothing new has come for this long: writers send one wake-up
+# hint per HINT_EVERY_S, and what they commit in between must not wait for the poll.
+# The margin covers a commit that lands a little after its writer decided not to hint.
+QUIET_S = 4 * HINT_EVERY_S
 
 
 class OutboxRelay:
@@ -72,16 +78,29 @@ class OutboxRelay:
         log.info("relay: leading")
         backoff = Backoff()
         while not stop.is_set():
+            woken = self._wake.is_set()
             self._wake.clear()
             try:
-                while (published := await self.publish_batch(conn)) > 0:
-                    await linger(published, BATCH)
+                await self._publish_until_quiet(conn, woken)
                 backoff.reset()
                 delay = self._poll_s
             except RedisError as exc:
                 delay = backoff.next_delay()
                 log.warning("relay: Redis unavailable (%s); retrying in %.1fs", exc, delay)
             await _wait_any(stop, self._wake, delay)
+
+    async def _publish_until_quiet(self, conn: asyncpg.Connection, woken: bool) -> None:
+        """Publish what is waiting, then, after a hint or while work keeps coming, read
+        every few milliseconds until QUIET_S has passed without anything new."""
+        last_news = time.monotonic() if woken else -QUIET_S
+        while True:
+            published = await self.publish_batch(conn)
+            if published:
+                last_news = time.monotonic()
+            elif time.monotonic() - last_news >= QUIET_S:
+                return
+            if published < BATCH:
+                await asyncio.sleep(LINGER_S)
 
     async def publish_batch(self, conn: asyncpg.Connection) -> int:
         rows = await conn.fetch(

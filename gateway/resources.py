@@ -17,6 +17,7 @@ from gateway.db import create_pool
 from gateway.hub import Hub
 from gateway.keys import Keys
 from gateway.roles import Roles
+from gateway.uow import UnitOfWork, WakeHints
 
 log = logging.getLogger(__name__)
 EXTENSION = "floorbell"
@@ -30,6 +31,7 @@ class Resources:
     pool: asyncpg.Pool = field(init=False)
     redis: Redis = field(init=False)
     roles: Roles = field(init=False)
+    hints: WakeHints = field(default_factory=WakeHints)
     services: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -51,6 +53,11 @@ class Resources:
         hub = Hub(self.settings, self.keys, self.redis)
         await hub.start()
         self.services["hub"] = hub
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A transaction whose events reach the outbox; the requests of this process share
+        the relay's wake-up hints."""
+        return UnitOfWork(self.pool, self.hints)
 
     async def end_streams(self) -> None:
         """Close every SSE stream so clients reconnect to another instance."""

@@ -12,7 +12,6 @@ from gateway.api.messages import Id, Text
 from gateway.auth import authenticated, current_actor
 from gateway.resources import resources
 from gateway.services import messages
-from gateway.uow import UnitOfWork
 
 blueprint = Blueprint("broadcast", __name__, url_prefix="/api/sse")
 
@@ -27,7 +26,7 @@ class BroadcastIn(BaseModel):
 @authenticated
 @validate_request(BroadcastIn)
 async def broadcast(data: BroadcastIn) -> tuple[dict[str, Any], int]:
-    async with UnitOfWork(resources().pool) as uow:
+    async with resources().unit_of_work() as uow:
         await messages.broadcast(uow, current_actor(), data.title, data.body, data.to)
         await uow.commit()
     return {"queued": True}, 202

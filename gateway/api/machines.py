@@ -16,7 +16,6 @@ from gateway.auth import authenticated, current_actor
 from gateway.resources import resources
 from gateway.services import machines
 from gateway.services.ticket_store import ticket_json
-from gateway.uow import UnitOfWork
 
 blueprint = Blueprint("machines", __name__, url_prefix="/api/machines")
 
@@ -44,10 +43,6 @@ class InterventionIn(BaseModel):
     _utc = field_validator("scheduled_for")(as_utc)
 
 
-def _uow() -> UnitOfWork:
-    return UnitOfWork(resources().pool)
-
-
 @blueprint.get("")
 @authenticated
 async def list_machines() -> list[dict[str, Any]]:
@@ -59,7 +54,7 @@ async def list_machines() -> list[dict[str, Any]]:
 @authenticated
 @validate_request(MachineIn)
 async def create_machine(data: MachineIn) -> tuple[dict[str, Any], int]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         machine = await machines.create(uow, current_actor(), data.model_dump())
         await uow.commit()
     return machine, 201
@@ -76,7 +71,7 @@ async def get_machine(machine_id: int) -> dict[str, Any]:
 @authenticated
 @validate_request(BreakdownIn)
 async def report_breakdown(machine_id: int, data: BreakdownIn) -> tuple[dict[str, Any], int]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         ticket = await machines.report_breakdown(
             uow, current_actor(), machine_id, data.description, data.priority
         )
@@ -88,7 +83,7 @@ async def report_breakdown(machine_id: int, data: BreakdownIn) -> tuple[dict[str
 @authenticated
 @validate_request(InterventionIn)
 async def plan_intervention(machine_id: int, data: InterventionIn) -> tuple[dict[str, Any], int]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         intervention = await machines.plan_intervention(
             uow, current_actor(), machine_id, data.model_dump()
         )

@@ -76,10 +76,6 @@ class AudioIn(BaseModel):
     )
 
 
-def _uow() -> UnitOfWork:
-    return UnitOfWork(resources().pool)
-
-
 def _audio_mime(mimetype: str, filename: str | None) -> str:
     """Audio types only; an untyped upload (`application/octet-stream`) is named from
     its file extension when that is an audio one, so browsers know what they play."""
@@ -117,7 +113,7 @@ async def _send(
 ) -> tuple[Any, int]:
     """Run a send under the caller's Idempotency-Key: a replay returns the first result."""
     actor, key = current_actor(), idempotency_key()
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         if (earlier := await replay(uow, actor.id, route, key)) is not None:
             return earlier
         body = await send(uow)
@@ -194,7 +190,7 @@ async def private_thread(contact_id: int) -> list[dict[str, Any]]:
 @blueprint.post(f"/private/<{ID_ROUTE}:contact_id>/read")
 @authenticated
 async def mark_read(contact_id: int) -> dict[str, int]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         updated = await messages.mark_read(uow, current_actor(), contact_id)
         await uow.commit()
     return {"updated": updated}

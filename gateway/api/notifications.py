@@ -12,7 +12,6 @@ from domain.events import CountsChanged
 from gateway.auth import authenticated, current_actor
 from gateway.errors import ApiError
 from gateway.resources import resources
-from gateway.uow import UnitOfWork
 
 blueprint = Blueprint("notifications", __name__, url_prefix="/api/notifications")
 COLUMNS = "id, type, title, body, url, data, critical, created_at, seen_at, read_at, clicked_at"
@@ -71,7 +70,7 @@ async def _mark(column: str, ids: list[int] | None) -> int:
     """Stamp `column` on the caller's notifications (all unread ones when ids is None);
     reading changes the badges, so every device of the caller is told."""
     actor = current_actor()
-    async with UnitOfWork(resources().pool) as uow:
+    async with resources().unit_of_work() as uow:
         result = await uow.conn.execute(
             f"UPDATE notifications SET {column} = now() WHERE user_id = $1"
             f" AND {column} IS NULL AND ($2::bigint[] IS NULL OR id = ANY($2))",

@@ -11,7 +11,6 @@ from quart_schema import validate_request
 from gateway.auth import authenticated, current_actor
 from gateway.resources import resources
 from gateway.services import users
-from gateway.uow import UnitOfWork
 
 blueprint = Blueprint("settings", __name__, url_prefix="/api/settings")
 
@@ -35,7 +34,7 @@ async def read_settings() -> dict[str, Any]:
 @authenticated
 @validate_request(SettingsIn)
 async def write_settings(data: SettingsIn) -> dict[str, Any]:
-    async with UnitOfWork(resources().pool) as uow:
+    async with resources().unit_of_work() as uow:
         values = await users.write_settings(uow, current_actor(), data.root)
         await uow.commit()
     return values

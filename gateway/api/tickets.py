@@ -16,7 +16,6 @@ from gateway.idempotency import idempotency_key, remember, replay
 from gateway.resources import resources
 from gateway.services import ticket_store, tickets
 from gateway.services.ticket_store import ticket_json
-from gateway.uow import UnitOfWork
 
 blueprint = Blueprint("tickets", __name__, url_prefix="/api/tickets")
 
@@ -61,10 +60,6 @@ class CommentIn(BaseModel):
     body: str = Field(min_length=1, max_length=5000)
 
 
-def _uow() -> UnitOfWork:
-    return UnitOfWork(resources().pool)
-
-
 def _int_arg(name: str) -> int | None:
     raw = request.args.get(name)
     if raw in (None, ""):
@@ -101,7 +96,7 @@ async def list_tickets() -> list[dict[str, Any]]:
 @validate_request(TicketIn)
 async def create_ticket(data: TicketIn) -> tuple[Any, int]:
     actor, key = current_actor(), idempotency_key()
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         if (earlier := await replay(uow, actor.id, "tickets", key)) is not None:
             return earlier
         ticket = await tickets.create(uow, actor, data.model_dump())
@@ -126,7 +121,7 @@ async def update_ticket(ticket_id: int, data: TicketChange) -> dict[str, Any]:
     for name in ("title", "status", "priority"):
         if name in changes and changes[name] is None:
             raise ApiError(422, "validation_error", f"{name} cannot be null.")
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         ticket = await tickets.update(uow, current_actor(), ticket_id, changes)
         await uow.commit()
     return ticket_json(ticket)
@@ -136,7 +131,7 @@ async def update_ticket(ticket_id: int, data: TicketChange) -> dict[str, Any]:
 @authenticated
 @validate_request(Assignment)
 async def assign_ticket(ticket_id: int, data: Assignment) -> dict[str, Any]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         ticket = await tickets.assign(uow, current_actor(), ticket_id, data.assigned_to)
         await uow.commit()
     return ticket_json(ticket)
@@ -145,7 +140,7 @@ async def assign_ticket(ticket_id: int, data: Assignment) -> dict[str, Any]:
 @blueprint.post("/<int:ticket_id>/acknowledge")
 @authenticated
 async def acknowledge_ticket(ticket_id: int) -> dict[str, Any]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         ticket = await tickets.acknowledge(uow, current_actor(), ticket_id)
         await uow.commit()
     return ticket_json(ticket)
@@ -155,7 +150,7 @@ async def acknowledge_ticket(ticket_id: int) -> dict[str, Any]:
 @authenticated
 @validate_request(CommentIn)
 async def add_comment(ticket_id: int, data: CommentIn) -> tuple[dict[str, Any], int]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         comment = await tickets.add_comment(uow, current_actor(), ticket_id, data.body)
         await uow.commit()
     return comment, 201
@@ -164,7 +159,7 @@ async def add_comment(ticket_id: int, data: CommentIn) -> tuple[dict[str, Any], 
 @blueprint.get("/<int:ticket_id>/comments")
 @authenticated
 async def list_comments(ticket_id: int) -> list[dict[str, Any]]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         return await tickets.list_comments(uow, ticket_id)
 
 
@@ -181,7 +176,7 @@ async def unfollow(ticket_id: int) -> dict[str, Any]:
 
 
 async def _set_follow(ticket_id: int, on: bool) -> dict[str, Any]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         ticket = await tickets.follow(uow, current_actor(), ticket_id, on)
         await uow.commit()
     return ticket_json(ticket)

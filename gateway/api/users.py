@@ -15,7 +15,6 @@ from gateway.api.messages import ID_ROUTE, Text
 from gateway.auth import authenticated, current_actor
 from gateway.resources import resources
 from gateway.services import users
-from gateway.uow import UnitOfWork
 
 blueprint = Blueprint("users", __name__, url_prefix="/api")
 
@@ -35,10 +34,6 @@ class RoleIn(BaseModel):
     role: Role
 
 
-def _uow() -> UnitOfWork:
-    return UnitOfWork(resources().pool)
-
-
 @blueprint.get("/users")
 @authenticated
 async def list_users() -> list[dict[str, Any]]:
@@ -50,7 +45,7 @@ async def list_users() -> list[dict[str, Any]]:
 @authenticated
 @validate_request(UserIn)
 async def register_user(data: UserIn) -> tuple[dict[str, Any], int]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         user = await users.register(uow, current_actor(), data.model_dump())
         await uow.commit()
     return user, 201
@@ -60,7 +55,7 @@ async def register_user(data: UserIn) -> tuple[dict[str, Any], int]:
 @authenticated
 @validate_request(RoleIn)
 async def change_role(user_id: int, data: RoleIn) -> dict[str, Any]:
-    async with _uow() as uow:
+    async with resources().unit_of_work() as uow:
         user = await users.change_role(uow, current_actor(), user_id, data.role)
         await uow.commit()
     return user
