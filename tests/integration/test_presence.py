@@ -25,6 +25,10 @@ def presence(redis: Redis, settings: Settings) -> Presence:
     )
 
 
+async def past_the_debounce(presence: Presence) -> None:
+    await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
+
+
 async def announced(presence: Presence) -> list[tuple[int, bool]]:
     entries = await presence.redis.xrange(presence.keys.board_stream)
     bodies = [json.loads(fields[b"e"]) for _, fields in entries]
@@ -47,7 +51,7 @@ async def test_offline_waits_for_the_debounce(presence: Presence) -> None:
     await presence.sweep()
     await record_disconnect(presence, 7, "a")
     assert await presence.sweep() == ([], [])  # within the debounce: not yet
-    await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
+    await past_the_debounce(presence)
     assert await presence.sweep() == ([], [7])
     assert await announced(presence) == [(7, True), (7, False)]
     [row] = await presence.snapshot([7])
@@ -60,7 +64,7 @@ async def test_a_reconnect_within_the_debounce_is_no_flap(presence: Presence) ->
     await record_disconnect(presence, 7, "a")
     await presence.sweep()
     await record_connection(presence, 7, "b")
-    await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
+    await past_the_debounce(presence)
     assert await presence.sweep() == ([], [])
     assert await announced(presence) == [(7, True)]
 
@@ -70,7 +74,7 @@ async def test_one_device_leaving_keeps_the_user_online(presence: Presence) -> N
     await record_connection(presence, 7, "desk")
     await presence.sweep()
     await record_disconnect(presence, 7, "phone")
-    await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
+    await past_the_debounce(presence)
     assert await presence.sweep() == ([], [])
     assert await presence.online_of([7]) == {7: True}
 
@@ -113,11 +117,12 @@ async def test_a_quiet_sweep_leaves_connected_users_alone(presence: Presence) ->
 
 
 async def test_a_snapshot_tells_each_person_apart(presence: Presence) -> None:
-    await record_connection(presence, 7, "a")
-    await record_connection(presence, 8, "b")
+    """Online, gone and never seen, in one snapshot, each in its place."""
+    for user_id, conn_id in ((7, "a"), (8, "b")):
+        await record_connection(presence, user_id, conn_id)
     await presence.sweep()
     await record_disconnect(presence, 8, "b")
-    await asyncio.sleep(presence.debounce_ms / 1000 + 0.1)
+    await past_the_debounce(presence)
     await presence.sweep()
     online, gone, never = await presence.snapshot([7, 8, 9])
     assert (online["user_id"], online["online"], online["connections"]) == (7, True, 1)
