@@ -43,7 +43,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
             lambda: trim_streams(redis, keys, settings.stream_retention_hours),
             "stream retention",
         ),
-        lambda s: repeat(s, RETENTION_EVERY_S, lambda: trim_tables(pool, settings), "retention"),
+        lambda s: repeat(
+            s, RETENTION_EVERY_S, lambda: trim_tables(pool, settings), "table retention"
+        ),
         # Announces who came online and who went offline (last connection closed, or
         # their instance died).
         lambda s: repeat(s, presence.sweep_period_s, presence.sweep, "presence sweep"),

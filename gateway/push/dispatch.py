@@ -58,10 +58,10 @@ class Dispatcher:
         devices: dict[int, list[Subscription]] = defaultdict(list)
         for device in await subscriptions.for_users(self._pool, sorted({j.user_id for j in jobs})):
             devices[device.user_id].append(device)
-        if not devices:  # nobody here has a device: nothing to check, nothing to send
-            return [Tally() for _ in jobs]
-        done = await self._settled(jobs)
         tallies = [Tally() for _ in jobs]
+        if not devices:  # nobody here has a device: nothing to check, nothing to send
+            return tallies
+        done = await self._settled(jobs)
         sends = [
             self._send(job, device, tally)
             for job, tally in zip(jobs, tallies, strict=True)
