@@ -32,9 +32,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from sse import SECRET, cpu_by_name, cpu_spent, free_port, seed_users, start, stop, wait_port  # noqa: E402
 from sse_client import Poster  # noqa: E402
 
-from gateway.auth import issue_token  # noqa: E402
-from gateway.migrate import migrate  # noqa: E402
-from gateway.provision import drop_database, ensure_database, provision  # noqa: E402
+from gateway.ops.migrate import migrate  # noqa: E402
+from gateway.ops.provision import drop_database, ensure_database, provision  # noqa: E402
+from gateway.services.credentials import issue_token  # noqa: E402
 
 RECIPIENTS = 50
 WARM_UP = 200

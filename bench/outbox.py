@@ -21,10 +21,10 @@ from redis.asyncio import Redis
 from domain.events import SettingsChanged
 from gateway.db import create_pool
 from gateway.keys import Keys
-from gateway.migrate import migrate
-from gateway.provision import drop_database, ensure_database, provision
-from gateway.relay import OutboxRelay
-from gateway.uow import UnitOfWork
+from gateway.ops.migrate import migrate
+from gateway.ops.provision import drop_database, ensure_database, provision
+from gateway.pipeline.relay import OutboxRelay
+from gateway.services.outbox import UnitOfWork
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -37,11 +37,11 @@ from domain.events import BroadcastSent  # noqa: E402
 from gateway.config import Settings  # noqa: E402
 from gateway.db import create_pool  # noqa: E402
 from gateway.keys import Keys  # noqa: E402
-from gateway.migrate import migrate  # noqa: E402
-from gateway.provision import drop_database, ensure_database, provision  # noqa: E402
-from gateway.uow import UnitOfWork  # noqa: E402
-from gateway.vapid import generate_keys  # noqa: E402
-from gateway.worker import run_worker  # noqa: E402
+from gateway.ops.migrate import migrate  # noqa: E402
+from gateway.ops.provision import drop_database, ensure_database, provision  # noqa: E402
+from gateway.processes.worker import run_worker  # noqa: E402
+from gateway.push.vapid import generate_keys  # noqa: E402
+from gateway.services.outbox import UnitOfWork  # noqa: E402
 from tests.push_fixtures import Device, PushEmulator, free_port  # noqa: E402
 
 

@@ -4,7 +4,7 @@
         [--scenario all|idle|latency|fanout|resume] [--target gateway|floor|both]
         [--client-procs 2] [--resume-clients N] [--profile DIR]
 
-Provisions PostgreSQL and Redis (`gateway.provision`), creates a throwaway database and
+Provisions PostgreSQL and Redis (`gateway.ops.provision`), creates a throwaway database and
 key prefix, seeds one sender and `--users` technicians in one SQL batch, and starts
 `python -m gateway worker` and `python -m gateway serve` as subprocesses (plus
 `bench/sse_floor.py` for the floor). The connections are held by `--client-procs`
@@ -55,10 +55,10 @@ import asyncpg  # noqa: E402
 from redis.asyncio import Redis  # noqa: E402
 from sse_client import Poster  # noqa: E402
 
-from gateway.auth import hash_password, issue_token  # noqa: E402
 from gateway.keys import Keys  # noqa: E402
-from gateway.migrate import migrate  # noqa: E402
-from gateway.provision import drop_database, ensure_database, provision  # noqa: E402
+from gateway.ops.migrate import migrate  # noqa: E402
+from gateway.ops.provision import drop_database, ensure_database, provision  # noqa: E402
+from gateway.services.credentials import hash_password, issue_token  # noqa: E402
 
 SECRET = "bench-secret-" + "x" * 40
 FANOUT_STEPS = (2_500, 5_000, 10_000, 20_000, 40_000, 80_000)  # delivered frames/s

@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gateway.auth import issue_token  # noqa: E402
+from gateway.services.credentials import issue_token  # noqa: E402
 
 RESET_REASON = re.compile(rb'"reason":"([a-z_]+)"')
 MARK = re.compile(rb"BM(\d+)-(\d+)_(\d+\.\d+)_")

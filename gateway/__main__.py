@@ -1,5 +1,5 @@
 """`python -m gateway` is the `floorbell` command."""
 
-from gateway.cli import main
+from gateway.processes.cli import main
 
 main()

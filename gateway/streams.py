@@ -1,29 +1,30 @@
 """Redis Streams plumbing shared by the relay, the router and the gateway: the
-idempotent append, the stored envelope, and stream-id arithmetic."""
+idempotent append and reading positions. What an entry holds is `gateway.wire`'s."""
 
 from __future__ import annotations
 
-import json
-import re
-import time
-from typing import Any, cast
+from typing import cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+
+from gateway import wire
+from gateway.wire import START, now_ms
 
 # Append each entry only if its dedup member was never recorded: a relay or router that
 # crashes after appending but before acknowledging repeats the call, never the entry.
 # With a third key, each entry is mirrored there (same script, so atomically) tagged with
 # ARGV[3] and its id in the first stream.
-# KEYS: stream, dedup zset[, mirror]. ARGV: now_ms, keep_ms, tag, then
-# (member, type, envelope) triples.
+# KEYS: stream, dedup zset[, mirror]. ARGV: now_ms, keep_ms, tag, the four field names
+# (type, envelope, user, user entry), then (member, type, envelope) triples.
 _APPEND_ONCE = """
 local appended = {}
-for i = 4, #ARGV, 3 do
+local t, e, u, i_ = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+for i = 8, #ARGV, 3 do
   if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
-    local id = redis.call('XADD', KEYS[1], '*', 't', ARGV[i + 1], 'e', ARGV[i + 2])
+    local id = redis.call('XADD', KEYS[1], '*', t, ARGV[i + 1], e, ARGV[i + 2])
     if KEYS[3] then
-      redis.call('XADD', KEYS[3], '*', 'u', ARGV[3], 'i', id, 't', ARGV[i + 1], 'e', ARGV[i + 2])
+      redis.call('XADD', KEYS[3], '*', u, ARGV[3], i_, id, t, ARGV[i + 1], e, ARGV[i + 2])
     end
     table.insert(appended, id)
   end
@@ -33,38 +34,10 @@ return appended
 """
 
 DEDUP_KEEP_MS = 48 * 3600 * 1000
-START = "0-0"
 
 # redis-py types its stream replies loosely; these are their shapes with bytes replies.
 Entry = tuple[bytes, dict[bytes, bytes]]
 StreamReply = list[tuple[bytes, list[Entry]]]
-STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def envelope(
-    event_type: str,
-    data: dict[str, Any],
-    actor_id: int | None = None,
-    ts: str | None = None,
-    **extra: Any,
-) -> str:
-    """The stored form of what a client receives; the gateway adds `id` when it sends."""
-    body: dict[str, Any] = {
-        "type": event_type,
-        "ts": ts or iso_now(),
-        "actor_id": actor_id,
-        "data": data,
-    }
-    body.update({k: v for k, v in extra.items() if v is not None})
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def iso_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{now_ms() % 1000:03d}Z"
 
 
 async def append_once(
@@ -106,6 +79,7 @@ def _append_once_call(
     """The key count, then the keys and arguments `_APPEND_ONCE` expects."""
     keys: list[str | int] = [stream, dedup_key, *([mirror[0]] if mirror else [])]
     args: list[str | int] = [now_ms(), DEDUP_KEEP_MS, mirror[1] if mirror else ""]
+    args += [wire.TYPE, wire.ENVELOPE, wire.USER, wire.USER_ENTRY]
     for member, event_type, body in entries:
         args += [member, event_type, body]
     return len(keys), keys + args
@@ -113,13 +87,6 @@ def _append_once_call(
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def parse_id(value: str) -> tuple[int, int] | None:
-    if not STREAM_ID.match(value):
-        return None
-    ms, seq = value.split("-")
-    return int(ms), int(seq)
 
 
 def min_id_for_age(age_ms: int) -> str:

@@ -13,12 +13,12 @@ import asyncpg
 import pytest
 from redis.asyncio import Redis
 
-from gateway.app import create_app
+from gateway.api.app import create_app
 from gateway.config import Settings
-from gateway.migrate import migrate
-from gateway.presence import Presence
-from gateway.provision import drop_database, ensure_database, provision
-from gateway.seed import seed
+from gateway.ops.migrate import migrate
+from gateway.ops.provision import drop_database, ensure_database, provision
+from gateway.ops.seed import seed
+from gateway.realtime.presence import Presence
 from tests.push_fixtures import push_test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ async def eventually(probe: Any, timeout_s: float = 5.0, interval_s: float = 0.0
 @pytest.fixture(scope="session")
 async def worker(settings: Settings, db: asyncpg.Pool, redis: Redis) -> AsyncIterator[None]:
     """The relay and router running for the whole session, as `floorbell worker` does."""
-    from gateway.worker import run_worker
+    from gateway.processes.worker import run_worker
 
     stop = asyncio.Event()
     task = asyncio.create_task(run_worker(settings, stop))

@@ -27,9 +27,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gateway.auth import issue_token
 from gateway.push.guard import Resolve
-from gateway.vapid import b64url, generate_keys
+from gateway.push.vapid import b64url, generate_keys
+from gateway.services.credentials import issue_token
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tests" / "tools"

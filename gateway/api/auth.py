@@ -10,15 +10,10 @@ from quart import Blueprint, Response, jsonify, request
 from quart_schema import validate_request
 from redis.exceptions import RedisError
 
-from gateway.auth import (
-    SESSION_COOKIE,
-    authenticated,
-    current_actor,
-    issue_token,
-    verify_password,
-)
+from gateway.api.guard import SESSION_COOKIE, authenticated, current_actor
+from gateway.api.resources import resources
 from gateway.errors import ApiError
-from gateway.resources import resources
+from gateway.services.credentials import issue_token, verify_password
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__, url_prefix="/api/auth")

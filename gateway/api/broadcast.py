@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field
 from quart import Blueprint
 from quart_schema import validate_request
 
-from gateway.api.messages import Id, Text
-from gateway.auth import authenticated, current_actor
-from gateway.resources import resources
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.inputs import Id, Text
+from gateway.api.resources import resources
 from gateway.services import messages
 
 blueprint = Blueprint("broadcast", __name__, url_prefix="/api/sse")

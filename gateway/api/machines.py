@@ -10,10 +10,10 @@ from quart import Blueprint
 from quart_schema import validate_request
 
 from domain.model import MachineStatus, Priority
-from gateway.api.messages import ID_ROUTE, Id, Text
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.inputs import ID_ROUTE, Id, Text
+from gateway.api.resources import resources
 from gateway.api.tickets import as_utc
-from gateway.auth import authenticated, current_actor
-from gateway.resources import resources
 from gateway.services import machines
 from gateway.services.ticket_store import ticket_json
 

@@ -1,43 +1,23 @@
 """Message routes: private and public messages, audio uploads, conversations and
-read state. Also home of the request field types the other areas share."""
+read state."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field
 from quart import Blueprint, Response, request
 from quart_schema import DataSource, validate_request
 from quart_schema.pydantic import File
 
 from domain.model import MessageType
-from gateway.auth import authenticated, current_actor
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.inputs import ID_MAX, ID_ROUTE, Id, Text, idempotent, positive_arg
+from gateway.api.resources import resources
 from gateway.errors import ApiError
-from gateway.idempotency import idempotency_key, remember, replay
-from gateway.resources import resources
 from gateway.services import messages
-from gateway.uow import UnitOfWork
-
-ID_MAX = 2**63 - 1  # PostgreSQL bigint
-
-
-def storable(value: str) -> str:
-    """PostgreSQL text cannot hold NUL: refuse it as a 422, not as a failed INSERT."""
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-# Request text: surrounding whitespace dropped, valid Unicode (pydantic refuses lone
-# surrogates once constraints apply), no NUL. Give each field its bounds with Field().
-Text = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(storable)]
-# A row id in a JSON body: a true integer (not "7", 7.0 or true) that fits a bigint.
-Id = Annotated[int, Field(strict=True, gt=0, le=ID_MAX)]
-# An id in a URL: larger values are a 404 rather than an overflow.
-ID_ROUTE = f"int(max={ID_MAX})"
 
 AUDIO_MAX_BYTES = 5 * 1024 * 1024
 AUDIO_MAX_SECONDS = 600
@@ -50,8 +30,6 @@ AUDIO_EXTENSIONS = {
     ".amr": "audio/amr", ".caf": "audio/x-caf",
 }  # fmt: skip
 THREAD_LIMIT_DEFAULT, THREAD_LIMIT_MAX = 200, 500
-# ASCII only: str.isdigit() also accepts "²", which int() then refuses.
-POSITIVE_INT = re.compile(r"^[1-9][0-9]{0,17}$")
 
 blueprint = Blueprint("messages", __name__, url_prefix="/api/messages")
 
@@ -100,26 +78,9 @@ def _read_audio(data: AudioIn) -> messages.Audio:
 
 
 def _limit_arg() -> tuple[int, int | None]:
-    raw_limit, raw_before = request.args.get("limit", ""), request.args.get("before", "")
-    for name, raw in (("limit", raw_limit), ("before", raw_before)):
-        if raw and not POSITIVE_INT.match(raw):
-            raise ApiError(422, "validation_error", f"{name} must be a positive integer.")
-    limit = min(int(raw_limit), THREAD_LIMIT_MAX) if raw_limit else THREAD_LIMIT_DEFAULT
-    return limit, int(raw_before) if raw_before else None
-
-
-async def _send(
-    route: str, send: Callable[[UnitOfWork], Awaitable[dict[str, Any]]]
-) -> tuple[Any, int]:
-    """Run a send under the caller's Idempotency-Key: a replay returns the first result."""
-    actor, key = current_actor(), idempotency_key()
-    async with resources().unit_of_work() as uow:
-        if (earlier := await replay(uow, actor.id, route, key)) is not None:
-            return earlier
-        body = await send(uow)
-        await remember(uow, actor.id, route, key, body, 201)
-        await uow.commit()
-    return body, 201
+    limit = positive_arg("limit")
+    limit = min(limit, THREAD_LIMIT_MAX) if limit else THREAD_LIMIT_DEFAULT
+    return limit, positive_arg("before")
 
 
 @blueprint.post("")
@@ -127,7 +88,7 @@ async def _send(
 @validate_request(MessageIn)
 async def send_message(data: MessageIn) -> tuple[Any, int]:
     actor = current_actor()
-    return await _send(
+    return await idempotent(
         "messages",
         lambda uow: messages.send(uow, actor, data.message_type, data.recipient_id, data.content),
     )
@@ -138,7 +99,7 @@ async def send_message(data: MessageIn) -> tuple[Any, int]:
 @validate_request(AudioIn, source=DataSource.FORM_MULTIPART)
 async def send_audio(data: AudioIn) -> tuple[Any, int]:
     actor, audio = current_actor(), _read_audio(data)
-    return await _send(
+    return await idempotent(
         "messages/audio", lambda uow: messages.send_audio(uow, actor, data.recipient_id, audio)
     )
 

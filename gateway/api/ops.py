@@ -7,8 +7,8 @@ from typing import Any
 
 from quart import Blueprint, Response
 
+from gateway.api.resources import resources
 from gateway.metrics import exposition
-from gateway.resources import resources
 
 blueprint = Blueprint("ops", __name__)
 

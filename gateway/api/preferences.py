@@ -1,4 +1,4 @@
-"""Notification preferences (per-type switches, quiet hours) and the admin's statistics."""
+"""Notification preferences: per-type switches and quiet hours."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from quart import Blueprint
 from quart_schema import validate_request
 
-from domain.model import Role
-from gateway.auth import authenticated, current_actor, require_role
-from gateway.push import store
-from gateway.resources import resources
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.resources import resources
+from gateway.services import preferences
 
 blueprint = Blueprint("preferences", __name__, url_prefix="/api")
 
@@ -45,7 +44,7 @@ class PreferencesIn(BaseModel):
 @blueprint.get("/notifications/preferences")
 @authenticated
 async def get_preferences() -> dict[str, Any]:
-    return (await store.load_preferences(resources().pool, current_actor().id)).as_json()
+    return (await preferences.load_preferences(resources().pool, current_actor().id)).as_json()
 
 
 @blueprint.put("/notifications/preferences")
@@ -56,15 +55,5 @@ async def put_preferences(data: PreferencesIn) -> dict[str, Any]:
     types = {kind: choice.model_dump(exclude_none=True)
              for kind, choice in (data.types or {}).items()}  # fmt: skip
     dnd = data.dnd.model_dump(exclude_none=True) if data.dnd else None
-    async with resources().pool.acquire() as conn, conn.transaction():
-        current = await store.load_preferences(conn, user_id, for_update=True)
-        updated = current.updated(types, dnd)
-        await store.save_preferences(conn, user_id, updated)
+    updated = await preferences.update_preferences(resources().pool, user_id, types, dnd)
     return updated.as_json()
-
-
-@blueprint.get("/admin/notification-stats")
-@authenticated
-async def notification_stats() -> dict[str, dict[str, int]]:
-    require_role(Role.ADMIN)
-    return await store.notification_stats(resources().pool)

@@ -6,9 +6,9 @@ from typing import Any
 
 from quart import Blueprint
 
-from gateway.auth import authenticated
-from gateway.presence import Presence
-from gateway.resources import resources
+from gateway.api.guard import authenticated
+from gateway.api.resources import resources
+from gateway.realtime.presence import Presence
 
 blueprint = Blueprint("presence", __name__, url_prefix="/api")
 

@@ -8,18 +8,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint
 from quart_schema import validate_request
 
-from gateway.auth import authenticated, current_actor
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.resources import resources
 from gateway.errors import ApiError
 from gateway.push import subscriptions
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.guard import EndpointGuard, EndpointRefused
 from gateway.push.payload import trial_message
+from gateway.push.runner import push_configured
 from gateway.push.sender import PushSender
-from gateway.push.service import push_configured
-from gateway.resources import resources
 
 blueprint = Blueprint("push", __name__, url_prefix="/api/push")
-SENDER = "push_sender"
 
 
 class PushKeys(BaseModel):
@@ -47,22 +46,8 @@ class UnsubscribeIn(BaseModel):
     endpoint: str = Field(min_length=1, max_length=2048)
 
 
-@blueprint.before_app_serving
-async def open_sender() -> None:
-    res = resources()
-    if push_configured(res.settings):
-        res.services[SENDER] = PushSender.from_settings(res.settings).open()
-
-
-@blueprint.after_app_serving
-async def close_sender() -> None:
-    sender: PushSender | None = resources().services.pop(SENDER, None)
-    if sender is not None:
-        await sender.close()
-
-
 def _sender() -> PushSender:
-    sender: PushSender | None = resources().services.get(SENDER)
+    sender = resources().push_sender
     if sender is None:
         raise ApiError(503, "push_unavailable", "Web Push is not configured on this server.")
     return sender
@@ -81,7 +66,7 @@ async def vapid_public_key() -> dict[str, str]:
 @validate_request(SubscribeIn)
 async def subscribe(data: SubscribeIn) -> tuple[dict[str, Any], int]:
     res, sub = resources(), data.subscription
-    sender: PushSender | None = res.services.get(SENDER)
+    sender = res.push_sender
     guard = sender.guard if sender else EndpointGuard.from_origins(res.settings.push_endpoint_allow)
     try:
         subscriptions.check_keys(sub.keys.p256dh, sub.keys.auth)

@@ -8,8 +8,8 @@ from pydantic import Field, RootModel, StringConstraints
 from quart import Blueprint
 from quart_schema import validate_request
 
-from gateway.auth import authenticated, current_actor
-from gateway.resources import resources
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.resources import resources
 from gateway.services import users
 
 blueprint = Blueprint("settings", __name__, url_prefix="/api/settings")

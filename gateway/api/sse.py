@@ -8,13 +8,14 @@ from typing import cast
 
 from quart import Blueprint, Response, make_response, request
 
-from gateway.auth import authenticated, current_actor
-from gateway.cursor import Cursor
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.resources import resources
 from gateway.errors import ApiError
-from gateway.hub import Connection, Hub, Opened, render
 from gateway.metrics import SSE_FRAMES
-from gateway.resources import resources
-from gateway.streams import envelope
+from gateway.realtime.connection import Connection
+from gateway.realtime.cursor import Cursor
+from gateway.realtime.hub import Hub, Opened
+from gateway.wire import envelope, frame, retry_frame
 
 blueprint = Blueprint("sse", __name__, url_prefix="/api/sse")
 HEADERS = {
@@ -25,14 +26,14 @@ HEADERS = {
 
 
 def hub() -> Hub:
-    found: Hub | None = resources().services.get("hub")
+    found = resources().hub
     if found is None:  # ending its streams: the client's retry reaches another instance
         raise ApiError(503, "shutting_down", "This instance is shutting down; reconnect.")
     return found
 
 
 def _control_frame(cursor: Cursor, event_type: str, data: dict[str, object]) -> str:
-    return render(cursor.encode(), event_type, envelope(event_type, data)[1:])
+    return frame(cursor.encode(), event_type, envelope(event_type, data)[1:])
 
 
 @blueprint.get("/stream")
@@ -62,13 +63,13 @@ async def _frames(
     try:
         # One write for the opening frames and the catch-up: a storm of reconnects costs
         # one send each, not four.
-        first = [f"retry: {retry_ms}\n\n", _control_frame(conn.cursor, "connected", connected)]
+        first = [retry_frame(retry_ms), _control_frame(conn.cursor, "connected", connected)]
         if opened.reset:
             first.append(_control_frame(conn.cursor, "reset", {"reason": opened.reset}))
         SSE_FRAMES.inc(len(opened.catch_up))
         yield "".join(first + opened.catch_up)
-        async for frame in _live(conn):
-            yield frame
+        async for frames in _live(conn):
+            yield frames
     finally:
         await asyncio.shield(the_hub.unregister(conn))
 

@@ -10,11 +10,12 @@ from quart import Blueprint, request
 from quart_schema import validate_request
 
 from domain.model import Priority, Status
-from gateway.auth import authenticated, current_actor
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.inputs import idempotent, positive_arg
+from gateway.api.resources import resources
 from gateway.errors import ApiError
-from gateway.idempotency import idempotency_key, remember, replay
-from gateway.resources import resources
 from gateway.services import ticket_store, tickets
+from gateway.services.outbox import UnitOfWork
 from gateway.services.ticket_store import ticket_json
 
 blueprint = Blueprint("tickets", __name__, url_prefix="/api/tickets")
@@ -60,15 +61,6 @@ class CommentIn(BaseModel):
     body: str = Field(min_length=1, max_length=5000)
 
 
-def _int_arg(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return None
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise ApiError(422, "validation_error", f"{name} must be a positive integer.")
-    return int(raw)
-
-
 def _filters() -> dict[str, Any]:
     filters: dict[str, Any] = {}
     for name, kind in (("status", Status), ("priority", Priority)):
@@ -78,8 +70,8 @@ def _filters() -> dict[str, Any]:
                 raise ApiError(422, "validation_error", f"Unknown {name} {raw!r}.")
             filters[name] = raw
     assignee = request.args.get("assigned_to")
-    filters["assigned_to"] = current_actor().id if assignee == "me" else _int_arg("assigned_to")
-    filters["machine_id"] = _int_arg("machine_id")
+    filters["assigned_to"] = current_actor().id if assignee == "me" else positive_arg("assigned_to")
+    filters["machine_id"] = positive_arg("machine_id")
     return filters
 
 
@@ -95,15 +87,12 @@ async def list_tickets() -> list[dict[str, Any]]:
 @authenticated
 @validate_request(TicketIn)
 async def create_ticket(data: TicketIn) -> tuple[Any, int]:
-    actor, key = current_actor(), idempotency_key()
-    async with resources().unit_of_work() as uow:
-        if (earlier := await replay(uow, actor.id, "tickets", key)) is not None:
-            return earlier
-        ticket = await tickets.create(uow, actor, data.model_dump())
-        body = ticket_json(ticket)
-        await remember(uow, actor.id, "tickets", key, body, 201)
-        await uow.commit()
-    return body, 201
+    actor = current_actor()
+
+    async def create(uow: UnitOfWork) -> dict[str, Any]:
+        return ticket_json(await tickets.create(uow, actor, data.model_dump()))
+
+    return await idempotent("tickets", create)
 
 
 @blueprint.get("/<int:ticket_id>")

@@ -11,9 +11,9 @@ from quart_schema import validate_request
 
 from domain.errors import NotFound
 from domain.model import Role
-from gateway.api.messages import ID_ROUTE, Text
-from gateway.auth import authenticated, current_actor
-from gateway.resources import resources
+from gateway.api.guard import authenticated, current_actor
+from gateway.api.inputs import ID_ROUTE, Text
+from gateway.api.resources import resources
 from gateway.services import users
 
 blueprint = Blueprint("users", __name__, url_prefix="/api")

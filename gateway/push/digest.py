@@ -15,11 +15,11 @@ import asyncio
 import asyncpg
 
 from domain.notify import shorten
+from domain.preferences import Preferences, in_quiet_hours
 from gateway.lifecycle import repeat
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.fanout import Clock, utc_now
 from gateway.push.payload import digest_message
-from gateway.push.preferences import Preferences, in_quiet_hours
 
 LEASE = "120 seconds"  # longer than the longest delivery (see fanout.LEASE_MS)
 LINE_MAX = 70  # characters per held notification in the digest's body

@@ -30,17 +30,17 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from domain.preferences import Preferences, Verdict, verdict
 from gateway.config import Settings
 from gateway.keys import PUSH_GROUP, Keys
 from gateway.lifecycle import linger, repeat, sleep_unless_stopped
-from gateway.presence import Presence
+from gateway.pipeline.router import ensure_group
 from gateway.push import store
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.payload import notification_message
-from gateway.push.preferences import Preferences, Verdict, verdict
+from gateway.realtime.presence import Presence
 from gateway.retry import Backoff
-from gateway.router import ensure_group
-from gateway.streams import now_ms
+from gateway.wire import ENVELOPE_B, now_ms
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -157,7 +157,7 @@ class PushFanout:
 
     async def _handle(self, entries: list[Entry]) -> None:
         try:
-            items = [json.loads(fields[b"e"]) for _, fields in entries if fields]
+            items = [json.loads(fields[ENVELOPE_B]) for _, fields in entries if fields]
             wanted = [int(item["notification_id"]) for item in items if item.get("pushable", True)]
             await self.consider(wanted, after_grace=False)
             await self._redis.xack(self._keys.push_stream, PUSH_GROUP, *[eid for eid, _ in entries])

@@ -14,7 +14,7 @@ from typing import Any
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from gateway.vapid import b64url_decode
+from gateway.push.vapid import b64url_decode
 
 MAX_DEVICES = 10
 P256_POINT_BYTES = 65

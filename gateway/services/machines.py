@@ -13,7 +13,7 @@ from domain.events import InterventionPlanned, MachineBrokeDown, TicketCreated
 from domain.model import Actor, MachineStatus, Priority, Role, Ticket
 from domain.notify import shorten
 from gateway.services import ticket_store
-from gateway.uow import UnitOfWork
+from gateway.services.outbox import UnitOfWork
 
 MACHINE_COLUMNS = "id, name, location, status, pm_interval_days, last_pm_at, created_at"
 BREAKDOWN_TITLE_MAX = 120

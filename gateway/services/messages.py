@@ -12,7 +12,7 @@ from domain.errors import Invalid, NotFound, PermissionDenied
 from domain.events import BroadcastSent, CountsChanged, MessageSent
 from domain.model import Actor, MessageType, Role
 from domain.notify import shorten
-from gateway.uow import UnitOfWork
+from gateway.services.outbox import UnitOfWork
 
 EXCERPT_MAX = 160
 AUDIO_LABEL = "Audio message"

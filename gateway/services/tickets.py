@@ -12,7 +12,7 @@ from domain.events import CommentAdded, Event, TicketCreated
 from domain.model import Actor, Priority, Status, Ticket
 from domain.notify import shorten
 from gateway.services import ticket_store as store
-from gateway.uow import UnitOfWork
+from gateway.services.outbox import UnitOfWork
 
 
 def utcnow() -> datetime:

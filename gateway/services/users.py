@@ -12,13 +12,21 @@ import asyncpg
 from domain.errors import Conflict, Invalid, NotFound, PermissionDenied
 from domain.events import RoleChanged, SettingsChanged, UserRegistered
 from domain.model import Actor, Role
-from gateway.auth import hash_password
-from gateway.seed import DEMO_USERS
-from gateway.uow import UnitOfWork
+from gateway.services.credentials import hash_password
+from gateway.services.outbox import UnitOfWork
 
 USER_COLUMNS = "id, email, full_name, role"
 SETTING_VALUE_MAX_BYTES = 64 * 1024
 SETTING_DEPTH_MAX = 32
+
+# The demo accounts `floorbell seed` creates (email, full name, role).
+DEMO_USERS = (
+    ("admin@example.com", "Ada Admin", "admin"),
+    ("supervisor@example.com", "Sam Supervisor", "supervisor"),
+    ("tech1@example.com", "Theo Technician", "technician"),
+    ("tech2@example.com", "Tess Technician", "technician"),
+    ("operator@example.com", "Olga Operator", "operator"),
+)
 
 
 def require_admin(actor: Actor, what: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import build_parser
+from gateway.processes.cli import build_parser
 
 FLOORBELL = str(Path(sys.executable).parent / "floorbell")
 SUBCOMMANDS = ("up", "migrate", "seed", "vapid", "serve", "worker", "clock", "doctor")

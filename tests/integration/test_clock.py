@@ -18,11 +18,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from gateway.clock import alert_day, run_clock, tick
+from gateway.clock.alerts import alert_day, tick
 from gateway.config import ConfigError, Settings
 from gateway.db import create_pool
-from gateway.migrate import migrate
-from gateway.provision import drop_database, ensure_database
+from gateway.ops.migrate import migrate
+from gateway.ops.provision import drop_database, ensure_database
+from gateway.processes.clock import run_clock
 from gateway.services.ticket_store import next_code
 from tests.conftest import bearer
 

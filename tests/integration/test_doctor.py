@@ -8,9 +8,9 @@ from dataclasses import replace
 import pytest
 
 from gateway.config import Settings
-from gateway.doctor import doctor
-from gateway.provision import drop_database, ensure_database
-from gateway.vapid import generate_keys
+from gateway.ops.doctor import doctor
+from gateway.ops.provision import drop_database, ensure_database
+from gateway.push.vapid import generate_keys
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,10 @@ from redis.asyncio import Redis
 from domain.events import SettingsChanged
 from gateway.db import create_pool
 from gateway.keys import Keys
-from gateway.migrate import migrate
-from gateway.provision import drop_database, ensure_database
-from gateway.relay import OutboxRelay
-from gateway.uow import OUTBOX_CHANNEL, UnitOfWork, WakeHints
+from gateway.ops.migrate import migrate
+from gateway.ops.provision import drop_database, ensure_database
+from gateway.pipeline.relay import OutboxRelay
+from gateway.services.outbox import OUTBOX_CHANNEL, UnitOfWork, WakeHints
 from tests.conftest import bearer, eventually, stream_events
 
 

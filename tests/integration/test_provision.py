@@ -24,7 +24,7 @@ import pytest
 import redis
 from redis.asyncio import Redis
 
-from gateway.provision import (
+from gateway.ops.provision import (
     database_name,
     drop_database,
     ensure_database,
@@ -209,7 +209,7 @@ def test_stop_then_restart_reuses_data(tmp_path: Path, no_env_urls: None) -> Non
 CHILD = """
 import json, sys, time
 from pathlib import Path
-from gateway.provision import provision
+from gateway.ops.provision import provision
 with provision(Path(sys.argv[1]), lambda _: None,
                local_pg=("127.0.0.1", 1), local_redis=("127.0.0.1", 1)) as env:
     print(json.dumps(env), flush=True)

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from gateway.config import Settings
-from gateway.vapid import b64url
+from gateway.push.vapid import b64url
 from tests.conftest import bearer
 from tests.push_fixtures import Device, PushEmulator, fresh_user, token_for
 

@@ -24,9 +24,9 @@ from domain.events import BroadcastSent
 from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.keys import PUSH_GROUP, Keys
-from gateway.migrate import migrate
-from gateway.provision import drop_database, ensure_database
-from gateway.uow import UnitOfWork
+from gateway.ops.migrate import migrate
+from gateway.ops.provision import drop_database, ensure_database
+from gateway.services.outbox import UnitOfWork
 from tests.conftest import eventually
 from tests.push_fixtures import ROOT, FakePushService, fresh_user
 

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.keys import Keys
-from gateway.presence import Presence
+from gateway.realtime.presence import Presence
 from tests.conftest import bearer, eventually, record_connection, record_disconnect
 from tests.push_fixtures import PushEmulator, fresh_user, token_for
 

@@ -24,7 +24,7 @@ from gateway.push.guard import EndpointGuard
 from gateway.push.payload import notification_message
 from gateway.push.sender import PushSender, VapidTokens
 from gateway.push.store import notifications_to_push
-from gateway.streams import now_ms
+from gateway.wire import now_ms
 from tests.conftest import eventually
 from tests.push_fixtures import FakePushService, fixed_dns, fresh_user
 

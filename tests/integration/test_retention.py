@@ -7,7 +7,7 @@ import uuid
 import asyncpg
 
 from gateway.config import Settings
-from gateway.retention import trim_tables
+from gateway.pipeline.retention import trim_tables
 
 
 async def test_rows_past_their_retention_go_and_only_they(

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from gateway.roles import Roles
+from gateway.services.roles import Roles
 
 
 class CountingPool:

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, ResponseError
 
 from gateway.config import Settings
-from gateway.round_trips import MAX_CALLERS, RoundTrips
+from gateway.realtime.batching import MAX_CALLERS, RoundTrips
 
 
 async def test_each_caller_gets_its_own_replies(redis: Redis, settings: Settings) -> None:

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.keys import ROUTER_GROUP, Keys
-from gateway.router import Router, ensure_group
+from gateway.pipeline.router import Router, ensure_group
 from gateway.streams import Entry, as_reply
 
 

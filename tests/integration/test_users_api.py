@@ -12,10 +12,10 @@ import pytest
 
 from domain.errors import Conflict
 from domain.model import Actor, Role
-from gateway.app import create_app
+from gateway.api.app import create_app
 from gateway.config import Settings
 from gateway.services import users as user_service
-from gateway.uow import UnitOfWork
+from gateway.services.outbox import UnitOfWork
 from tests.conftest import bearer, eventually
 
 BIG = 2**70

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import re
 
-from gateway.cursor import Cursor
-from gateway.hub import Connection, Item, item_from
+from gateway.realtime.connection import Connection, Item, item_from
+from gateway.realtime.cursor import Cursor
 
 START = Cursor(7, "1-0", "1-0")
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.push.guard import EndpointGuard, EndpointRefused, GuardedResolver
 from gateway.push.subscriptions import InvalidKeys, check_keys
-from gateway.vapid import b64url
+from gateway.push.vapid import b64url
 from tests.push_fixtures import fixed_dns
 
 

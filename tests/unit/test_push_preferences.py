@@ -8,7 +8,7 @@ import pytest
 
 from domain.errors import Invalid
 from domain.notify import CRITICAL_TYPES, NOTIFICATION_TYPES
-from gateway.push.preferences import DEFAULT_DND, Preferences, Verdict, in_quiet_hours, verdict
+from domain.preferences import DEFAULT_DND, Preferences, Verdict, in_quiet_hours, verdict
 
 
 def at(hh_mm: str, day: str = "2026-01-15") -> datetime:

@@ -20,7 +20,7 @@ from gateway.push.sender import (
     classify,
     retry_after_s,
 )
-from gateway.vapid import b64url_decode, generate_keys
+from gateway.push.vapid import b64url_decode, generate_keys
 
 
 def claims_of(header: str, public: str) -> dict[str, object]:

@@ -3,8 +3,9 @@ must leave the answer to Redis."""
 
 from __future__ import annotations
 
-from gateway.hub import Item, RecentBoard
-from gateway.streams import now_ms
+from gateway.realtime.connection import Item
+from gateway.realtime.recent_board import RecentBoard
+from gateway.wire import now_ms
 
 HOUR_MS = 3600 * 1000
 

@@ -13,13 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from py_vapid import Vapid, Vapid02
 
-from gateway.secrets import load_or_create_jwt_secret
-from gateway.vapid import (
+from gateway.ops.key_files import load_or_create_jwt_secret, load_or_create_vapid_keys
+from gateway.push.vapid import (
     b64url_decode,
     check_key_pair,
     encode_key_pair,
     generate_keys,
-    load_or_create,
     public_key_for,
 )
 
@@ -85,11 +84,11 @@ def test_mismatched_or_malformed_keys_are_rejected() -> None:
 
 def test_load_or_create_stores_keys_privately_once(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    public, private = load_or_create(data_dir)
+    public, private = load_or_create_vapid_keys(data_dir)
     path = data_dir / "vapid.json"
     assert mode(path) == 0o600
     assert json.loads(path.read_text()) == {"public_key": public, "private_key": private}
-    assert load_or_create(data_dir) == (public, private)
+    assert load_or_create_vapid_keys(data_dir) == (public, private)
     assert [p.name for p in data_dir.iterdir()] == ["vapid.json"]  # no temporary left
 
 
@@ -98,10 +97,10 @@ def test_load_or_create_refuses_a_damaged_file(tmp_path: Path) -> None:
     _, private = generate_keys()
     (tmp_path / "vapid.json").write_text(json.dumps({"public_key": public, "private_key": private}))
     with pytest.raises(ValueError, match="no valid VAPID key pair"):
-        load_or_create(tmp_path)
+        load_or_create_vapid_keys(tmp_path)
     (tmp_path / "vapid.json").write_text("{")
     with pytest.raises(ValueError, match="no valid VAPID key pair"):
-        load_or_create(tmp_path)
+        load_or_create_vapid_keys(tmp_path)
 
 
 def test_jwt_secret_is_random_private_and_stable(tmp_path: Path) -> None:

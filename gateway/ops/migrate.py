@@ -7,7 +7,7 @@ from pathlib import Path
 
 from yoyo import get_backend, read_migrations
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 
 
 def yoyo_url(database_url: str) -> str:

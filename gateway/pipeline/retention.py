@@ -18,8 +18,8 @@ import asyncpg
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.idempotency import WINDOW
 from gateway.keys import Keys
+from gateway.services.idempotency import WINDOW
 from gateway.streams import min_id_for_age
 
 LIVE_KEEP_MS = 10 * 60 * 1000

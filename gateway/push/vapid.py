@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
-from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from gateway.secrets import create_private_file
-
-VAPID_FILE = "vapid.json"
 PRIVATE_KEY_BYTES = 32
 _B64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
@@ -50,26 +45,6 @@ def check_key_pair(public: str, private: str) -> None:
     """ValueError unless `public` and `private` are one valid VAPID key pair."""
     if public_key_for(private) != public:
         raise ValueError("the VAPID public key does not match the private key")
-
-
-def load_or_create(data_dir: Path) -> tuple[str, str]:
-    """The (public, private) pair in `data_dir/vapid.json`, created (mode 0600) when absent.
-
-    An unreadable or mismatched file is an error, never silently replaced: new keys
-    would orphan every push subscription browsers hold.
-    """
-    path = data_dir / VAPID_FILE
-    if not path.exists():
-        public, private = generate_keys()
-        document = {"public_key": public, "private_key": private}
-        create_private_file(path, json.dumps(document, indent=2) + "\n")
-    try:
-        stored = json.loads(path.read_text())
-        public, private = str(stored["public_key"]), str(stored["private_key"])
-        check_key_pair(public, private)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path} holds no valid VAPID key pair ({exc}); fix or delete it") from exc
-    return public, private
 
 
 def b64url(data: bytes) -> str:

@@ -6,16 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from gateway.auth import hash_password
+from gateway.services.credentials import hash_password
 from gateway.services.ticket_store import next_code
+from gateway.services.users import DEMO_USERS
 
-DEMO_USERS = (
-    ("admin@example.com", "Ada Admin", "admin"),
-    ("supervisor@example.com", "Sam Supervisor", "supervisor"),
-    ("tech1@example.com", "Theo Technician", "technician"),
-    ("tech2@example.com", "Tess Technician", "technician"),
-    ("operator@example.com", "Olga Operator", "operator"),
-)
 DEMO_MACHINES = (
     ("Press P-200", "Hall A", 30),
     ("CNC Mill M-7", "Hall A", 60),

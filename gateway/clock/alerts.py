@@ -1,4 +1,4 @@
-"""`floorbell clock`: time-based events — overdue tickets, preventive maintenance due.
+"""Time-based alerts: overdue tickets, preventive maintenance due (`floorbell clock`).
 
 Each alert fires once per subject per calendar day. A pass claims `(kind, subject, day)`
 in `clock_alerts` in the same transaction that writes the event to the outbox, so two
@@ -11,31 +11,21 @@ zone `CLOCK_TIMEZONE` only says where a "day" starts and ends.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Coroutine
-from datetime import UTC, date, datetime
-from typing import Any
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 import asyncpg
 
 from domain.events import MaintenanceDue, TicketOverdue
 from domain.model import Status
-from gateway.config import Settings
-from gateway.db import create_pool
-from gateway.lifecycle import sleep_unless_stopped, stop_on_signals
-from gateway.retry import Backoff
 from gateway.services import ticket_store
-from gateway.uow import UnitOfWork
+from gateway.services.outbox import UnitOfWork
 
 log = logging.getLogger(__name__)
-GRACE_S = 5.0
 TICKET_OVERDUE = TicketOverdue.type
 MAINTENANCE_DUE = MaintenanceDue.type
 CLOSED = (str(Status.COMPLETED), str(Status.ARCHIVED))
-# A database outage is retried with backoff; anything else is a bug and stops the clock.
-OUTAGES = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 OVERDUE_TICKETS = """
 SELECT id FROM tickets
@@ -105,81 +95,3 @@ async def _maintenance_due(pool: asyncpg.Pool, now: datetime, day: date) -> int:
         log.info("maintenance_due: %s (machine %s), day %s", machine["name"], machine["id"], day)
         emitted += 1
     return emitted
-
-
-async def run_clock(
-    settings: Settings, once: bool = False, stop: asyncio.Event | None = None
-) -> None:
-    """Tick every `CLOCK_INTERVAL_SECONDS` until SIGINT/SIGTERM (or `stop`), or once."""
-    stop = stop or stop_on_signals()
-    clock = _Clock(settings)
-    print(
-        f"clock {settings.instance_id}: every {settings.clock_interval_s} s,"
-        f" days in {settings.clock_timezone}",
-        flush=True,
-    )
-    try:
-        while not stop.is_set():
-            delay_s = await _finish_or_cancel(clock.run_pass(raise_outage=once), stop)
-            if once:
-                break
-            await sleep_unless_stopped(stop, delay_s)
-    finally:
-        await asyncio.shield(clock.close())
-        print(f"clock {settings.instance_id} stopped", flush=True)
-
-
-class _Clock:
-    """The pool and the retry state of a running clock; the pool is (re)opened lazily."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.pool: asyncpg.Pool | None = None
-        self.backoff = Backoff(base_s=1.0, cap_s=float(max(settings.clock_interval_s, 5)))
-
-    async def run_pass(self, raise_outage: bool = False) -> float:
-        """One tick; returns the seconds to wait before the next one."""
-        try:
-            if self.pool is None:
-                self.pool = await create_pool(self.settings.database_url, min_size=1, max_size=2)
-            now = datetime.now(UTC)
-            counts = await tick(self.pool, now, timezone=self.settings.clock_timezone)
-        except OUTAGES as exc:
-            if raise_outage:
-                raise
-            delay_s = self.backoff.next_delay()
-            print(f"clock: database unavailable ({exc!r}); retrying in {delay_s:.1f} s", flush=True)
-            return delay_s
-        self.backoff.reset()
-        if any(counts.values()) or raise_outage:
-            summary = ", ".join(f"{count} {kind}" for kind, count in counts.items())
-            print(f"clock: emitted {summary} (day {alert_day(now, self.settings.clock_timezone)})",
-                  flush=True)  # fmt: skip
-        return float(self.settings.clock_interval_s)
-
-    async def close(self) -> None:
-        if self.pool is not None:
-            pool, self.pool = self.pool, None
-            try:
-                await asyncio.wait_for(pool.close(), GRACE_S)
-            except TimeoutError:
-                pool.terminate()
-
-
-async def _finish_or_cancel(work: Coroutine[Any, Any, float], stop: asyncio.Event) -> float:
-    """Run a pass; on stop it gets a grace period (stage one), then is cancelled (two)."""
-    task = asyncio.create_task(work)
-    stopped = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            await asyncio.wait({task}, timeout=GRACE_S)
-    finally:
-        stopped.cancel()
-        task.cancel()  # a no-op when it finished
-    (result,) = await asyncio.gather(task, return_exceptions=True)
-    if isinstance(result, asyncio.CancelledError):
-        return 0.0  # stopped mid-pass: its transaction rolled back, its claims stay free
-    if isinstance(result, BaseException):
-        raise result
-    return result

@@ -25,8 +25,9 @@ from gateway.keys import Keys
 from gateway.lifecycle import LINGER_S, sleep_unless_stopped
 from gateway.metrics import EVENTS_RELAYED
 from gateway.retry import Backoff
-from gateway.streams import append_once, envelope
-from gateway.uow import HINT_EVERY_S, OUTBOX_CHANNEL
+from gateway.services.outbox import HINT_EVERY_S, OUTBOX_CHANNEL
+from gateway.streams import append_once
+from gateway.wire import envelope
 
 log = logging.getLogger(__name__)
 

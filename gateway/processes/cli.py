@@ -30,20 +30,19 @@ def run_service(main: Coroutine[Any, Any, None]) -> None:
 
 def local_settings() -> Settings:
     """Settings from the environment, completed by the secrets kept under .data/."""
-    from gateway.secrets import load_or_create_jwt_secret
-    from gateway.vapid import load_or_create
+    from gateway.ops.key_files import load_or_create_jwt_secret, load_or_create_vapid_keys
 
     env = dict(os.environ)
     if not env.get("JWT_SECRET"):
         env["JWT_SECRET"] = load_or_create_jwt_secret(DATA_DIR)
     if not env.get("VAPID_PUBLIC_KEY"):
-        env["VAPID_PUBLIC_KEY"], env["VAPID_PRIVATE_KEY"] = load_or_create(DATA_DIR)
+        env["VAPID_PUBLIC_KEY"], env["VAPID_PRIVATE_KEY"] = load_or_create_vapid_keys(DATA_DIR)
     return Settings.from_env(env)
 
 
 def cmd_migrate(args: argparse.Namespace) -> None:
-    from gateway.migrate import migrate
-    from gateway.provision import ensure_database
+    from gateway.ops.migrate import migrate
+    from gateway.ops.provision import ensure_database
 
     url = local_settings().database_url
     ensure_database(url)
@@ -52,7 +51,7 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 
 def cmd_seed(args: argparse.Namespace) -> None:
-    from gateway.seed import seed
+    from gateway.ops.seed import seed
 
     settings = local_settings()
 
@@ -70,15 +69,16 @@ def cmd_seed(args: argparse.Namespace) -> None:
 
 
 def cmd_vapid(args: argparse.Namespace) -> None:
-    from gateway.vapid import generate_keys, load_or_create
+    from gateway.ops.key_files import load_or_create_vapid_keys
+    from gateway.push.vapid import generate_keys
 
-    public, private = generate_keys() if args.new else load_or_create(DATA_DIR)
+    public, private = generate_keys() if args.new else load_or_create_vapid_keys(DATA_DIR)
     print(f"VAPID_PUBLIC_KEY={public}\nVAPID_PRIVATE_KEY={private}")
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
     from gateway.lifecycle import tune_gc
-    from gateway.server import serve
+    from gateway.processes.serve import serve
 
     settings = local_settings()
     tune_gc()
@@ -87,26 +87,26 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     from gateway.lifecycle import tune_gc
-    from gateway.worker import run_worker
+    from gateway.processes.worker import run_worker
 
     tune_gc()
     run_service(run_worker(local_settings()))
 
 
 def cmd_clock(args: argparse.Namespace) -> None:
-    from gateway.clock import run_clock
+    from gateway.processes.clock import run_clock
 
     run_service(run_clock(local_settings(), once=args.once))
 
 
 def cmd_doctor(args: argparse.Namespace) -> None:
-    from gateway.doctor import doctor
+    from gateway.ops.doctor import doctor
 
     sys.exit(0 if asyncio.run(doctor(local_settings())) else 1)
 
 
 def cmd_up(args: argparse.Namespace) -> None:
-    from gateway.up import up
+    from gateway.ops.up import up
 
     up(DATA_DIR, port=args.port)
 

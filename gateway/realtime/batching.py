@@ -1,8 +1,9 @@
 """Requests made during one pass of the event loop, answered together.
 
-Connects, drops and API calls come in storms. One round trip each would queue on the
-connection pools; here the requests of one loop pass go out as one batch (a Redis
-pipeline, one query), and each caller gets its own answer. A lone request still costs
+Connects, drops and API calls come in storms (an instance restart, a network blip, a
+shift change). One round trip each would queue on the connection pools; here the
+requests of one loop pass go out as one batch — a Redis pipeline (`RoundTrips`), one
+query (`Coalesced`) — and each caller gets its own answer. A lone request still costs
 exactly one round trip, at once.
 """
 
@@ -10,7 +11,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")
@@ -57,3 +61,33 @@ class Coalesced(Generic[Request, Answer]):
         for (_, future), answer in zip(batch, answers, strict=True):
             if not future.done():  # a caller cancelled meanwhile
                 future.set_result(answer)
+
+
+MAX_CALLERS = 2000  # per pipeline; the rest go in the next one
+
+Queue = Callable[[Pipeline], object]
+
+
+class RoundTrips:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._batches = Coalesced(self._execute, MAX_CALLERS)
+
+    async def run(self, queue: Queue) -> list[Any]:
+        """Queue commands with `queue(pipe)`; their replies, in order, errors included
+        as exception objects (as `execute(raise_on_error=False)` gives them)."""
+        return await self._batches.ask(queue)
+
+    async def _execute(self, queues: list[Queue]) -> list[list[Any]]:
+        counts = []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                before = len(pipe.command_stack)
+                queue(pipe)
+                counts.append(len(pipe.command_stack) - before)
+            replies = await pipe.execute(raise_on_error=False)
+        answers, start = [], 0
+        for count in counts:
+            answers.append(replies[start : start + count])
+            start += count
+        return answers

@@ -1,58 +1,23 @@
-"""Authentication: argon2 password hashes, HS256 JWTs (exp required), and the
-`authenticated` guard that accepts a bearer header or the session cookie."""
+"""The `authenticated` guard of every `/api/` route but login and the VAPID key: a
+bearer header or the session cookie, the role read afresh on each request."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from quart import g, request
 
 from domain.model import Actor, Role
+from gateway.api.resources import resources
 from gateway.errors import ApiError
+from gateway.services.credentials import decode_token
 
 SESSION_COOKIE = "floorbell_session"
-_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
-# Verifying against this keeps an unknown email as slow as a wrong password.
-_DUMMY_HASH = _hasher.hash("not-a-password")
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
-
-
-def verify_password(password_hash: str | None, password: str) -> bool:
-    try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def issue_token(secret: str, user_id: int, role: str, ttl_s: int) -> str:
-    now = int(time.time())
-    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl_s}
-    return jwt.encode(claims, secret, algorithm="HS256")
-
-
-def decode_token(secret: str, token: str) -> Actor:
-    try:
-        claims = jwt.decode(
-            token,
-            secret,
-            algorithms=["HS256"],
-            options={"require": ["sub", "role", "iat", "exp"]},
-        )
-        return Actor(int(claims["sub"]), Role(claims["role"]))
-    except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
-        raise ApiError(401, "unauthorized", "The session is invalid or has expired.") from exc
 
 
 def token_from_request() -> str | None:
@@ -69,8 +34,6 @@ def authenticated(
 
     @wraps(handler)
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        from gateway.resources import resources
-
         token = token_from_request()
         if not token:
             raise ApiError(401, "unauthorized", "Log in first.")

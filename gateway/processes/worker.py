@@ -15,11 +15,11 @@ from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.keys import Keys
 from gateway.lifecycle import repeat, stop_on_signals
-from gateway.presence import Presence
-from gateway.push.service import run_push
-from gateway.relay import OutboxRelay
-from gateway.retention import trim_streams, trim_tables
-from gateway.router import Router
+from gateway.pipeline.relay import OutboxRelay
+from gateway.pipeline.retention import trim_streams, trim_tables
+from gateway.pipeline.router import Router
+from gateway.push.runner import run_push
+from gateway.realtime.presence import Presence
 
 log = logging.getLogger(__name__)
 GRACE_S = 5.0

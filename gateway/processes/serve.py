@@ -10,10 +10,10 @@ from collections.abc import Iterator
 import uvicorn
 from quart import Quart
 
-from gateway.app import create_app
+from gateway.api.app import create_app
+from gateway.api.resources import EXTENSION
 from gateway.config import Settings
 from gateway.lifecycle import stop_on_signals
-from gateway.resources import EXTENSION
 
 
 class _Server(uvicorn.Server):

@@ -1,5 +1,5 @@
 """Each request's role, read afresh from PostgreSQL, one query for every request that
-asks during the same pass of the event loop (`gateway.coalesce`).
+asks during the same pass of the event loop (`gateway.realtime.batching`).
 
 The role is never taken from the token alone: a demotion or a deleted account takes
 effect on the next request. Under load (a storm of SSE reconnects, a burst of API
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from gateway.coalesce import Coalesced
+from gateway.realtime.batching import Coalesced
 
 _ROLES = "SELECT id, role FROM users WHERE id = ANY($1::bigint[])"
 MAX_BATCH = 2000

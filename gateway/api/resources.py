@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 import asyncpg
 from quart import current_app
@@ -14,10 +13,12 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from gateway.config import Settings
 from gateway.db import create_pool
-from gateway.hub import Hub
 from gateway.keys import Keys
-from gateway.roles import Roles
-from gateway.uow import UnitOfWork, WakeHints
+from gateway.push.runner import push_configured
+from gateway.push.sender import PushSender
+from gateway.realtime.hub import Hub
+from gateway.services.outbox import UnitOfWork, WakeHints
+from gateway.services.roles import Roles
 
 log = logging.getLogger(__name__)
 EXTENSION = "floorbell"
@@ -32,7 +33,10 @@ class Resources:
     redis: Redis = field(init=False)
     roles: Roles = field(init=False)
     hints: WakeHints = field(default_factory=WakeHints)
-    services: dict[str, Any] = field(default_factory=dict)
+    # The hub serves SSE until the streams end (then None: new streams get a 503); the
+    # push sender exists when VAPID keys are configured.
+    hub: Hub | None = field(init=False, default=None)
+    push_sender: PushSender | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.keys = Keys(self.settings.redis_prefix)
@@ -52,7 +56,9 @@ class Resources:
         self.redis = Redis(connection_pool=pool)
         hub = Hub(self.settings, self.keys, self.redis)
         await hub.start()
-        self.services["hub"] = hub
+        self.hub = hub
+        if push_configured(self.settings):
+            self.push_sender = PushSender.from_settings(self.settings).open()
 
     def unit_of_work(self) -> UnitOfWork:
         """A transaction whose events reach the outbox; the requests of this process share
@@ -61,12 +67,15 @@ class Resources:
 
     async def end_streams(self) -> None:
         """Close every SSE stream so clients reconnect to another instance."""
-        hub: Hub | None = self.services.pop("hub", None)
+        hub, self.hub = self.hub, None
         if hub is not None:
             await asyncio.wait_for(hub.close(), CLOSE_TIMEOUT_S)
 
     async def close(self) -> None:
         await self.end_streams()
+        sender, self.push_sender = self.push_sender, None
+        if sender is not None:
+            await sender.close()
         closers = (
             ("redis", self.redis.aclose()),
             ("redis pool", self.redis.connection_pool.disconnect()),

@@ -16,7 +16,6 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,34 +26,20 @@ from redis.exceptions import ResponseError
 
 from domain.model import Role
 from domain.notify import BOARD_EVENTS, Directory, Notice, notices_for
+from domain.preferences import Preferences
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.lifecycle import linger, repeat
 from gateway.metrics import NOTIFICATIONS_ROUTED
-from gateway.push.preferences import Preferences
-from gateway.push.store import load_preferences_of
-from gateway.streams import Entry, as_reply, envelope, queue_append_once
+from gateway.services import inbox
+from gateway.services.inbox import Counts
+from gateway.services.preferences import load_preferences_of
+from gateway.streams import Entry, as_reply, queue_append_once
+from gateway.wire import ENVELOPE_B, envelope
 
 log = logging.getLogger(__name__)
 BATCH = 100
 Event = dict[str, Any]
-Counts = dict[str, int]
 StreamEntry = tuple[str, str, str]  # (dedup member, type, envelope)
-
-_INSERT_NOTIFICATIONS = (
-    "INSERT INTO notifications (user_id, event_id, type, title, body, url, data, critical)"
-    " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
-    " $6::text[], $7::jsonb[], $8::boolean[])"
-    # A no-op update rather than DO NOTHING: RETURNING then also gives the id of a row
-    # an earlier attempt stored, so a retry delivers under the same id.
-    " ON CONFLICT (user_id, event_id, type) DO UPDATE SET type = EXCLUDED.type"
-    " RETURNING id, user_id, event_id, type"
-)
-_UNREAD_COUNTS = (
-    "SELECT recipient_id AS user_id, 'messages' AS kind, count(*) AS n FROM messages"
-    " WHERE recipient_id = ANY($1::bigint[]) AND NOT is_read GROUP BY recipient_id"
-    " UNION ALL SELECT user_id, 'notifications', count(*) FROM notifications"
-    " WHERE user_id = ANY($1::bigint[]) AND read_at IS NULL GROUP BY user_id"
-)
 
 
 @dataclass(frozen=True)
@@ -81,15 +66,6 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
-
-
-async def unread_counts(conn: asyncpg.Connection, user_ids: Iterable[int]) -> dict[int, Counts]:
-    """Unread messages and notifications per user; 0 for a user who has none."""
-    counts = {user_id: {"messages": 0, "notifications": 0} for user_id in user_ids}
-    if counts:
-        for row in await conn.fetch(_UNREAD_COUNTS, list(counts)):
-            counts[row["user_id"]][row["kind"]] = row["n"]
-    return counts
 
 
 class Router:
@@ -148,7 +124,7 @@ class Router:
         if not entries:
             return
         # A claimed entry trimmed away meanwhile comes back empty: acknowledged, not routed.
-        events = [json.loads(fields[b"e"]) for _, fields in entries if fields]
+        events = [json.loads(fields[ENVELOPE_B]) for _, fields in entries if fields]
         stored = await self._store(events)
         async with self._redis.pipeline(transaction=False) as pipe:
             self._queue_board(pipe, events)
@@ -168,7 +144,7 @@ class Router:
         async with self._pool.acquire() as conn:
             routed = await _insert(conn, await _notices(conn, events))
             recipients = [item.notice.user_id for item in routed]
-            counts = await unread_counts(conn, [*recipients, *counted])
+            counts = await inbox.unread_counts(conn, [*recipients, *counted])
             prefs = await load_preferences_of(conn, recipients)
         return Stored(routed, counts, prefs)
 
@@ -225,8 +201,7 @@ async def _insert(conn: asyncpg.Connection, notices: list[tuple[Event, Notice]])
         unique.setdefault((notice.user_id, event["outbox_id"], notice.type), (event, notice))
     if not unique:
         return []
-    rows = await conn.fetch(_INSERT_NOTIFICATIONS, *_columns(list(unique.values())))
-    ids = {(row["user_id"], row["event_id"], row["type"]): row["id"] for row in rows}
+    ids = await inbox.store(conn, _columns(list(unique.values())))
     for _, notice in unique.values():
         NOTIFICATIONS_ROUTED.labels(notice.type).inc()
     return [Routed(event, notice, ids[key]) for key, (event, notice) in unique.items()]

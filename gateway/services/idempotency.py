@@ -1,4 +1,4 @@
-"""`Idempotency-Key`: the same key from the same user within 24 h returns the first
+"""Idempotent commands: the same key from the same user within 24 h returns the first
 result and writes nothing. The key is stored in the transaction that did the work."""
 
 from __future__ import annotations
@@ -6,22 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from quart import request
+from gateway.services.outbox import UnitOfWork
 
-from gateway.errors import ApiError
-from gateway.uow import UnitOfWork
-
-KEY_MAX = 200
 WINDOW = "24 hours"  # a key replays its first result this long; `retention` then drops it
-
-
-def idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not 0 < len(key) <= KEY_MAX:
-        raise ApiError(
-            400, "bad_idempotency_key", f"Idempotency-Key must be 1-{KEY_MAX} characters."
-        )
-    return key
 
 
 async def replay(

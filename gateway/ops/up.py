@@ -23,13 +23,17 @@ from honcho.manager import Manager
 from honcho.printer import Printer
 
 from gateway.config import Settings
-from gateway.migrate import migrate
-from gateway.provision import ensure_database, provision
-from gateway.secrets import JWT_SECRET_FILE, load_or_create_jwt_secret
-from gateway.seed import seed
-from gateway.vapid import VAPID_FILE, load_or_create
+from gateway.ops.key_files import (
+    JWT_SECRET_FILE,
+    VAPID_FILE,
+    load_or_create_jwt_secret,
+    load_or_create_vapid_keys,
+)
+from gateway.ops.migrate import migrate
+from gateway.ops.provision import ensure_database, provision
+from gateway.ops.seed import seed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
@@ -81,7 +85,7 @@ def _secrets(data_dir: Path, env: dict[str, str]) -> dict[str, str]:
         print("VAPID keys: VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY from the environment")
     else:
         new = not (data_dir / VAPID_FILE).exists()
-        found["VAPID_PUBLIC_KEY"], found["VAPID_PRIVATE_KEY"] = load_or_create(data_dir)
+        found["VAPID_PUBLIC_KEY"], found["VAPID_PRIVATE_KEY"] = load_or_create_vapid_keys(data_dir)
         print(f"VAPID keys: {'created' if new else 'using'} {data_dir / VAPID_FILE}")
     return found
 

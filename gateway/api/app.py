@@ -16,15 +16,16 @@ from gateway.api import (
     presence,
     push,
     sse,
+    stats,
     tickets,
     users,
     web,
 )
 from gateway.api import settings as settings_api
+from gateway.api.resources import EXTENSION, Resources
 from gateway.config import Settings
 from gateway.errors import register_error_handlers
 from gateway.metrics import HTTP_REQUESTS
-from gateway.resources import EXTENSION, Resources
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         broadcast,
         push,
         preferences,
+        stats,
     ):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(web.blueprint)  # last: its catch-all must not shadow the API

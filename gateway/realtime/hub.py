@@ -13,11 +13,8 @@ part from the latest board entries the hub keeps in memory when it can.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-import uuid
-from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,137 +23,22 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway.config import Settings
-from gateway.cursor import START, Cursor, CursorRejected, id_key, parse_cursor
 from gateway.keys import Keys
-from gateway.metrics import SSE_CONNECTIONS, SSE_SLOW_DISCONNECTS
-from gateway.presence import PRESENCE_REPLIES, Presence
+from gateway.metrics import SSE_CONNECTIONS
+from gateway.realtime.batching import RoundTrips
+from gateway.realtime.connection import HEARTBEAT, Connection, Item, item_from, live_item
+from gateway.realtime.cursor import Cursor, CursorRejected, parse_cursor
+from gateway.realtime.presence import PRESENCE_REPLIES, Presence
+from gateway.realtime.recent_board import RecentBoard
 from gateway.retry import Backoff
-from gateway.round_trips import RoundTrips
-from gateway.streams import Entry, as_reply, last_id, now_ms
+from gateway.streams import Entry, as_reply, last_id
+from gateway.wire import START, USER_B, id_key
 
 log = logging.getLogger(__name__)
 BLOCK_MS = 2000
 READ_COUNT = 1000
 CATCH_UP_MAX = 5000
-RECENT_BOARD = 10_000  # board entries kept in memory for resumes
 DISPATCH_CHUNK = 100  # entries offered before connections get to write
-
-
-@dataclass(frozen=True)
-class Item:
-    """One stream entry, ready to frame: `tail` is its envelope JSON minus the leading `{`.
-    Built once per entry and shared by every connection it is offered to."""
-
-    board: bool
-    entry_id: str
-    key: tuple[int, int]  # entry_id, comparable
-    event_type: str
-    tail: str
-    presence_of: int | None = None  # the user a `presence` entry is about
-
-
-# Offered by the hub to idle connections every heartbeat: an SSE comment, no event.
-HEARTBEAT = Item(board=False, entry_id="", key=(-1, -1), event_type="", tail="")
-HEARTBEAT_FRAME = ": heartbeat\n\n"
-# Queued when a connection's first pending presence change arrives: wakes its writer.
-PRESENCE_PENDING = Item(board=False, entry_id="", key=(-1, -1), event_type="", tail="")
-WRITE_BATCH = 256  # queued items written in one send
-
-
-def render(frame_id: str, event_type: str, tail: str) -> str:
-    """An SSE frame. `tail` is JSON (no raw line breaks); `event_type` is sanitised once,
-    when its item is built."""
-    return f'id: {frame_id}\nevent: {event_type}\ndata: {{"id":"{frame_id}",{tail}\n\n'
-
-
-def item_from(board: bool, entry_id: bytes, fields: dict[bytes, bytes]) -> Item:
-    text = entry_id.decode()
-    event_type = fields[b"t"].decode().replace("\r", "").replace("\n", "")
-    body = fields[b"e"].decode()
-    presence_of = json.loads(body)["data"]["user_id"] if event_type == "presence" else None
-    return Item(board, text, id_key(text), event_type, body[1:], presence_of)
-
-
-def live_item(fields: dict[bytes, bytes]) -> Item:
-    """A live-stream entry as it stands in its user's own stream."""
-    return item_from(False, fields[b"i"], fields)
-
-
-class Connection:
-    """One SSE client: its bounded queue and its position in both streams."""
-
-    def __init__(self, cursor: Cursor, max_frames: int) -> None:
-        self.id = uuid.uuid4().hex
-        self.user_id = cursor.user_id
-        self._user_pos, self._board_pos = cursor.user_pos, cursor.board_pos
-        self._user_key, self._board_key = id_key(cursor.user_pos), id_key(cursor.board_pos)
-        self.queue: asyncio.Queue[Item | None] = asyncio.Queue(max_frames)
-        # Presence is state: per user only the latest change waits to be written, outside
-        # the queue's bound, so a storm of arrivals (every one told to everyone) costs no
-        # one their connection, and a flap not yet written goes out once.
-        self._presence: dict[int, Item] = {}
-        self.cut_off = False
-        # When it last sent something, and when presence last heard of it: heartbeats
-        # and refreshes fall due per connection, spread over time, not all at once.
-        self.last_write = self.refreshed_at = time.monotonic()
-
-    @property
-    def cursor(self) -> Cursor:
-        return Cursor(self.user_id, self._user_pos, self._board_pos)
-
-    def start_at(self, cursor: Cursor) -> None:
-        """Set where this connection stands; queued entries up to there are dropped."""
-        self._user_pos, self._board_pos = cursor.user_pos, cursor.board_pos
-        self._user_key, self._board_key = id_key(cursor.user_pos), id_key(cursor.board_pos)
-
-    def offer(self, item: Item | None) -> None:
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            if not self.cut_off:
-                SSE_SLOW_DISCONNECTS.inc()
-            self.cut_off = True
-
-    def offer_presence(self, item: Item, user_id: int) -> None:
-        if not self._presence:
-            self.offer(PRESENCE_PENDING)
-        self._presence[user_id] = item
-
-    async def next_frames(self) -> tuple[str, bool]:
-        """What to send next, waiting for it: the frames of everything queued (up to a
-        batch) and of the pending presence changes, in stream order; and whether the
-        stream ends after them (the instance is shutting down)."""
-        batch = [await self.queue.get()]
-        while len(batch) < WRITE_BATCH and not self.queue.empty():
-            batch.append(self.queue.get_nowait())
-        ending = None in batch
-        items = [item for item in batch if item is not None]
-        if self._presence:
-            items += self._presence.values()
-            self._presence = {}
-            items.sort(key=lambda item: item.key)
-        frames = "".join(frame for item in items if (frame := self.frame(item)))
-        if frames:
-            self.last_write = time.monotonic()
-        return frames, ending
-
-    def frame(self, item: Item) -> str | None:
-        """The frame for `item`, or None when this connection already sent it. The hot
-        path of a busy board: positions are kept as comparable tuples."""
-        if item is HEARTBEAT:
-            return HEARTBEAT_FRAME
-        if item is PRESENCE_PENDING:
-            return None
-        if item.board:
-            if item.key <= self._board_key:
-                return None
-            self._board_pos, self._board_key = item.entry_id, item.key
-        else:
-            if item.key <= self._user_key:
-                return None
-            self._user_pos, self._user_key = item.entry_id, item.key
-        frame_id = f"{self.user_id}:{self._user_pos}:{self._board_pos}"
-        return render(frame_id, item.event_type, item.tail)
 
 
 @dataclass(frozen=True)
@@ -206,34 +88,6 @@ def _caught_up(replies: list[Any], pos: str, board: bool) -> list[Item]:
     if isinstance(entries, Exception):
         raise entries
     return [item_from(board, entry_id, fields) for entry_id, fields in entries]
-
-
-class RecentBoard:
-    """The board's latest entries, as this hub read them: a resume whose board position
-    is among them (after a restart, nearly all are) catches up from memory, with no
-    Redis read and no parsing, and exactly in step with what the hub offers live."""
-
-    def __init__(self, floor: str, retention_ms: int, size: int = RECENT_BOARD) -> None:
-        self._items: list[Item] = []
-        self._floor = id_key(floor)  # every entry after this one is in `_items`
-        self._retention_ms = retention_ms
-        self._size = size
-
-    def add(self, item: Item) -> None:
-        self._items.append(item)
-        if len(self._items) >= 2 * self._size:  # trimmed in bulk, not per entry
-            self._floor = self._items[-self._size - 1].key
-            del self._items[: -self._size]
-
-    def after(self, pos: str) -> list[Item] | None:
-        """The entries after `pos`, or None when memory cannot tell (older than what is
-        kept, or newer than what was read): Redis decides then."""
-        key = id_key(pos)
-        newest = self._items[-1].key if self._items else self._floor
-        # Past the retention, the stream's trimming decides, as on any other instance.
-        if key < self._floor or key > newest or key[0] < now_ms() - self._retention_ms:
-            return None
-        return self._items[bisect_right(self._items, key, key=lambda item: item.key) :]
 
 
 class Hub:
@@ -380,7 +234,7 @@ class Hub:
     def _dispatch_live(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:
             self._live_pos = entry_id.decode()
-            connections = self._by_user.get(int(fields[b"u"]))
+            connections = self._by_user.get(int(fields[USER_B]))
             if connections:
                 item = live_item(fields)
                 for conn in connections:

@@ -25,27 +25,29 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from gateway import wire
 from gateway.keys import Keys
-from gateway.streams import iso_now, now_ms
+from gateway.wire import now_ms
 
 log = logging.getLogger(__name__)
 
 # One atomic step over the due users, so that concurrent sweepers (several workers) and
 # connects or disconnects landing meanwhile never announce twice or not at all.
-# KEYS: users (due zset), online zset, board stream. ARGV: now_ms, limit, ts, connection
-# key prefix, last-seen key prefix. Returns {came, went}. The per-user keys are derived
-# inside the script from their prefixes: fine on one Redis, not on a Redis Cluster.
+# KEYS: users (due zset), online zset, board stream. ARGV: now_ms, limit, connection key
+# prefix, last-seen key prefix, the type and envelope field names, then the envelope in
+# three parts around its user id and online flag (`wire.presence_template`). Returns
+# {came, went}. The per-user keys are derived inside the script from their prefixes:
+# fine on one Redis, not on a Redis Cluster.
 _SWEEP = """
-local now, ts = tonumber(ARGV[1]), ARGV[3]
+local now = tonumber(ARGV[1])
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local came, went = {}, {}
 local function announce(user, online)
-  local body = cjson.encode({type = 'presence', ts = ts, actor_id = cjson.null,
-    data = {user_id = tonumber(user), online = online}})
-  redis.call('XADD', KEYS[3], '*', 't', 'presence', 'e', body)
+  local body = ARGV[7] .. user .. ARGV[8] .. (online and 'true' or 'false') .. ARGV[9]
+  redis.call('XADD', KEYS[3], '*', ARGV[5], 'presence', ARGV[6], body)
 end
 for _, user in ipairs(due) do
-  local conns = ARGV[4] .. user
+  local conns = ARGV[3] .. user
   redis.call('ZREMRANGEBYSCORE', conns, '-inf', now)
   local last = redis.call('ZRANGE', conns, -1, -1, 'WITHSCORES')
   local announced = redis.call('ZSCORE', KEYS[2], user)
@@ -59,7 +61,7 @@ for _, user in ipairs(due) do
   else
     if announced then
       redis.call('ZREM', KEYS[2], user)
-      redis.call('SET', ARGV[5] .. user, now)
+      redis.call('SET', ARGV[4] .. user, now)
       announce(user, false)
       table.insert(went, user)
     end
@@ -163,9 +165,11 @@ class Presence:
             keys.board_stream,
             now_ms(),
             SWEEP_LIMIT,
-            iso_now(),
             keys.presence_connections_prefix,
             keys.presence_last_seen_prefix,
+            wire.TYPE,
+            wire.ENVELOPE,
+            *wire.presence_template(),
         )
         return [int(u) for u in came], [int(u) for u in went]
 

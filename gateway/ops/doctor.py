@@ -17,12 +17,12 @@ from yoyo import read_migrations
 from yoyo.migrations import default_migration_table
 
 from gateway.config import Settings
-from gateway.migrate import SQL_DIR
-from gateway.provision import redact
-from gateway.secrets import MIN_JWT_SECRET_BYTES
-from gateway.vapid import check_key_pair
+from gateway.ops.key_files import MIN_JWT_SECRET_BYTES
+from gateway.ops.migrate import SQL_DIR
+from gateway.ops.provision import redact
+from gateway.push.vapid import check_key_pair
 
-WEB_ROOT = Path(__file__).resolve().parents[1] / "web"
+WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 TIMEOUT_S = 5.0
 MIN_REDIS = (6, 2)  # XAUTOCLAIM, which the consumers use to take over a dead one's entries
 

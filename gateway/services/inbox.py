@@ -1,0 +1,107 @@
+"""The inbox: every notification a person received, with its read, seen and clicked
+state, and the unread counts their badges show."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+
+from domain.errors import NotFound
+from domain.events import CountsChanged
+from gateway.services.outbox import UnitOfWork
+
+COLUMNS = "id, type, title, body, url, data, critical, created_at, seen_at, read_at, clicked_at"
+STAMPS = ("created_at", "seen_at", "read_at", "clicked_at")
+MARKS = ("read_at", "seen_at", "clicked_at")
+Counts = dict[str, int]
+
+_INSERT_NOTIFICATIONS = (
+    "INSERT INTO notifications (user_id, event_id, type, title, body, url, data, critical)"
+    " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
+    " $6::text[], $7::jsonb[], $8::boolean[])"
+    # A no-op update rather than DO NOTHING: RETURNING then also gives the id of a row
+    # an earlier attempt stored, so a retry delivers under the same id.
+    " ON CONFLICT (user_id, event_id, type) DO UPDATE SET type = EXCLUDED.type"
+    " RETURNING id, user_id, event_id, type"
+)
+_UNREAD_COUNTS = (
+    "SELECT recipient_id AS user_id, 'messages' AS kind, count(*) AS n FROM messages"
+    " WHERE recipient_id = ANY($1::bigint[]) AND NOT is_read GROUP BY recipient_id"
+    " UNION ALL SELECT user_id, 'notifications', count(*) FROM notifications"
+    " WHERE user_id = ANY($1::bigint[]) AND read_at IS NULL GROUP BY user_id"
+)
+
+
+def _row(row: Any) -> dict[str, Any]:
+    out = dict(row)
+    for name in STAMPS:
+        out[name] = out[name].isoformat() if out[name] else None
+    return out
+
+
+async def page(
+    pool: asyncpg.Pool, user_id: int, limit: int, before: int | None, unread_only: bool
+) -> list[dict[str, Any]]:
+    """Newest first; `before` (a notification id) pages back in time."""
+    rows = await pool.fetch(
+        f"SELECT {COLUMNS} FROM notifications WHERE user_id = $1"
+        " AND ($2::bigint IS NULL OR id < $2) AND (NOT $3 OR read_at IS NULL)"
+        " ORDER BY id DESC LIMIT $4",
+        user_id,
+        before,
+        unread_only,
+        limit,
+    )
+    return [_row(row) for row in rows]
+
+
+async def unread_count(pool: asyncpg.Pool, user_id: int) -> int:
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", user_id
+    )
+    return count
+
+
+async def unread_counts(conn: asyncpg.Connection, user_ids: Iterable[int]) -> dict[int, Counts]:
+    """Unread messages and notifications per user; 0 for a user who has none."""
+    counts = {user_id: {"messages": 0, "notifications": 0} for user_id in user_ids}
+    if counts:
+        for row in await conn.fetch(_UNREAD_COUNTS, list(counts)):
+            counts[row["user_id"]][row["kind"]] = row["n"]
+    return counts
+
+
+async def store(
+    conn: asyncpg.Connection, columns: list[list[Any]]
+) -> dict[tuple[int, int, str], int]:
+    """Store notifications given as column arrays (user ids, event ids, types, titles,
+    bodies, urls, data, critical flags) in one statement; the inbox id of each
+    (user id, event id, type), an earlier attempt's included."""
+    rows = await conn.fetch(_INSERT_NOTIFICATIONS, *columns)
+    return {(row["user_id"], row["event_id"], row["type"]): row["id"] for row in rows}
+
+
+async def require_own(pool: asyncpg.Pool, user_id: int, notification_id: int) -> None:
+    owner = await pool.fetchval("SELECT user_id FROM notifications WHERE id = $1", notification_id)
+    if owner != user_id:
+        raise NotFound(f"Notification {notification_id} does not exist.")
+
+
+async def mark(uow: UnitOfWork, user_id: int, column: str, ids: list[int] | None) -> int:
+    """Stamp `column` on the person's notifications (all unread ones when ids is None);
+    reading changes the badges, so every device of theirs is told. Returns how many."""
+    if column not in MARKS:
+        raise ValueError(column)
+    result = await uow.conn.execute(
+        f"UPDATE notifications SET {column} = now() WHERE user_id = $1"
+        f" AND {column} IS NULL AND ($2::bigint[] IS NULL OR id = ANY($2))",
+        user_id,
+        ids,
+    )
+    updated = int(result.split()[-1])
+    if updated and column == "read_at":
+        uow.emit(CountsChanged(user_id, user_id))
+    await uow.commit()
+    return updated
