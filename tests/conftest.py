@@ -18,12 +18,11 @@ from gateway.config import Settings
 from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database, provision
 from gateway.ops.seed import seed
-from gateway.realtime.presence import Presence
+from tests.helpers import PASSWORD
 from tests.push_fixtures import push_test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
-PASSWORD = "floorbell"
 
 
 @pytest.fixture(scope="session")
@@ -111,20 +110,6 @@ async def tokens(app: Any, users: dict[str, int]) -> dict[str, str]:
     return result
 
 
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-async def eventually(probe: Any, timeout_s: float = 5.0, interval_s: float = 0.05) -> Any:
-    """Poll an async probe until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await probe()
-        if value or asyncio.get_running_loop().time() > deadline:
-            return value
-        await asyncio.sleep(interval_s)
-
-
 @pytest.fixture(scope="session")
 async def worker(settings: Settings, db: asyncpg.Pool, redis: Redis) -> AsyncIterator[None]:
     """The relay and router running for the whole session, as `floorbell worker` does."""
@@ -135,26 +120,3 @@ async def worker(settings: Settings, db: asyncpg.Pool, redis: Redis) -> AsyncIte
     yield
     stop.set()
     await asyncio.wait_for(task, 15)
-
-
-async def stream_events(redis: Redis, stream: str) -> list[dict[str, Any]]:
-    import json
-
-    return [
-        json.loads(fields[b"e"]) | {"stream_id": entry_id.decode()}
-        for entry_id, fields in await redis.xrange(stream)
-    ]
-
-
-async def record_connection(presence: Presence, user_id: int, conn_id: str) -> None:
-    """What a gateway records when one of `user_id`'s SSE connections opens."""
-    async with presence.redis.pipeline(transaction=False) as pipe:
-        presence.connect(pipe, user_id, conn_id)
-        await pipe.execute()
-
-
-async def record_disconnect(presence: Presence, user_id: int, conn_id: str) -> None:
-    """What a gateway records when that connection closes."""
-    async with presence.redis.pipeline(transaction=False) as pipe:
-        presence.disconnect(pipe, user_id, conn_id)
-        await pipe.execute()

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import http_ece
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -29,7 +28,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from gateway.push.guard import Resolve
 from gateway.push.vapid import b64url, generate_keys
-from gateway.services.credentials import issue_token
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ROOT / "tests" / "tools"
@@ -222,15 +220,6 @@ class FakePushService:
         return [r.payload["data"]["notification_id"] for r in self.received if r.payload]
 
 
-async def fresh_user(db: asyncpg.Pool | asyncpg.Connection, role: str = "technician") -> int:
-    """A user of its own per test: no other test's notifications reach its devices."""
-    tag = uuid.uuid4().hex[:10]
-    return int(await db.fetchval(
-        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, $2, $3, 'x')"
-        " RETURNING id", f"push-{tag}@example.com", f"Push Tester {tag}", role,
-    ))  # fmt: skip
-
-
 def fixed_dns(entries: dict[str, list[str]]) -> Resolve:
     """A DNS of fixed answers (the dict may change): what a name resolves to at a moment."""
 
@@ -240,10 +229,6 @@ def fixed_dns(entries: dict[str, list[str]]) -> Resolve:
         return [(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip) for ip in entries[host]]
 
     return resolve
-
-
-def token_for(secret: str, user_id: int, role: str = "technician") -> str:
-    return issue_token(secret, user_id, role, 3600)
 
 
 def b64(data: bytes) -> str:

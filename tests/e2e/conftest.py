@@ -43,18 +43,3 @@ def spare_gateway(settings: Settings) -> Iterator[Callable[..., GatewayProcess]]
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
-
-
-async def api(
-    session: aiohttp.ClientSession,
-    gateway: GatewayProcess,
-    token: str,
-    method: str,
-    path: str,
-    body: Any = None,
-) -> Any:
-    """Call the API as someone; anything but success fails the test."""
-    headers = {"Authorization": f"Bearer {token}"}
-    async with session.request(method, gateway.url + path, json=body, headers=headers) as response:
-        assert response.status < 300, (response.status, await response.text())
-        return await response.json()

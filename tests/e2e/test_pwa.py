@@ -15,9 +15,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
-from tests.conftest import PASSWORD, eventually
-from tests.e2e.conftest import api
 from tests.gateway_process import GatewayProcess, open_stream
+from tests.helpers import PASSWORD, api, eventually
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 STATUSES = ["received", "diagnostic", "in_progress", "waiting_parts", "completed", "archived"]

@@ -12,9 +12,8 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.keys import Keys
-from tests.conftest import eventually
-from tests.e2e.conftest import api
 from tests.gateway_process import GatewayProcess, open_stream
+from tests.helpers import api, eventually
 
 
 async def new_ticket(

@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from gateway.config import Settings
-from tests.conftest import PASSWORD, bearer
+from tests.helpers import PASSWORD, bearer
 
 
 async def test_login_sets_a_strict_httponly_cookie(client: Any) -> None:

@@ -25,7 +25,7 @@ from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database
 from gateway.processes.clock import run_clock
 from gateway.services.ticket_store import next_code
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 DEADLINE = datetime.fromisoformat("2009-11-25T08:00:00-05:00")  # 13:00 UTC
 JUST_BEFORE = datetime(2009, 11, 25, 12, 59, 59, tzinfo=UTC)

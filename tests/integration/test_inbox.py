@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.keys import Keys
-from tests.conftest import bearer, eventually
+from tests.helpers import bearer, eventually
 
 
 async def _assign_new_ticket(client: Any, tokens: dict[str, str], assignee: int) -> dict[str, Any]:

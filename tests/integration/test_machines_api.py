@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import bearer, eventually
+from tests.helpers import bearer, eventually
 
 BIG = 2**70
 

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 from quart.datastructures import FileStorage
 
-from tests.conftest import PASSWORD, bearer, eventually
+from tests.helpers import PASSWORD, bearer, eventually
 
 BIG = 2**70
 MIB = 1024 * 1024

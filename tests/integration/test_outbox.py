@@ -22,7 +22,7 @@ from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database
 from gateway.pipeline.relay import OutboxRelay
 from gateway.services.outbox import OUTBOX_CHANNEL, UnitOfWork, WakeHints
-from tests.conftest import bearer, eventually, stream_events
+from tests.helpers import bearer, eventually, stream_events
 
 
 async def test_committed_write_reaches_the_stream(

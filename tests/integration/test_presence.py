@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.keys import Keys
 from gateway.realtime.presence import Presence
-from tests.conftest import record_connection, record_disconnect
+from tests.helpers import record_connection, record_disconnect
 
 HEARTBEAT_S = 1  # ttl 2.5 s, debounce 1 s
 

@@ -11,8 +11,8 @@ import pytest
 
 from gateway.config import Settings
 from gateway.push.vapid import b64url
-from tests.conftest import bearer
-from tests.push_fixtures import Device, PushEmulator, fresh_user, token_for
+from tests.helpers import bearer, fresh_user, token_for
+from tests.push_fixtures import Device, PushEmulator
 
 
 def subscription(endpoint: str, device: Device | None = None, **extra: Any) -> dict[str, Any]:

@@ -27,8 +27,8 @@ from gateway.keys import PUSH_GROUP, Keys
 from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database
 from gateway.services.outbox import UnitOfWork
-from tests.conftest import eventually
-from tests.push_fixtures import ROOT, FakePushService, fresh_user
+from tests.helpers import eventually, fresh_user
+from tests.push_fixtures import ROOT, FakePushService
 
 NOTIFICATIONS = 20
 

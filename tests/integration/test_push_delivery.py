@@ -20,8 +20,15 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.keys import Keys
 from gateway.realtime.presence import Presence
-from tests.conftest import bearer, eventually, record_connection, record_disconnect
-from tests.push_fixtures import PushEmulator, fresh_user, token_for
+from tests.helpers import (
+    bearer,
+    eventually,
+    fresh_user,
+    record_connection,
+    record_disconnect,
+    token_for,
+)
+from tests.push_fixtures import PushEmulator
 
 SETTLE_S = 1.8  # longer than the grace period: what has not arrived by then never will
 

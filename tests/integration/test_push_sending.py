@@ -25,8 +25,8 @@ from gateway.push.payload import notification_message
 from gateway.push.sender import PushSender, VapidTokens
 from gateway.push.store import notifications_to_push
 from gateway.wire import now_ms
-from tests.conftest import eventually
-from tests.push_fixtures import FakePushService, fixed_dns, fresh_user
+from tests.helpers import eventually, fresh_user
+from tests.push_fixtures import FakePushService, fixed_dns
 
 
 @pytest.fixture

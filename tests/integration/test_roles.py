@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from gateway.services.roles import Roles
+from tests.helpers import fresh_user
 
 
 class CountingPool:
@@ -32,11 +33,7 @@ async def test_concurrent_lookups_share_one_query(db: asyncpg.Pool, users: dict[
 
 async def test_a_lone_lookup_sees_the_current_role(db: asyncpg.Pool, users: dict[str, int]) -> None:
     roles = Roles(db)
-    user_id = await db.fetchval(
-        "INSERT INTO users (email, full_name, role, password_hash)"
-        " VALUES ('roles@example.com', 'R', 'operator', 'x')"
-        " RETURNING id"
-    )
+    user_id = await fresh_user(db, "operator")
     assert await roles.of(user_id) == "operator"
     await db.execute("UPDATE users SET role = 'supervisor' WHERE id = $1", user_id)
     assert await roles.of(user_id) == "supervisor"

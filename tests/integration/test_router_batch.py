@@ -16,6 +16,7 @@ from gateway.config import Settings
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.pipeline.router import Router, ensure_group
 from gateway.streams import Entry, as_reply
+from tests.helpers import fresh_user
 
 
 @pytest.fixture
@@ -27,16 +28,6 @@ def keys(settings: Settings) -> Keys:
 @pytest.fixture
 def router(db: asyncpg.Pool, redis: Redis, keys: Keys) -> Router:
     return Router(db, redis, keys, consumer="test")
-
-
-async def _new_user(db: asyncpg.Pool, role: str = "operator") -> int:
-    user_id: int = await db.fetchval(
-        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, 'Batch', $2,"
-        " 'x') RETURNING id",
-        f"batch-{uuid.uuid4().hex}@example.com",
-        role,
-    )
-    return user_id
 
 
 def _event(outbox_id: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +69,7 @@ async def _pending(redis: Redis, keys: Keys) -> int:
 async def test_a_batch_reaches_every_recipient_in_order_exactly_once(
     db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
 ) -> None:
-    ann, bob, cid = [await _new_user(db) for _ in range(3)]
+    ann, bob, cid = [await fresh_user(db, "operator") for _ in range(3)]
     await db.execute(
         "INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
         cid,
@@ -135,7 +126,7 @@ async def test_a_batch_needing_the_user_directory_routes_all_of_it(
 ) -> None:
     """A private message needs no directory, a breakdown does (every technician): in one
     batch, both reach their people, each once."""
-    ann, tech = await _new_user(db), await _new_user(db, "technician")
+    ann, tech = await fresh_user(db, "operator"), await fresh_user(db, "technician")
     base = uuid.uuid4().int % 10**9 * 1000
     message = {"message_id": 1, "sender_id": tech, "sender_name": "Batch", "recipient_id": ann,
                "message_type": "private", "excerpt": "hello"}  # fmt: skip
@@ -168,7 +159,7 @@ async def test_a_batch_needing_the_user_directory_routes_all_of_it(
 async def test_a_failing_batch_stays_pending_and_stores_nothing(
     db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
 ) -> None:
-    ann = await _new_user(db)
+    ann = await fresh_user(db, "operator")
     base = uuid.uuid4().int % 10**9 * 1000
     good = _event(base + 1, "role_changed", {"user_id": ann, "to_role": "admin", "from_role": "x"})
     broken = _event(base + 2, "role_changed", {"user_id": ann})  # no roles: a bug

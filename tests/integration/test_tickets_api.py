@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 
 async def create(client: Any, token: str, **fields: Any) -> Any:

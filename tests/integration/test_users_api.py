@@ -16,7 +16,7 @@ from gateway.api.app import create_app
 from gateway.config import Settings
 from gateway.services import users as user_service
 from gateway.services.outbox import UnitOfWork
-from tests.conftest import bearer, eventually
+from tests.helpers import bearer, eventually
 
 BIG = 2**70
 NON_ADMINS = ["supervisor", "tech1", "operator"]

@@ -1,0 +1,91 @@
+"""Helpers the tests share (fixtures stay in the conftest files): authentication, waiting
+for something to happen, people of one's own, and what a gateway records in Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import aiohttp
+import asyncpg
+from redis.asyncio import Redis
+
+from gateway.realtime.presence import Presence
+from gateway.services.credentials import issue_token
+from gateway.wire import ENVELOPE_B
+from tests.gateway_process import GatewayProcess
+
+PASSWORD = "floorbell"  # of the seeded demo users
+T = TypeVar("T")
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def token_for(secret: str, user_id: int, role: str = "technician") -> str:
+    return issue_token(secret, user_id, role, 3600)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], timeout_s: float = 5.0, interval_s: float = 0.05
+) -> T:
+    """Poll an async probe until it returns something truthy, and return that; fail the
+    test when it never does."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"still {value!r} after {timeout_s} s")
+        await asyncio.sleep(interval_s)
+
+
+async def fresh_user(db: asyncpg.Pool | asyncpg.Connection, role: str = "technician") -> int:
+    """A person of one's own per test: no other test's notifications, counts or devices."""
+    tag = uuid.uuid4().hex[:10]
+    return int(await db.fetchval(
+        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, $2, $3, 'x')"
+        " RETURNING id", f"user-{tag}@example.com", f"Tester {tag}", role,
+    ))  # fmt: skip
+
+
+async def stream_events(redis: Redis, stream: str) -> list[dict[str, Any]]:
+    """Every envelope of a stream, with its entry id as `stream_id`."""
+    return [
+        json.loads(fields[ENVELOPE_B]) | {"stream_id": entry_id.decode()}
+        for entry_id, fields in await redis.xrange(stream)
+    ]
+
+
+async def record_connection(presence: Presence, user_id: int, conn_id: str) -> None:
+    """What a gateway records when one of `user_id`'s SSE connections opens."""
+    async with presence.redis.pipeline(transaction=False) as pipe:
+        presence.connect(pipe, user_id, conn_id)
+        await pipe.execute()
+
+
+async def record_disconnect(presence: Presence, user_id: int, conn_id: str) -> None:
+    """What a gateway records when that connection closes."""
+    async with presence.redis.pipeline(transaction=False) as pipe:
+        presence.disconnect(pipe, user_id, conn_id)
+        await pipe.execute()
+
+
+async def api(
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    token: str,
+    method: str,
+    path: str,
+    body: Any = None,
+) -> Any:
+    """Call a gateway process's API as someone; anything but success fails the test."""
+    headers = bearer(token)
+    async with session.request(method, gateway.url + path, json=body, headers=headers) as response:
+        assert response.status < 300, (response.status, await response.text())
+        return await response.json()
