@@ -1,12 +1,13 @@
 """Domain events: facts, named in the past tense, that a committed write produced.
 
 Each event is written to the outbox in the same transaction as the change it records;
-`payload()` is what travels (JSON) to the router, which decides who is told.
+`payload()` is what travels (JSON) to the router, which reads it back with `from_stored`
+and decides who is told.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, ClassVar
 
 Card = dict[str, Any]
@@ -24,62 +25,57 @@ class Event:
 
 
 @dataclass(frozen=True)
-class TicketCreated(Event):
-    type: ClassVar[str] = "ticket_created"
+class TicketEvent(Event):
+    """An event about a ticket: its card as the board shows it, and who follows it."""
+
     ticket: Card
-    followers: list[int] = field(default_factory=list)
+    followers: list[int] = field(default_factory=list, kw_only=True)
 
 
 @dataclass(frozen=True)
-class TicketUpdated(Event):
+class TicketCreated(TicketEvent):
+    type: ClassVar[str] = "ticket_created"
+
+
+@dataclass(frozen=True)
+class TicketUpdated(TicketEvent):
     """Fields other than status, assignee and priority changed."""
 
     type: ClassVar[str] = "ticket_updated"
-    ticket: Card
     changes: list[str]
-    followers: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class TicketMoved(Event):
+class TicketMoved(TicketEvent):
     type: ClassVar[str] = "ticket_moved"
-    ticket: Card
     from_status: str
     to_status: str
-    followers: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class TicketAssigned(Event):
+class TicketAssigned(TicketEvent):
     type: ClassVar[str] = "ticket_assigned"
-    ticket: Card
     previous_assignee: int | None
-    followers: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class TicketPriorityChanged(Event):
+class TicketPriorityChanged(TicketEvent):
     type: ClassVar[str] = "ticket_priority_changed"
-    ticket: Card
     from_priority: str
     to_priority: str
-    followers: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class CommentAdded(Event):
+class CommentAdded(TicketEvent):
     type: ClassVar[str] = "comment_added"
-    ticket: Card
     comment_id: int
     author_name: str
     excerpt: str
-    followers: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
-class TicketOverdue(Event):
+class TicketOverdue(TicketEvent):
     type: ClassVar[str] = "ticket_overdue"
-    ticket: Card
     day: str
 
 
@@ -96,11 +92,10 @@ class MessageSent(Event):
 
 
 @dataclass(frozen=True)
-class MachineBrokeDown(Event):
+class MachineBrokeDown(TicketEvent):
     type: ClassVar[str] = "machine_breakdown"
     machine_id: int
     machine_name: str
-    ticket: Card
 
 
 @dataclass(frozen=True)
@@ -159,3 +154,31 @@ class CountsChanged(Event):
 
     type: ClassVar[str] = "counts_changed"
     user_id: int
+
+
+@dataclass(frozen=True)
+class UnknownEvent(Event):
+    """A stored event of a type this version does not know: it tells nobody."""
+
+    type: ClassVar[str] = "unknown"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        TicketCreated, TicketUpdated, TicketMoved, TicketAssigned, TicketPriorityChanged,
+        CommentAdded, TicketOverdue, MessageSent, MachineBrokeDown, InterventionPlanned,
+        MaintenanceDue, UserRegistered, RoleChanged, SettingsChanged, BroadcastSent,
+        CountsChanged,
+    )
+}  # fmt: skip
+
+
+def from_stored(event_type: str, actor_id: int | None, payload: dict[str, Any]) -> Event:
+    """The typed event of a stored payload (`UnknownEvent` for a type this version does not
+    know); keys it does not know are ignored, so events written by a newer version read."""
+    cls = EVENT_TYPES.get(event_type)
+    if cls is None:
+        return UnknownEvent(actor_id)
+    known = {f.name for f in fields(cls)} - {"actor_id"}
+    return cls(actor_id, **{k: v for k, v in payload.items() if k in known})

@@ -54,10 +54,6 @@ class Actor:
     id: int
     role: Role
 
-    @property
-    def manages_tickets(self) -> bool:
-        return self.role in (Role.ADMIN, Role.SUPERVISOR)
-
 
 @dataclass
 class Ticket:

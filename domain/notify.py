@@ -1,7 +1,7 @@
 """Who is told of what: the event catalogue (CONTRACT section 5) as code.
 
-Works on the stored form of an event (type, actor, JSON data) because the router reads
-events back from the stream. The actor of a change is never notified of it.
+Works on typed events (`domain.events`; the router reads them back from the stream with
+`from_stored`). The actor of a change is never notified of it.
 """
 
 from __future__ import annotations
@@ -10,7 +10,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from domain.events import (
+    BroadcastSent,
+    CommentAdded,
+    Event,
+    InterventionPlanned,
+    MachineBrokeDown,
+    MaintenanceDue,
+    MessageSent,
+    RoleChanged,
+    SettingsChanged,
+    TicketAssigned,
+    TicketCreated,
+    TicketEvent,
+    TicketMoved,
+    TicketOverdue,
+    TicketPriorityChanged,
+    TicketUpdated,
+    UserRegistered,
+)
 from domain.model import Role
+from domain.permissions import MANAGERS
 
 CRITICAL_TYPES = frozenset(
     {"ticket_assigned", "ticket_reassigned", "ticket_overdue", "machine_breakdown"}
@@ -33,14 +53,13 @@ NOTIFICATION_TYPES = (
     "broadcast",
 )
 
-# Domain event type -> the board event every open board receives.
-BOARD_EVENTS = {
-    "ticket_created": "ticket_created",
-    "ticket_updated": "ticket_updated",
-    "ticket_moved": "ticket_moved",
-    "ticket_assigned": "ticket_updated",
-    "ticket_priority_changed": "ticket_updated",
-    "ticket_deleted": "ticket_deleted",
+# Domain event -> the board event every open board receives, with the card.
+BOARD_EVENTS: dict[type[TicketEvent], str] = {
+    TicketCreated: "ticket_created",
+    TicketUpdated: "ticket_updated",
+    TicketMoved: "ticket_moved",
+    TicketAssigned: "ticket_updated",
+    TicketPriorityChanged: "ticket_updated",
 }
 
 TITLE_MAX = 100
@@ -48,7 +67,6 @@ BODY_MAX = 200
 
 # Users holding any of these roles (None: everyone).
 Directory = Callable[[frozenset[Role] | None], list[int]]
-MANAGERS = frozenset({Role.SUPERVISOR, Role.ADMIN})
 ADMINS = frozenset({Role.ADMIN})
 
 
@@ -75,18 +93,21 @@ def ticket_url(ticket: dict[str, Any]) -> str:
     return f"/?ticket={int(ticket['id'])}"
 
 
-def notices_for(
-    event_type: str, actor_id: int | None, data: dict[str, Any], directory: Directory
-) -> list[Notice]:
-    build = _BUILDERS.get(event_type)
+def board_event(event: Event) -> str | None:
+    """The board event type `event` yields, if any."""
+    return BOARD_EVENTS.get(type(event))  # type: ignore[arg-type]
+
+
+def notices_for(event: Event, directory: Directory) -> list[Notice]:
+    build = _BUILDERS.get(type(event))
     if build is None:
         return []
-    notices = build(data, directory)
+    notices = build(event, directory)
     seen: set[tuple[int, str]] = set()
     result = []
     for notice in notices:
         key = (notice.user_id, notice.type)
-        if notice.user_id == actor_id or key in seen:
+        if notice.user_id == event.actor_id or key in seen:
             continue
         seen.add(key)
         result.append(notice)
@@ -94,7 +115,7 @@ def notices_for(
 
 
 def _ticket_notices(
-    data: dict[str, Any],
+    event: TicketEvent,
     kind: str,
     users: Iterable[int | None],
     title: str,
@@ -102,7 +123,7 @@ def _ticket_notices(
     critical: bool = False,
     pushable: bool = True,
 ) -> list[Notice]:
-    ticket = data["ticket"]
+    ticket = event.ticket
     extra = {"ticket_id": ticket["id"], "ticket_code": ticket["ticket_id"]}
     return [
         Notice(
@@ -124,25 +145,25 @@ def _label(ticket: dict[str, Any]) -> str:
     return f"{ticket['ticket_id']}: {ticket['title']}"
 
 
-def _created(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    ticket = data["ticket"]
+def _created(event: TicketCreated | TicketAssigned, directory: Directory) -> list[Notice]:
+    ticket = event.ticket
     return _ticket_notices(
-        data, "ticket_assigned", [ticket["assigned_to"]], "New ticket assigned", _label(ticket)
+        event, "ticket_assigned", [ticket["assigned_to"]], "New ticket assigned", _label(ticket)
     )
 
 
-def _assigned(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    ticket, previous = data["ticket"], data.get("previous_assignee")
+def _assigned(event: TicketAssigned, directory: Directory) -> list[Notice]:
+    ticket, previous = event.ticket, event.previous_assignee
     if previous is None:
-        return _created(data, directory)
+        return _created(event, directory)
     return _ticket_notices(
-        data,
+        event,
         "ticket_reassigned",
         [ticket["assigned_to"]],
         "Ticket reassigned to you",
         _label(ticket),
     ) + _ticket_notices(
-        data,
+        event,
         "ticket_reassigned",
         [previous],
         "Ticket reassigned",
@@ -151,13 +172,12 @@ def _assigned(data: dict[str, Any], directory: Directory) -> list[Notice]:
     )
 
 
-def _moved(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    ticket = data["ticket"]
-    followers = data.get("followers", [])
-    status = data["to_status"].replace("_", " ")
-    if data["to_status"] == "completed":
+def _moved(event: TicketMoved, directory: Directory) -> list[Notice]:
+    ticket, followers = event.ticket, event.followers
+    status = event.to_status.replace("_", " ")
+    if event.to_status == "completed":
         closed = _ticket_notices(
-            data,
+            event,
             "ticket_closed",
             [ticket["reported_by"], *followers],
             "Ticket completed",
@@ -168,67 +188,63 @@ def _moved(data: dict[str, Any], directory: Directory) -> list[Notice]:
     else:
         closed, others = [], [ticket["assigned_to"], ticket["reported_by"], *followers]
     return closed + _ticket_notices(
-        data, "ticket_status_changed", others, f"Ticket now {status}", _label(ticket)
+        event, "ticket_status_changed", others, f"Ticket now {status}", _label(ticket)
     )
 
 
-def _priority(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    ticket = data["ticket"]
-    raised_to_critical = data["to_priority"] == "critical"
+def _priority(event: TicketPriorityChanged, directory: Directory) -> list[Notice]:
+    ticket = event.ticket
+    raised_to_critical = event.to_priority == "critical"
     return _ticket_notices(
-        data,
+        event,
         "ticket_priority_changed",
-        [ticket["assigned_to"], *data.get("followers", [])],
-        f"Priority now {data['to_priority']}",
+        [ticket["assigned_to"], *event.followers],
+        f"Priority now {event.to_priority}",
         _label(ticket),
         critical=raised_to_critical,
     )
 
 
-def _comment(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    ticket = data["ticket"]
-    users = [ticket["reported_by"], ticket["assigned_to"], *data.get("followers", [])]
+def _comment(event: CommentAdded, directory: Directory) -> list[Notice]:
+    ticket = event.ticket
+    users = [ticket["reported_by"], ticket["assigned_to"], *event.followers]
     return _ticket_notices(
-        data,
+        event,
         "comment_added",
         users,
-        f"{data['author_name']} on {ticket['ticket_id']}",
-        data["excerpt"],
+        f"{event.author_name} on {ticket['ticket_id']}",
+        event.excerpt,
     )
 
 
-def _overdue(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    ticket = data["ticket"]
+def _overdue(event: TicketOverdue, directory: Directory) -> list[Notice]:
+    ticket = event.ticket
     users = [ticket["assigned_to"], *directory(MANAGERS)]
-    return _ticket_notices(data, "ticket_overdue", users, "Ticket overdue", _label(ticket))
+    return _ticket_notices(event, "ticket_overdue", users, "Ticket overdue", _label(ticket))
 
 
-def _breakdown(data: dict[str, Any], directory: Directory) -> list[Notice]:
+def _breakdown(event: MachineBrokeDown, directory: Directory) -> list[Notice]:
     users = directory(MANAGERS | {Role.TECHNICIAN})
     return _ticket_notices(
-        data,
+        event,
         "machine_breakdown",
         users,
-        f"Breakdown: {data['machine_name']}",
-        _label(data["ticket"]),
+        f"Breakdown: {event.machine_name}",
+        _label(event.ticket),
     )
 
 
-def _message(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    recipient = data.get("recipient_id")
+def _message(event: MessageSent, directory: Directory) -> list[Notice]:
+    recipient = event.recipient_id
     users = [recipient] if recipient is not None else directory(None)
-    body = "Audio message" if data.get("audio") else data["excerpt"]
-    url = f"/?conversation={data['sender_id']}" if recipient is not None else "/?messages=public"
-    extra = {
-        "message_id": data["message_id"],
-        "sender_id": data["sender_id"],
-        "audio": bool(data.get("audio")),
-    }
+    body = "Audio message" if event.audio else event.excerpt
+    url = f"/?conversation={event.sender_id}" if recipient is not None else "/?messages=public"
+    extra = {"message_id": event.message_id, "sender_id": event.sender_id, "audio": event.audio}
     return [
         Notice(
             user,
             "new_message",
-            shorten(f"Message from {data['sender_name']}", TITLE_MAX),
+            shorten(f"Message from {event.sender_name}", TITLE_MAX),
             shorten(body, BODY_MAX),
             url,
             data=extra,
@@ -259,68 +275,66 @@ def _simple(
     ]
 
 
-def _intervention(data: dict[str, Any], directory: Directory) -> list[Notice]:
+def _intervention(event: InterventionPlanned, directory: Directory) -> list[Notice]:
     return _simple(
         "intervention_planned",
-        [data["assigned_to"]],
-        f"Intervention on {data['machine_name']}",
-        f"Planned for {data['scheduled_for']}. {data.get('note', '')}".strip(),
-        extra={"machine_id": data["machine_id"]},
+        [event.assigned_to],
+        f"Intervention on {event.machine_name}",
+        f"Planned for {event.scheduled_for}. {event.note}".strip(),
+        extra={"machine_id": event.machine_id},
     )
 
 
-def _maintenance(data: dict[str, Any], directory: Directory) -> list[Notice]:
+def _maintenance(event: MaintenanceDue, directory: Directory) -> list[Notice]:
     return _simple(
         "maintenance_due",
         directory(MANAGERS),
-        f"Maintenance due: {data['machine_name']}",
+        f"Maintenance due: {event.machine_name}",
         "Its preventive-maintenance interval has elapsed.",
-        extra={"machine_id": data["machine_id"]},
+        extra={"machine_id": event.machine_id},
     )
 
 
-def _registered(data: dict[str, Any], directory: Directory) -> list[Notice]:
+def _registered(event: UserRegistered, directory: Directory) -> list[Notice]:
     return _simple(
         "user_registered",
         directory(ADMINS),
         "New user",
-        f"{data['full_name']} <{data['email']}> joined as {data['role']}",
+        f"{event.full_name} <{event.email}> joined as {event.role}",
     )
 
 
-def _role(data: dict[str, Any], directory: Directory) -> list[Notice]:
+def _role(event: RoleChanged, directory: Directory) -> list[Notice]:
     return _simple(
         "role_changed",
-        [data["user_id"]],
+        [event.user_id],
         "Your role changed",
-        f"You are now {data['to_role']} (was {data['from_role']}).",
+        f"You are now {event.to_role} (was {event.from_role}).",
     )
 
 
-def _settings(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    return _simple(
-        "settings_changed", directory(ADMINS), "Settings changed", ", ".join(data["keys"])
-    )
+def _settings(event: SettingsChanged, directory: Directory) -> list[Notice]:
+    return _simple("settings_changed", directory(ADMINS), "Settings changed", ", ".join(event.keys))
 
 
-def _broadcast(data: dict[str, Any], directory: Directory) -> list[Notice]:
-    users = directory(None) if data["to"] == "all" else data["to"]
-    return _simple("broadcast", users, data["title"], data["body"])
+def _broadcast(event: BroadcastSent, directory: Directory) -> list[Notice]:
+    users = directory(None) if isinstance(event.to, str) else event.to
+    return _simple("broadcast", users, event.title, event.body)
 
 
-_BUILDERS: dict[str, Callable[[dict[str, Any], Directory], list[Notice]]] = {
-    "ticket_created": _created,
-    "ticket_assigned": _assigned,
-    "ticket_moved": _moved,
-    "ticket_priority_changed": _priority,
-    "comment_added": _comment,
-    "ticket_overdue": _overdue,
-    "machine_breakdown": _breakdown,
-    "new_message": _message,
-    "intervention_planned": _intervention,
-    "maintenance_due": _maintenance,
-    "user_registered": _registered,
-    "role_changed": _role,
-    "settings_changed": _settings,
-    "broadcast": _broadcast,
+_BUILDERS: dict[type[Event], Callable[[Any, Directory], list[Notice]]] = {
+    TicketCreated: _created,
+    TicketAssigned: _assigned,
+    TicketMoved: _moved,
+    TicketPriorityChanged: _priority,
+    CommentAdded: _comment,
+    TicketOverdue: _overdue,
+    MachineBrokeDown: _breakdown,
+    MessageSent: _message,
+    InterventionPlanned: _intervention,
+    MaintenanceDue: _maintenance,
+    UserRegistered: _registered,
+    RoleChanged: _role,
+    SettingsChanged: _settings,
+    BroadcastSent: _broadcast,
 }

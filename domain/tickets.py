@@ -1,15 +1,16 @@
-"""Rules of the ticket lifecycle: who may change what, and which events it yields.
+"""Rules of the ticket lifecycle: valid changes, and which events they yield.
 
-Each rule checks permission, mutates the ticket and returns the events of the change;
-the service layer loads and saves. Moving back a column is allowed (a repair that failed
-its test); leaving `archived` is not.
+Each rule checks permission (`domain.permissions`), mutates the ticket and returns the
+events of the change; the service layer loads and saves. Moving back a column is allowed
+(a repair that failed its test); leaving `archived` is not.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from domain.errors import Invalid, InvalidTransition, PermissionDenied
+from domain import permissions
+from domain.errors import InvalidTransition
 from domain.events import (
     Event,
     TicketAssigned,
@@ -20,22 +21,10 @@ from domain.events import (
 from domain.model import Actor, Priority, Role, Status, Ticket
 
 EDITABLE_FIELDS = ("title", "description", "scheduled_date")
-ASSIGNABLE_ROLES = (Role.TECHNICIAN, Role.SUPERVISOR, Role.ADMIN)
 
 
 def _followers(ticket: Ticket) -> list[int]:
     return sorted(ticket.followers)
-
-
-def _may_work_on(ticket: Ticket, actor: Actor) -> bool:
-    return actor.manages_tickets or (
-        actor.role is Role.TECHNICIAN and ticket.assigned_to == actor.id
-    )
-
-
-def require_manager(actor: Actor, what: str) -> None:
-    if not actor.manages_tickets:
-        raise PermissionDenied(f"Only supervisors and admins may {what}.")
 
 
 def move(ticket: Ticket, actor: Actor, to: Status, now: datetime) -> list[Event]:
@@ -45,11 +34,8 @@ def move(ticket: Ticket, actor: Actor, to: Status, now: datetime) -> list[Event]
         return []
     if ticket.status is Status.ARCHIVED:
         raise InvalidTransition("An archived ticket cannot leave the archive.")
-    takes_it = (
-        actor.role is Role.TECHNICIAN and ticket.assigned_to is None and to is Status.IN_PROGRESS
-    )
-    if not (takes_it or _may_work_on(ticket, actor)):
-        raise PermissionDenied(_move_refusal(ticket, actor))
+    permissions.require_may_move(ticket, actor, to)
+    takes_it = permissions.takes_ticket(ticket, actor, to)
     events: list[Event] = []
     if takes_it:
         events += assign(ticket, actor, actor.id, Role.TECHNICIAN, now, self_assign=True)
@@ -61,17 +47,11 @@ def move(ticket: Ticket, actor: Actor, to: Status, now: datetime) -> list[Event]
         ticket.closed_at = None
     ticket.updated_at = now
     events.append(
-        TicketMoved(actor.id, ticket.card(), str(from_status), str(to), _followers(ticket))
+        TicketMoved(
+            actor.id, ticket.card(), str(from_status), str(to), followers=_followers(ticket)
+        )
     )
     return events
-
-
-def _move_refusal(ticket: Ticket, actor: Actor) -> str:
-    if actor.role is Role.OPERATOR:
-        return "Operators report tickets but do not move them."
-    if ticket.assigned_to is None:
-        return "Take an unassigned ticket by moving it to in_progress."
-    return "Only the assigned technician, supervisors and admins may move this ticket."
 
 
 def assign(
@@ -83,27 +63,27 @@ def assign(
     self_assign: bool = False,
 ) -> list[Event]:
     if not self_assign:
-        require_manager(actor, "assign tickets")
-    if assignee_id is not None and assignee_role not in ASSIGNABLE_ROLES:
-        raise Invalid("Tickets are assigned to technicians, supervisors or admins.")
+        permissions.require_manager(actor, "assign tickets")
+    if assignee_id is not None:
+        permissions.require_assignable(assignee_role)
     if assignee_id == ticket.assigned_to:
         return []
     previous = ticket.assigned_to
     ticket.assigned_to = assignee_id
     ticket.updated_at = now
-    return [TicketAssigned(actor.id, ticket.card(), previous, _followers(ticket))]
+    return [TicketAssigned(actor.id, ticket.card(), previous, followers=_followers(ticket))]
 
 
 def change_priority(ticket: Ticket, actor: Actor, to: Priority, now: datetime) -> list[Event]:
     if to == ticket.priority:
         return []
-    require_manager(actor, "change a ticket's priority")
+    permissions.require_manager(actor, "change a ticket's priority")
     from_priority = ticket.priority
     ticket.priority = to
     ticket.updated_at = now
     return [
         TicketPriorityChanged(
-            actor.id, ticket.card(), str(from_priority), str(to), _followers(ticket)
+            actor.id, ticket.card(), str(from_priority), str(to), followers=_followers(ticket)
         )
     ]
 
@@ -117,20 +97,16 @@ def edit(ticket: Ticket, actor: Actor, changes: dict[str, object], now: datetime
     ]
     if not changed:
         return []
-    if not _may_work_on(ticket, actor):
-        raise PermissionDenied(
-            "Only the assigned technician, supervisors and admins may edit this ticket."
-        )
+    permissions.require_may_edit(ticket, actor)
     for name in changed:
         setattr(ticket, name, changes[name])
     ticket.updated_at = now
-    return [TicketUpdated(actor.id, ticket.card(), changed, _followers(ticket))]
+    return [TicketUpdated(actor.id, ticket.card(), changed, followers=_followers(ticket))]
 
 
 def acknowledge(ticket: Ticket, actor: Actor, now: datetime) -> list[Event]:
     """The assignee says "on my way": a received ticket moves to in_progress."""
-    if ticket.assigned_to != actor.id:
-        raise PermissionDenied("Only the assignee acknowledges a ticket.")
+    permissions.require_assignee(ticket, actor)
     if ticket.status is Status.IN_PROGRESS:
         return []
     if ticket.status is not Status.RECEIVED:

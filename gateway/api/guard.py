@@ -53,8 +53,3 @@ def authenticated(
 def current_actor() -> Actor:
     actor: Actor = g.actor
     return actor
-
-
-def require_role(*roles: Role) -> None:
-    if current_actor().role not in roles:
-        raise ApiError(403, "forbidden", "Your role does not allow this.")

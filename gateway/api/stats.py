@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from quart import Blueprint
 
-from domain.model import Role
-from gateway.api.guard import authenticated, require_role
+from domain import permissions
+from gateway.api.guard import authenticated, current_actor
 from gateway.api.resources import resources
 from gateway.services import stats
 
@@ -15,5 +15,5 @@ blueprint = Blueprint("stats", __name__, url_prefix="/api/admin")
 @blueprint.get("/notification-stats")
 @authenticated
 async def notification_stats() -> dict[str, dict[str, int]]:
-    require_role(Role.ADMIN)
+    permissions.require_admin(current_actor(), "see delivery statistics")
     return await stats.notification_stats(resources().pool)

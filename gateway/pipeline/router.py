@@ -24,8 +24,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
+from domain import events as domain_events
 from domain.model import Role
-from domain.notify import BOARD_EVENTS, Directory, Notice, notices_for
+from domain.notify import Directory, Notice, board_event, notices_for
 from domain.preferences import Preferences
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.lifecycle import linger, repeat
@@ -150,9 +151,9 @@ class Router:
 
     def _queue_board(self, pipe: Pipeline, events: list[Event]) -> None:
         entries = [
-            _board_entry(event, BOARD_EVENTS[event["type"]])
+            _board_entry(event, board_type)
             for event in events
-            if event["type"] in BOARD_EVENTS
+            if (board_type := board_event(_typed(event)))
         ]
         queue_append_once(pipe, self._keys.board_stream, self._keys.router_appended, entries)
 
@@ -187,11 +188,12 @@ async def _notices(conn: asyncpg.Connection, events: list[Event]) -> list[tuple[
 
 
 def _batch_notices(events: list[Event], directory: Directory) -> list[tuple[Event, Notice]]:
-    return [
-        (event, notice)
-        for event in events
-        for notice in notices_for(event["type"], event.get("actor_id"), event["data"], directory)
-    ]
+    return [(event, notice) for event in events for notice in notices_for(_typed(event), directory)]
+
+
+def _typed(event: Event) -> domain_events.Event:
+    """The domain event an envelope of the domain stream carries."""
+    return domain_events.from_stored(event["type"], event.get("actor_id"), event["data"])
 
 
 async def _insert(conn: asyncpg.Connection, notices: list[tuple[Event, Notice]]) -> list[Routed]:

@@ -7,10 +7,10 @@ from typing import Any
 
 import asyncpg
 
-from domain import tickets as rules
-from domain.errors import Conflict, Invalid, NotFound, PermissionDenied
+from domain import permissions
+from domain.errors import Conflict, Invalid, NotFound
 from domain.events import InterventionPlanned, MachineBrokeDown, TicketCreated
-from domain.model import Actor, MachineStatus, Priority, Role, Ticket
+from domain.model import Actor, MachineStatus, Priority, Ticket
 from domain.notify import shorten
 from gateway.services import ticket_store
 from gateway.services.outbox import UnitOfWork
@@ -66,8 +66,7 @@ async def get(conn: asyncpg.Connection, machine_id: int) -> dict[str, Any]:
 
 
 async def create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) -> dict[str, Any]:
-    if actor.role is not Role.ADMIN:
-        raise PermissionDenied("Only admins may add machines.")
+    permissions.require_admin(actor, "add machines")
     last_pm = fields.get("last_pm_at")
     if last_pm is not None and not EARLIEST_PM <= last_pm <= utcnow() + CLOCK_SKEW:
         raise Invalid("last_pm_at must lie between 1970 and now.")
@@ -104,7 +103,7 @@ async def report_breakdown(
     card = ticket.card()
     uow.emit(
         TicketCreated(actor.id, card),
-        MachineBrokeDown(actor.id, machine_id, machine["name"], card),
+        MachineBrokeDown(actor.id, card, machine_id, machine["name"]),
     )
     return ticket
 
@@ -112,7 +111,7 @@ async def report_breakdown(
 async def plan_intervention(
     uow: UnitOfWork, actor: Actor, machine_id: int, fields: dict[str, Any]
 ) -> dict[str, Any]:
-    rules.require_manager(actor, "plan interventions")
+    permissions.require_manager(actor, "plan interventions")
     conn = uow.conn
     machine = await load(conn, machine_id)
     scheduled_for: datetime = fields["scheduled_for"]
@@ -121,8 +120,7 @@ async def plan_intervention(
     if scheduled_for > utcnow() + PLANNING_HORIZON:
         raise Invalid("scheduled_for is more than ten years ahead.")
     assignee = fields["assigned_to"]
-    if await ticket_store.user_role(conn, assignee) not in rules.ASSIGNABLE_ROLES:
-        raise Invalid("Interventions are assigned to technicians, supervisors or admins.")
+    permissions.require_assignable(await ticket_store.user_role(conn, assignee), "Interventions")
     note = fields.get("note", "")
     row = await conn.fetchrow(
         "INSERT INTO interventions (machine_id, assigned_to, scheduled_for, note, created_by)"

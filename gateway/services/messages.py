@@ -8,9 +8,10 @@ from typing import Any, Literal
 
 import asyncpg
 
+from domain import permissions
 from domain.errors import Invalid, NotFound, PermissionDenied
 from domain.events import BroadcastSent, CountsChanged, MessageSent
-from domain.model import Actor, MessageType, Role
+from domain.model import Actor, MessageType
 from domain.notify import shorten
 from gateway.services.outbox import UnitOfWork
 
@@ -210,8 +211,7 @@ async def public_feed(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 async def broadcast(
     uow: UnitOfWork, actor: Actor, title: str, body: str, to: Literal["all"] | list[int]
 ) -> None:
-    if actor.role is not Role.ADMIN:
-        raise PermissionDenied("Only admins may broadcast.")
+    permissions.require_admin(actor, "broadcast")
     if to != "all":
         to = list(dict.fromkeys(to))
         found = await uow.conn.fetch("SELECT id FROM users WHERE id = ANY($1::bigint[])", to)

@@ -114,11 +114,10 @@ async def save(conn: asyncpg.Connection, ticket: Ticket) -> None:
     )
 
 
-async def user_role(conn: asyncpg.Connection, user_id: int) -> Role:
+async def user_role(conn: asyncpg.Connection, user_id: int) -> Role | None:
+    """The user's role; None when there is no such user."""
     role = await conn.fetchval("SELECT role FROM users WHERE id = $1", user_id)
-    if role is None:
-        raise Invalid(f"User {user_id} does not exist.")
-    return Role(role)
+    return Role(role) if role is not None else None
 
 
 async def require_machine(conn: asyncpg.Connection, machine_id: int) -> str:

@@ -6,8 +6,8 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from domain import permissions
 from domain import tickets as rules
-from domain.errors import Invalid
 from domain.events import CommentAdded, Event, TicketCreated
 from domain.model import Actor, Priority, Status, Ticket
 from domain.notify import shorten
@@ -24,9 +24,7 @@ async def create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) -> Ticke
     await store.require_machine(conn, fields["machine_id"])
     assignee = fields.get("assigned_to")
     if assignee is not None:
-        rules.require_manager(actor, "assign tickets")
-        if await store.user_role(conn, assignee) not in rules.ASSIGNABLE_ROLES:
-            raise Invalid("Tickets are assigned to technicians, supervisors or admins.")
+        permissions.require_may_assign(actor, await store.user_role(conn, assignee))
     ticket = await store.insert(conn, {**fields, "reported_by": actor.id}, utcnow())
     uow.emit(TicketCreated(actor.id, ticket.card()))
     return ticket
@@ -58,7 +56,6 @@ async def assign(uow: UnitOfWork, actor: Actor, ticket_id: int, assignee: int | 
 async def _assign(
     uow: UnitOfWork, ticket: Ticket, actor: Actor, assignee: int | None, now: datetime
 ) -> list[Event]:
-    rules.require_manager(actor, "assign tickets")
     role = await store.user_role(uow.conn, assignee) if assignee is not None else None
     events = rules.assign(ticket, actor, assignee, role, now)
     await store.refresh_names(uow.conn, ticket)
@@ -98,7 +95,12 @@ async def add_comment(uow: UnitOfWork, actor: Actor, ticket_id: int, body: str) 
     author = await conn.fetchval("SELECT full_name FROM users WHERE id = $1", actor.id)
     uow.emit(
         CommentAdded(
-            actor.id, ticket.card(), row["id"], author, shorten(body, 160), sorted(ticket.followers)
+            actor.id,
+            ticket.card(),
+            row["id"],
+            author,
+            shorten(body, 160),
+            followers=sorted(ticket.followers),
         )
     )
     return {**dict(row), "author_name": author, "created_at": row["created_at"].isoformat()}

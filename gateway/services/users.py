@@ -9,7 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from domain.errors import Conflict, Invalid, NotFound, PermissionDenied
+from domain import permissions
+from domain.errors import Conflict, Invalid, NotFound
 from domain.events import RoleChanged, SettingsChanged, UserRegistered
 from domain.model import Actor, Role
 from gateway.services.credentials import hash_password
@@ -29,13 +30,8 @@ DEMO_USERS = (
 )
 
 
-def require_admin(actor: Actor, what: str) -> None:
-    if actor.role is not Role.ADMIN:
-        raise PermissionDenied(f"Only admins may {what}.")
-
-
 async def list_users(conn: asyncpg.Connection, actor: Actor) -> list[dict[str, Any]]:
-    require_admin(actor, "manage users")
+    permissions.require_admin(actor, "manage users")
     return [dict(row) for row in await conn.fetch(f"SELECT {USER_COLUMNS} FROM users ORDER BY id")]
 
 
@@ -46,7 +42,7 @@ async def directory(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 
 async def register(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) -> dict[str, Any]:
-    require_admin(actor, "manage users")
+    permissions.require_admin(actor, "manage users")
     conn = uow.conn
     email = fields["email"].lower()
     if await conn.fetchval("SELECT 1 FROM users WHERE lower(email) = $1", email):
@@ -66,7 +62,7 @@ async def register(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) -> dic
 
 
 async def change_role(uow: UnitOfWork, actor: Actor, user_id: int, role: Role) -> dict[str, Any]:
-    require_admin(actor, "change roles")
+    permissions.require_admin(actor, "change roles")
     conn = uow.conn
     # Lock the admins too: two admins demoting each other at once must not both succeed.
     await conn.execute("SELECT 1 FROM users WHERE role = 'admin' FOR UPDATE")
@@ -86,7 +82,7 @@ async def change_role(uow: UnitOfWork, actor: Actor, user_id: int, role: Role) -
 
 
 async def read_settings(conn: asyncpg.Connection, actor: Actor) -> dict[str, Any]:
-    require_admin(actor, "manage settings")
+    permissions.require_admin(actor, "manage settings")
     rows = await conn.fetch("SELECT key, value FROM settings ORDER BY key")
     return {row["key"]: row["value"] for row in rows}
 
@@ -121,7 +117,7 @@ def _storable_json(key: str, value: Any) -> str:
 
 async def write_settings(uow: UnitOfWork, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     """Upsert the given keys; only those whose value changed are announced."""
-    require_admin(actor, "manage settings")
+    permissions.require_admin(actor, "manage settings")
     encoded = {key: _storable_json(key, value) for key, value in values.items()}
     changed = []
     for key, text in encoded.items():

@@ -82,7 +82,11 @@ async def test_a_batch_reaches_every_recipient_in_order_exactly_once(
         _event(base + 2, "role_changed", {"user_id": ann, "to_role": "admin", "from_role": "x"}),
         _event(base + 3, "broadcast", {"to": [ann, cid], "title": "third", "body": "."}),
         _event(base + 4, "counts_changed", {"user_id": bob}),
-        _event(base + 5, "ticket_priority_changed", {"ticket": ticket, "to_priority": "high"}),
+        _event(
+            base + 5,
+            "ticket_priority_changed",
+            {"ticket": ticket, "from_priority": "low", "to_priority": "high"},
+        ),
     ]
     entries = await _read_batch(redis, keys, events)
 
@@ -131,7 +135,7 @@ async def test_a_batch_needing_the_user_directory_routes_all_of_it(
     message = {"message_id": 1, "sender_id": tech, "sender_name": "Batch", "recipient_id": ann,
                "message_type": "private", "excerpt": "hello"}  # fmt: skip
     ticket = {"id": 1, "ticket_id": "T-1", "title": "Pump", "assigned_to": None}
-    breakdown = {"machine_name": "Press 4", "ticket": ticket}
+    breakdown = {"machine_id": 1, "machine_name": "Press 4", "ticket": ticket}
     events = [
         _event(base + 1, "new_message", message),
         _event(base + 2, "machine_breakdown", breakdown),
@@ -165,7 +169,7 @@ async def test_a_failing_batch_stays_pending_and_stores_nothing(
     broken = _event(base + 2, "role_changed", {"user_id": ann})  # no roles: a bug
     entries = await _read_batch(redis, keys, [good, broken])
 
-    with pytest.raises(KeyError):
+    with pytest.raises(TypeError):
         await router.handle_batch(entries)
 
     assert await _pending(redis, keys) == 2

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.events import from_stored
 from domain.model import Role
-from domain.notify import BODY_MAX, TITLE_MAX, notices_for
+from domain.notify import BODY_MAX, TITLE_MAX, Directory, Notice
+from domain.notify import notices_for as notices_of
 
 STAFF = {Role.ADMIN: [1], Role.SUPERVISOR: [2], Role.TECHNICIAN: [3, 4], Role.OPERATOR: [5]}
 
@@ -24,6 +26,13 @@ def card(**overrides: Any) -> dict[str, Any]:
         "status": "received",
     }
     return {**base, **overrides}
+
+
+def notices_for(
+    event_type: str, actor: int | None, data: dict[str, Any], people: Directory
+) -> list[Notice]:
+    """The notices of an event as the router reads it back from the stream."""
+    return notices_of(from_stored(event_type, actor, data), people)
 
 
 def told(event_type: str, actor: int | None, **data: Any) -> set[tuple[int, str]]:
