@@ -4,8 +4,8 @@
 // banner, and routing every stream event to the screen that owns it. Each screen lives
 // in its own module.
 
-import { api, setToken, onUnauthorized, unwrap, asList, getToken } from './api.js';
-import { $, $$, h, fill, toast, setBanner, setBadge, showView, currentView, onViewChange } from './ui.js';
+import { api, setToken, onUnauthorized, getToken } from './api.js';
+import { $, $$, h, fill, toast, setBanner, setBadge, getBadge, showView, currentView, onViewChange } from './ui.js';
 import { state, on, rememberUser, loadUsers, loadMachines, resetState, ROLE_LABELS } from './state.js';
 import { createStream, POLL_SECONDS } from './stream.js';
 import { initBoard, loadBoard, applyBoardEvent, clearBoard } from './board.js';
@@ -67,7 +67,7 @@ async function boot() {
 
   let user = null;
   try {
-    user = unwrap(await api('/api/auth/me', { auth401: false }), 'user');
+    user = await api('/api/auth/me', { auth401: false });
   } catch (err) {
     if (err.offline) {
       serverUnreachable = true;
@@ -77,7 +77,7 @@ async function boot() {
     }
   }
   document.body.classList.remove('booting');
-  if (user && user.id != null) startApp(user);
+  if (user) startApp(user);
   else showLogin();
 }
 
@@ -119,9 +119,8 @@ function initLogin() {
     button.disabled = true;
     button.textContent = 'Signing in…';
     try {
-      const result = await api('/api/auth/login', { method: 'POST', body: { email, password }, auth401: false });
-      setToken(result?.token || null);
-      const user = result?.user || unwrap(await api('/api/auth/me', { auth401: false }), 'user');
+      const { token, user } = await api('/api/auth/login', { method: 'POST', body: { email, password }, auth401: false });
+      setToken(token);
       form.reset();
       startApp(user);
     } catch (err) {
@@ -135,33 +134,29 @@ function initLogin() {
   renderDemoLogins(STATIC_DEMO_LOGINS, DEMO_PASSWORD);
 }
 
+/** GET /api/demo-logins, {logins: [{email, full_name, role}], password}; 404 when demo mode is off. */
 async function loadDemoLogins() {
   try {
-    const data = await api('/api/demo-logins', { auth401: false });
-    const list = asList(data, 'logins', 'users');
-    if (list.length) renderDemoLogins(list, data?.password || DEMO_PASSWORD);
-  } catch { /* 404 when demo mode is off: keep the static list */ }
+    const { logins, password } = await api('/api/demo-logins', { auth401: false });
+    if (logins.length) renderDemoLogins(logins, password);
+  } catch { /* keep the static list */ }
 }
 
+/** `list`: {email, role, full_name?} (the static list has no names). */
 function renderDemoLogins(list, password) {
   const form = $('#login-form');
   $('#demo-password').textContent = password;
-  fill($('#demo-logins'), list.map((entry) => {
-    const email = typeof entry === 'string' ? entry : entry.email;
-    const role = entry.role ? (ROLE_LABELS[entry.role] || entry.role) : '';
-    const name = entry.full_name || entry.name || '';
-    return h('li', {},
-      h('button', {
-        type: 'button', class: 'demo-login',
-        onclick: () => {
-          form.elements.email.value = email;
-          form.elements.password.value = entry.password || password;
-          form.requestSubmit();
-        },
+  fill($('#demo-logins'), list.map((entry) => h('li', {},
+    h('button', {
+      type: 'button', class: 'demo-login',
+      onclick: () => {
+        form.elements.email.value = entry.email;
+        form.elements.password.value = password;
+        form.requestSubmit();
       },
-      h('span', { class: 'demo-email' }, email),
-      h('span', { class: 'demo-role muted' }, [name, role].filter(Boolean).join(' · '))));
-  }));
+    },
+    h('span', { class: 'demo-email' }, entry.email),
+    h('span', { class: 'demo-role muted' }, [entry.full_name, ROLE_LABELS[entry.role]].filter(Boolean).join(' · '))))));
 }
 
 function showLogin() {
@@ -190,7 +185,7 @@ function startApp(user) {
   started = true;
   $('#login-view').hidden = true;
   $('#app-view').hidden = false;
-  fill($('#user-name'), user.full_name || user.email || '', h('span', { class: 'muted small' }, ` · ${ROLE_LABELS[user.role] || user.role || ''}`));
+  fill($('#user-name'), user.full_name, h('span', { class: 'muted small' }, ` · ${ROLE_LABELS[user.role]}`));
   for (const el of $$('[data-requires]')) {
     el.hidden = !el.dataset.requires.split(' ').includes(user.role);
   }
@@ -292,19 +287,17 @@ function flushPendingEvents() {
 }
 
 function routeEvent(type, envelope) {
-  const data = envelope.data || {};
+  const { data } = envelope;
   if (BOARD_EVENTS.has(type)) applyBoardEvent(type, envelope);
   else if (type === 'presence') applyPresence(data);
   else if (type === 'unread_count') {
-    if (data.messages != null) {
-      const before = Number($('[data-unread-messages]')?.textContent) || 0;
-      setBadge('messages', data.messages);
-      if (Number(data.messages) > before && currentView() === 'messages') {
-        loadConversations().catch(() => {});
-        reloadThread();
-      }
+    const before = getBadge('messages');
+    setBadge('messages', data.messages);
+    if (data.messages > before && currentView() === 'messages') {
+      loadConversations().catch(() => {});
+      reloadThread();
     }
-    if (data.notifications != null) setBadge('notifications', data.notifications);
+    setBadge('notifications', data.notifications);
     lastUnreadEventAt = Date.now();
   } else if (type === 'connected') {
     if (serverUnreachable) { serverUnreachable = false; updateOfflineBanner(); }
@@ -319,22 +312,16 @@ function routeEvent(type, envelope) {
       if (lastUnreadEventAt < receivedAt) refreshUnreadNotifications().catch(() => {});
     }, 1500);
     if (type === 'new_message') onNewMessage(envelope);
-    const ticketId = ticketIdOf(envelope);
-    if (ticketId && ticketId === openTicketId()) {
-      if (type === 'comment_added') refreshComments(ticketId);
+    // Notifications about a ticket carry its numeric id as data.ticket_id.
+    if (data.ticket_id === openTicketId()) {
+      if (type === 'comment_added') refreshComments(data.ticket_id);
       else reloadOpenTicket();
     }
   } else if (type === 'broadcast') {
-    toast(data.title || 'Announcement', { body: data.body || '', kind: 'info', timeout: 12000 });
+    toast(data.title, { body: data.body, kind: 'info', timeout: 12000 });
   } else if (type === 'new_message') {
     onNewMessage(envelope);
   }
-}
-
-function ticketIdOf(envelope) {
-  const fromUrl = envelope.url ? new URL(envelope.url, location.origin).searchParams.get('ticket') : null;
-  const id = Number(fromUrl || envelope.data?.ticket?.id || envelope.data?.ticket_pk || envelope.data?.ticket_id);
-  return Number.isFinite(id) && id > 0 ? id : null;
 }
 
 function renderLiveStatus(status) {

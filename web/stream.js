@@ -70,29 +70,21 @@ export function createStream(handlers) {
     };
     const listener = (event) => receive(event.type, event);
     for (const type of EVENT_TYPES) es.addEventListener(type, listener);
-    es.onmessage = listener; // frames without an event name
   }
 
-  function receive(frameType, event) {
-    if (event.lastEventId) lastEventId = event.lastEventId;
-    let envelope;
-    try {
-      envelope = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    if (!envelope || typeof envelope !== 'object') return;
-    if (envelope.id != null && !event.lastEventId) lastEventId = String(envelope.id);
-    const type = envelope.type || frameType;
+  /** Every frame has an `id:`, an `event:` (the type) and the envelope as its data. */
+  function receive(type, event) {
+    lastEventId = event.lastEventId;
+    const envelope = JSON.parse(event.data);
 
     if (type === 'connected') {
       failures = 0;
       stopPolling();
       setStatus('live');
       // A fresh stream (no resume) may have missed changes since the page loaded.
-      if (!envelope.data?.resumed) onRefetch('connected');
+      if (!envelope.data.resumed) onRefetch('connected');
     } else if (type === 'reset') {
-      onRefetch(envelope.data?.reason || 'reset');
+      onRefetch(envelope.data.reason);
     }
     try {
       onEvent(type, envelope);
