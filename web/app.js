@@ -5,7 +5,7 @@
 // in its own module.
 
 import { api, setToken, onUnauthorized, getToken } from './api.js';
-import { $, $$, h, fill, toast, setBanner, setBadge, getBadge, showView, currentView, onViewChange } from './ui.js';
+import { $, $$, h, fill, setBanner, setBadge, getBadge, showView, currentView, onViewChange } from './ui.js';
 import { state, on, rememberUser, loadUsers, loadMachines, resetState, ROLE_LABELS } from './state.js';
 import { createStream, POLL_SECONDS } from './stream.js';
 import { initBoard, loadBoard, applyBoardEvent, clearBoard } from './board.js';
@@ -23,7 +23,7 @@ import { initAdmin, loadAdmin } from './admin.js';
 
 const USER_KEY = 'floorbell.user';
 const FLASH_KEY = 'floorbell.flash';
-const BOARD_EVENTS = new Set(['ticket_created', 'ticket_updated', 'ticket_moved', 'ticket_deleted']);
+const BOARD_EVENTS = new Set(['ticket_created', 'ticket_updated', 'ticket_moved']);
 const STATIC_DEMO_LOGINS = [
   { email: 'admin@example.com', role: 'admin' },
   { email: 'supervisor@example.com', role: 'supervisor' },
@@ -87,7 +87,7 @@ function registerServiceWorker() {
     console.warn('service worker registration failed', err);
   });
   navigator.serviceWorker.addEventListener('message', (event) => {
-    const msg = event.data || {};
+    const msg = event.data;
     if (msg.type === 'navigate' && msg.url) openUrl(msg.url);
     if (msg.type === 'acknowledged') refreshAll();
   });
@@ -317,10 +317,6 @@ function routeEvent(type, envelope) {
       if (type === 'comment_added') refreshComments(data.ticket_id);
       else reloadOpenTicket();
     }
-  } else if (type === 'broadcast') {
-    toast(data.title, { body: data.body, kind: 'info', timeout: 12000 });
-  } else if (type === 'new_message') {
-    onNewMessage(envelope);
   }
 }
 

@@ -86,16 +86,14 @@ function replaceAll(list) {
   }
   for (const id of Array.from(tickets.keys())) if (!seen.has(id)) remove(id, { save: false });
   updateCounts();
-  emit('tickets', tickets);
 }
 
 /** Apply ticket_created / ticket_updated / ticket_moved: `data.ticket` is the card. */
 export function applyBoardEvent(type, envelope) {
   const { ticket } = envelope.data;
-  if (type === 'ticket_deleted') remove(ticket.id);
-  else upsert(ticket);
+  upsert(ticket);
   updateCounts();
-  emit('ticket', { type, id: ticket.id, ticket: tickets.get(ticket.id) });
+  emit('ticket', { id: ticket.id, ticket: tickets.get(ticket.id) });
 }
 
 export function upsert(ticket, { save = true } = {}) {

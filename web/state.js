@@ -76,7 +76,6 @@ async function fetchUsers() {
 export async function loadMachines() {
   try {
     for (const m of await api('/api/machines')) state.machines.set(m.id, m);
-    emit('machines', state.machines);
   } catch { /* the cards carry their machine's name; the report dialog asks again */ }
 }
 

@@ -15,7 +15,7 @@ const MAX_DELAY_MS = 30000;
 // Every event type a client may receive (CONTRACT sections 4 and 5).
 const EVENT_TYPES = [
   'connected', 'reset',
-  'ticket_created', 'ticket_updated', 'ticket_moved', 'ticket_deleted',
+  'ticket_created', 'ticket_updated', 'ticket_moved',
   'presence', 'unread_count', 'broadcast',
   'ticket_assigned', 'ticket_reassigned', 'ticket_status_changed', 'ticket_priority_changed',
   'ticket_closed', 'comment_added', 'ticket_overdue', 'new_message', 'machine_breakdown',
@@ -167,10 +167,5 @@ export function createStream(handlers) {
     setStatus('stopped');
   }
 
-  return {
-    start,
-    stop,
-    get status() { return status; },
-    get lastEventId() { return lastEventId; },
-  };
+  return { start, stop };
 }

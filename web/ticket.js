@@ -85,12 +85,8 @@ function following() {
 export function closeTicket() { if (dialog?.open) dialog.close(); }
 
 /** Board event for the open ticket: merge the new card fields and redraw. */
-export function onTicketEvent({ type, id, ticket }) {
+export function onTicketEvent({ id, ticket }) {
   if (!current || current.id !== id) return;
-  if (type === 'ticket_deleted') {
-    render({ error: 'This ticket was deleted.' });
-    return;
-  }
   current = { ...current, ...ticket };
   render();
 }
