@@ -4,7 +4,7 @@
 
 import { api } from './api.js';
 import { $, h, fill, priorityChip, fmtDay, parseDate, STATUS_LABELS, toast } from './ui.js';
-import { on, emit, myId, rememberFromTicket } from './state.js';
+import { on, myId, rememberFromTicket } from './state.js';
 import { isOnline } from './presence.js';
 
 export const STATUSES = ['received', 'diagnostic', 'in_progress', 'waiting_parts', 'completed', 'archived'];
@@ -88,12 +88,13 @@ function replaceAll(list) {
   updateCounts();
 }
 
-/** Apply ticket_created / ticket_updated / ticket_moved: `data.ticket` is the card. */
-export function applyBoardEvent(type, envelope) {
+/** Apply ticket_created / ticket_updated / ticket_moved (`data.ticket` is the card);
+ * returns the card merged with what the board knew of the ticket. */
+export function applyBoardEvent(envelope) {
   const { ticket } = envelope.data;
   upsert(ticket);
   updateCounts();
-  emit('ticket', { id: ticket.id, ticket: tickets.get(ticket.id) });
+  return tickets.get(ticket.id);
 }
 
 export function upsert(ticket, { save = true } = {}) {

@@ -17,7 +17,7 @@ async function registration() {
   if (!('serviceWorker' in navigator)) return null;
   const existing = await navigator.serviceWorker.getRegistration('/');
   if (existing?.active) return existing;
-  // Wait for the worker app.js registered to become active; give up after a few seconds.
+  // Wait for the worker session.js registered to become active; give up after a few seconds.
   return Promise.race([
     navigator.serviceWorker.ready,
     new Promise((resolve) => setTimeout(() => resolve(existing || null), 5000)),

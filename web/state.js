@@ -33,6 +33,7 @@ export function isManager() {
 }
 export function isAdmin() { return state.me?.role === 'admin'; }
 export function myId() { return state.me ? state.me.id : null; }
+export function signedIn() { return state.me !== null; }
 
 let usersTimer = null;
 /** Remember a person; fires "users" (debounced) when something new was learnt. */

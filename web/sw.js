@@ -3,11 +3,13 @@
 // anything else focuses or opens data.url; every click is reported), and re-subscribes
 // when the browser rotates the push subscription. Authenticates with the session cookie.
 
-const CACHE = 'floorbell-shell-v1';
+const CACHE = 'floorbell-shell-v2';
 const SHELL = [
   '/',
   '/styles.css',
-  '/app.js',
+  '/session.js',
+  '/live.js',
+  '/navigation.js',
   '/api.js',
   '/ui.js',
   '/state.js',

@@ -84,9 +84,9 @@ function following() {
 
 export function closeTicket() { if (dialog?.open) dialog.close(); }
 
-/** Board event for the open ticket: merge the new card fields and redraw. */
-export function onTicketEvent({ id, ticket }) {
-  if (!current || current.id !== id) return;
+/** A board event's card: when it is the open ticket, merge its fields and redraw. */
+export function onTicketEvent(ticket) {
+  if (!current || current.id !== ticket.id) return;
   current = { ...current, ...ticket };
   render();
 }
