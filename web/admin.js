@@ -5,7 +5,7 @@
 import { api } from './api.js';
 import { $, h, fill, toast } from './ui.js';
 import { isAdmin } from './state.js';
-import { typeLabel } from './notifications.js';
+import { typeLabel } from './events.js';
 
 const COLUMNS = ['created', 'pushed', 'push_failed', 'delivered_inapp', 'clicked', 'read'];
 

@@ -5,6 +5,7 @@
 
 import { $, setBanner, setBadge, getBadge, currentView } from './ui.js';
 import { signedIn } from './state.js';
+import { BOARD_EVENTS } from './events.js';
 import { createStream, POLL_SECONDS } from './stream.js';
 import { loadBoard, applyBoardEvent } from './board.js';
 import { onTicketEvent, refreshComments, reloadOpenTicket, openTicketId } from './ticket.js';
@@ -12,7 +13,6 @@ import { loadConversations, refreshUnreadMessages, onNewMessage, reloadThread } 
 import { loadNotifications, refreshUnreadNotifications, handlePersonal } from './notifications.js';
 import { loadPresence, applyPresence } from './presence.js';
 
-const BOARD_EVENTS = new Set(['ticket_created', 'ticket_updated', 'ticket_moved']);
 // The gateway follows a notification with unread_count; without one by then, ask.
 const UNREAD_CHECK_MS = 1500;
 
@@ -116,7 +116,7 @@ function flushPendingEvents() {
 
 function routeEvent(type, envelope) {
   const { data } = envelope;
-  if (BOARD_EVENTS.has(type)) onTicketEvent(applyBoardEvent(envelope));
+  if (BOARD_EVENTS.includes(type)) onTicketEvent(applyBoardEvent(envelope));
   else if (type === 'presence') applyPresence(data);
   else if (type === 'unread_count') {
     const before = getBadge('messages');

@@ -5,28 +5,9 @@
 
 import { api } from './api.js';
 import { $, h, fill, toast, timeEl, setBadge, getBadge, currentView, onViewChange } from './ui.js';
+import { typeLabel } from './events.js';
 
 const SEEN_FLUSH_MS = 1000;
-
-const TYPE_LABELS = {
-  ticket_assigned: 'Assigned to you',
-  ticket_reassigned: 'Reassigned',
-  ticket_status_changed: 'Status changed',
-  ticket_priority_changed: 'Priority changed',
-  ticket_closed: 'Ticket closed',
-  comment_added: 'New comment',
-  ticket_overdue: 'Overdue',
-  new_message: 'Message',
-  machine_breakdown: 'Breakdown',
-  intervention_planned: 'Intervention planned',
-  maintenance_due: 'Maintenance due',
-  user_registered: 'New user',
-  role_changed: 'Role changed',
-  settings_changed: 'Settings changed',
-  broadcast: 'Announcement',
-};
-export const NOTIFICATION_TYPES = Object.keys(TYPE_LABELS);
-export const typeLabel = (type) => TYPE_LABELS[type] || String(type || '').replace(/_/g, ' ');
 
 let items = []; // newest first
 let loadedOnce = false;

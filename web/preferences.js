@@ -5,33 +5,7 @@
 import { api } from './api.js';
 import { $, h, fill, toast } from './ui.js';
 import { state } from './state.js';
-import { NOTIFICATION_TYPES, typeLabel } from './notifications.js';
-
-const DESCRIPTIONS = {
-  ticket_assigned: 'A ticket is assigned to you',
-  ticket_reassigned: 'A ticket of yours goes to someone else, or comes to you',
-  ticket_status_changed: 'A ticket you report, follow or hold changes column',
-  ticket_priority_changed: 'The priority of a ticket you hold or follow changes',
-  ticket_closed: 'A ticket you reported or follow is closed',
-  comment_added: 'Someone comments on a ticket you are involved in',
-  ticket_overdue: 'A ticket passes its scheduled date',
-  new_message: 'Someone sends you a message',
-  machine_breakdown: 'A machine breaks down',
-  intervention_planned: 'An intervention is planned for you',
-  maintenance_due: 'Preventive maintenance is due',
-  user_registered: 'A new user is registered',
-  role_changed: 'Your role changes',
-  settings_changed: 'Settings are changed',
-  broadcast: 'Announcements to everyone',
-};
-
-// Types only some roles ever receive (CONTRACT section 5).
-const ROLE_ONLY = {
-  user_registered: ['admin'],
-  settings_changed: ['admin'],
-  maintenance_due: ['admin', 'supervisor'],
-  machine_breakdown: ['admin', 'supervisor', 'technician'],
-};
+import { NOTIFICATIONS, NOTIFICATION_TYPES, typeLabel, receivable } from './events.js';
 
 // GET and PUT /api/notifications/preferences answer {types: {<type>: {push, inapp}}, dnd}.
 let types = null; // null until loaded
@@ -66,8 +40,7 @@ export async function loadPreferences() {
 
 /** The types this person's role can receive, in catalogue order. */
 function visibleTypes() {
-  const role = state.me.role;
-  return NOTIFICATION_TYPES.filter((type) => !ROLE_ONLY[type] || ROLE_ONLY[type].includes(role));
+  return NOTIFICATION_TYPES.filter((type) => receivable(type, state.me.role));
 }
 
 function render() {
@@ -77,7 +50,7 @@ function render() {
     return h('tr', { 'data-type': type },
       h('th', { scope: 'row' },
         h('span', { class: 'pref-name' }, typeLabel(type)),
-        h('span', { class: 'muted small pref-desc' }, DESCRIPTIONS[type])),
+        h('span', { class: 'muted small pref-desc' }, NOTIFICATIONS[type].about)),
       h('td', {}, h('input', {
         type: 'checkbox', name: `inapp:${type}`, checked: inapp,
         'aria-label': `${typeLabel(type)}: in app`,

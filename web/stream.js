@@ -6,22 +6,12 @@
 
 import { api } from './api.js';
 import { setBanner } from './ui.js';
+import { EVENT_TYPES } from './events.js';
 
 export const POLL_SECONDS = 5;
 const FAILURES_BEFORE_POLLING = 3;
 const BASE_DELAY_MS = 1000;
 const MAX_DELAY_MS = 30000;
-
-// Every event type a client may receive (CONTRACT sections 4 and 5).
-const EVENT_TYPES = [
-  'connected', 'reset',
-  'ticket_created', 'ticket_updated', 'ticket_moved',
-  'presence', 'unread_count', 'broadcast',
-  'ticket_assigned', 'ticket_reassigned', 'ticket_status_changed', 'ticket_priority_changed',
-  'ticket_closed', 'comment_added', 'ticket_overdue', 'new_message', 'machine_breakdown',
-  'intervention_planned', 'maintenance_due', 'user_registered', 'role_changed',
-  'settings_changed',
-];
 
 /**
  * createStream({onEvent(type, envelope), onRefetch(reason), onPoll(), onUnauthorized(), onStatus(status)})

@@ -10,6 +10,7 @@ const SHELL = [
   '/session.js',
   '/live.js',
   '/navigation.js',
+  '/events.js',
   '/api.js',
   '/ui.js',
   '/state.js',
