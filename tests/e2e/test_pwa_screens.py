@@ -6,11 +6,14 @@ so a client that misreads a response fails here. Controls are found by the ids o
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import aiohttp
 from playwright.async_api import expect
 
+from tests.conftest import eventually
 from tests.e2e.conftest import WAIT_MS, Contexts, api, card_in, new_ticket, signed_in
 from tests.gateway_process import GatewayProcess
 
@@ -290,3 +293,78 @@ async def test_demo_logins_and_sign_out(contexts: Contexts, gateway: GatewayProc
     await page.reload()
     await expect(page.locator("#login-view")).to_be_visible(timeout=WAIT_MS)
     await expect(page.locator("#app-view")).to_be_hidden()
+
+
+async def test_service_worker_shows_pushes(contexts: Contexts, gateway: GatewayProcess) -> None:
+    """Pushes in the shape of CONTRACT section 5, delivered to the worker through the
+    DevTools protocol (as a push service would)."""
+    context = await contexts.open()
+    await context.grant_permissions(["notifications"], origin=gateway.url)
+    page = await context.new_page()
+    await page.goto(gateway.url + "/")
+    await page.evaluate("navigator.serviceWorker.ready.then(() => true)")
+    cdp = await context.new_cdp_session(page)
+    registrations: list[str] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda event: registrations.extend(
+            r["registrationId"] for r in event["registrations"] if not r["isDeleted"]
+        ),
+    )
+    await cdp.send("ServiceWorker.enable")
+
+    async def registered() -> bool:
+        return bool(registrations)
+
+    assert await eventually(registered, timeout_s=10), "no service worker registration"
+
+    assignment = {
+        "title": "New ticket assigned",
+        "body": "T-2026-042: Coolant pump hums",
+        "icon": "/icons/icon-192.png",
+        "badge": "/icons/badge-72.png",
+        "tag": "ticket-42",
+        "actions": [
+            {"action": "view", "title": "View"},
+            {"action": "acknowledge", "title": "On my way"},
+        ],
+        "data": {
+            "url": "/?ticket=42",
+            "notification_id": 7,
+            "type": "ticket_assigned",
+            "ticket_id": 42,
+        },
+    }
+    trial = {
+        "title": "Floorbell test",
+        "body": "Push notifications work on this device.",
+        "icon": "/icons/icon-192.png",
+        "badge": "/icons/badge-72.png",
+        "tag": "test",
+        "data": {"url": "/", "notification_id": None, "type": "test"},
+    }
+    for payload in (assignment, trial):
+        await cdp.send(
+            "ServiceWorker.deliverPushMessage",
+            {
+                "origin": gateway.url,
+                "registrationId": registrations[-1],
+                "data": json.dumps(payload),
+            },
+        )
+    shown = """async () => (await (await navigator.serviceWorker.ready).getNotifications())
+        .map((n) => ({title: n.title, body: n.body, tag: n.tag, data: n.data,
+                      actions: n.actions.map((a) => a.action), icon: n.icon}))"""
+
+    async def both_shown() -> list[dict[str, Any]]:
+        notifications: list[dict[str, Any]] = await page.evaluate(shown)
+        return notifications if len(notifications) == 2 else []
+
+    by_tag = {n["tag"]: n for n in await eventually(both_shown, timeout_s=10)}
+    assert by_tag["ticket-42"]["title"] == "New ticket assigned"
+    assert by_tag["ticket-42"]["body"] == "T-2026-042: Coolant pump hums"
+    assert by_tag["ticket-42"]["actions"] == ["view", "acknowledge"]
+    assert by_tag["ticket-42"]["data"] == assignment["data"]
+    assert by_tag["ticket-42"]["icon"].endswith("/icons/icon-192.png")
+    assert by_tag["test"]["title"] == "Floorbell test"
+    assert by_tag["test"]["actions"] == []
