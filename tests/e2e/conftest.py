@@ -11,6 +11,7 @@ import pytest
 from playwright.async_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     WebError,
     async_playwright,
@@ -92,7 +93,8 @@ async def browser() -> AsyncIterator[Browser]:
 
 class Contexts:
     """The browser contexts a test opens, closed after it, and every error their pages
-    left uncaught (a test with one fails)."""
+    left uncaught or logged (a test with one fails). The browser's own reports of failed
+    requests are expected: tests cut connections and sign out."""
 
     def __init__(self, browser: Browser) -> None:
         self.browser = browser
@@ -102,11 +104,16 @@ class Contexts:
     async def open(self, **options: Any) -> BrowserContext:
         context = await self.browser.new_context(**options)
         context.on("weberror", self._record)
+        context.on("console", self._logged)
         self.opened.append(context)
         return context
 
     def _record(self, error: WebError) -> None:
         self.errors.append(f"{error.page.url if error.page else '?'}: {error.error.stack}")
+
+    def _logged(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not message.text.startswith("Failed to load resource"):
+            self.errors.append(f"console: {message.text}")
 
 
 @pytest.fixture
