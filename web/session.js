@@ -71,7 +71,7 @@ function registerServiceWorker() {
   // its "on my way" action.
   navigator.serviceWorker.addEventListener('message', (event) => {
     const msg = event.data;
-    if (msg.type === 'navigate' && msg.url) openUrl(msg.url);
+    if (msg.type === 'navigate') openUrl(msg.url);
     if (msg.type === 'acknowledged') refreshAll();
   });
 }
