@@ -17,6 +17,7 @@ import { isOnline } from './presence.js';
 let dialog;
 let current = null; // the open ticket detail
 let comments = [];
+let following = null; // whether I follow the open ticket; null until its detail is loaded
 let loadSeq = 0;
 
 export function openTicketId() { return current ? current.id : null; }
@@ -52,6 +53,7 @@ export async function openTicket(id) {
   const fromBoard = getTicket(ticketId);
   current = fromBoard ? { ...fromBoard } : { id: ticketId };
   comments = [];
+  following = null;
   setDeepLink(ticketId);
   render({ loading: true });
   if (!dialog.open) dialog.showModal();
@@ -63,6 +65,7 @@ export async function openTicket(id) {
     if (seq !== loadSeq) return;
     current = { ...current, ...detail };
     comments = list;
+    following = follows(detail);
     learnFrom(current);
     render();
     if (isManager()) loadUsers();
@@ -77,9 +80,9 @@ function learnFrom(t) {
   for (const c of comments) rememberUser(c.author_id, c.author_name);
 }
 
-/** Whether I follow the open ticket; null until its detail (with `followers`) is loaded. */
-function following() {
-  return current.followers ? current.followers.includes(myId()) : null;
+/** Whether I am among the followers of `t`, a ticket as the API returns it. */
+function follows(t) {
+  return t.followers.includes(myId());
 }
 
 export function closeTicket() { if (dialog?.open) dialog.close(); }
@@ -113,6 +116,7 @@ async function openTicketQuietly(id) {
     if (!current || current.id !== id) return;
     current = { ...current, ...detail };
     if (list) comments = list;
+    following = follows(detail);
     render();
   } catch { /* the dialog keeps its content */ }
 }
@@ -162,8 +166,9 @@ const acknowledge = (button) => act('Acknowledge', async () => {
   toast('Acknowledged', { body: 'The team knows you are on your way.', kind: 'success' });
 }, button);
 
-const toggleFollow = (button) => act(following() ? 'Unfollow' : 'Follow', async () => {
-  applyUpdated(await api(`/api/tickets/${current.id}/follow`, { method: following() ? 'DELETE' : 'POST' }));
+const toggleFollow = (button) => act(following ? 'Unfollow' : 'Follow', async () => {
+  following = follows(await api(`/api/tickets/${current.id}/follow`, { method: following ? 'DELETE' : 'POST' }));
+  render();
 }, button);
 
 async function addComment(form) {
@@ -191,7 +196,6 @@ function render({ loading = false, error = '' } = {}) {
   const me = myId();
   const manager = isManager();
   const isAssignee = t.assigned_to != null && t.assigned_to === me;
-  const follows = following();
 
   // Until the detail arrives, `t` may hold only the id (a deep link) or the board's card.
   const header = h('header', { class: 'dialog-head' },
@@ -227,9 +231,9 @@ function render({ loading = false, error = '' } = {}) {
     }, 'On my way (acknowledge)'));
   }
   actions.append(h('button', {
-    type: 'button', class: 'btn', 'aria-pressed': follows === null ? null : String(follows),
+    type: 'button', class: 'btn', 'aria-pressed': following === null ? null : String(following),
     onclick: (event) => toggleFollow(event.currentTarget),
-  }, follows ? 'Unfollow' : 'Follow'));
+  }, following ? 'Unfollow' : 'Follow'));
 
   const statusSelect = h('select', { id: 'ticket-status', disabled: loading || t.status === 'archived' },
     STATUSES.map((s) => h('option', { value: s, selected: s === t.status }, STATUS_LABELS[s])));
