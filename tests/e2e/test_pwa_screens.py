@@ -34,7 +34,10 @@ async def test_ticket_dialog(
     await expect(dialog).to_contain_text("Sam Supervisor")  # reported by
     await expect(page).to_have_url(re.compile(rf"\?ticket={ticket['id']}$"))
 
-    await dialog.get_by_role("button", name="Follow", exact=True).click()
+    follow = dialog.get_by_role("button", name="Follow", exact=True)
+    # Its state is known once the detail is loaded; a click before then races the load.
+    await expect(follow).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
+    await follow.click()
     await expect(dialog.get_by_role("button", name="Unfollow")).to_have_attribute(
         "aria-pressed", "true", timeout=WAIT_MS
     )
