@@ -5,7 +5,7 @@
 import { api } from './api.js';
 import { $, h, fill, toast } from './ui.js';
 import { isAdmin } from './state.js';
-import { typeLabel } from './notifications.js';
+import { typeLabel } from './events.js';
 
 const COLUMNS = ['created', 'pushed', 'push_failed', 'delivered_inapp', 'clicked', 'read'];
 
@@ -39,20 +39,11 @@ export async function loadAdmin() {
 async function loadStats() {
   const table = $('#stats-rows');
   try {
-    const data = await api('/api/admin/notification-stats');
-    let rows = [];
-    if (Array.isArray(data)) rows = data.map((r) => [r.type, r]);
-    else if (data && typeof data === 'object') {
-      const inner = data.types || data.stats || data;
-      rows = Array.isArray(inner) ? inner.map((r) => [r.type, r]) : Object.entries(inner);
-    }
-    if (!rows.length) {
-      fill(table, h('tr', {}, h('td', { colspan: COLUMNS.length + 1, class: 'muted' }, 'No notifications yet.')));
-      return;
-    }
-    fill(table, rows.map(([type, r]) => h('tr', {},
+    // {<type>: {created, pushed, push_failed, delivered_inapp, clicked, read}}, every type.
+    const stats = await api('/api/admin/notification-stats');
+    fill(table, Object.entries(stats).map(([type, r]) => h('tr', {},
       h('th', { scope: 'row' }, typeLabel(type)),
-      COLUMNS.map((c) => h('td', {}, String(r?.[c] ?? 0))))));
+      COLUMNS.map((c) => h('td', {}, String(r[c]))))));
   } catch (err) {
     fill(table, h('tr', {}, h('td', { colspan: COLUMNS.length + 1, class: 'muted' }, err.message)));
   }

@@ -91,26 +91,3 @@ export async function api(path, options = {}) {
   }
   return data;
 }
-
-/** Unwrap `{key: value}` responses while accepting the bare value too. */
-export function unwrap(data, key) {
-  if (data && typeof data === 'object' && !Array.isArray(data) && key in data) return data[key];
-  return data;
-}
-
-/** A list from either a bare array or an object holding one under a usual key. */
-export function asList(data, ...keys) {
-  if (Array.isArray(data)) return data;
-  if (data && typeof data === 'object') {
-    for (const key of [...keys, 'items', 'results', 'data']) {
-      if (Array.isArray(data[key])) return data[key];
-    }
-  }
-  return [];
-}
-
-/** A count from `{count}` or a bare number. */
-export function asCount(data) {
-  if (typeof data === 'number') return data;
-  return Number(data?.count ?? data?.unread ?? 0) || 0;
-}

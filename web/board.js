@@ -2,9 +2,9 @@
 // drag and drop between columns, a per-card "Move to…" menu for touch and keyboard,
 // live updates from board events, filters, and a clear message when a move is refused.
 
-import { api, asList, unwrap } from './api.js';
+import { api } from './api.js';
 import { $, h, fill, priorityChip, fmtDay, parseDate, STATUS_LABELS, toast } from './ui.js';
-import { state, on, emit, myId, userName, rememberFromTicket } from './state.js';
+import { on, myId, rememberFromTicket } from './state.js';
 import { isOnline } from './presence.js';
 
 export const STATUSES = ['received', 'diagnostic', 'in_progress', 'waiting_parts', 'completed', 'archived'];
@@ -19,7 +19,7 @@ let filterMine = false;
 let messageTimer = null;
 let draggingId = null; // a card being dragged is not replaced until the drag ends
 
-export function getTicket(id) { return tickets.get(Number(id)); }
+export function getTicket(id) { return tickets.get(id); }
 export function allTickets() { return Array.from(tickets.values()); }
 
 export function initBoard({ onOpen }) {
@@ -70,8 +70,7 @@ export function initBoard({ onOpen }) {
 /** GET /api/tickets and replace the whole board. */
 export async function loadBoard() {
   try {
-    const list = asList(await api('/api/tickets'), 'tickets');
-    replaceAll(list);
+    replaceAll(await api('/api/tickets'));
     saveSnapshot();
   } catch (err) {
     if (err.offline && tickets.size === 0) restoreSnapshot();
@@ -82,30 +81,25 @@ export async function loadBoard() {
 function replaceAll(list) {
   const seen = new Set();
   for (const t of list) {
-    seen.add(Number(t.id));
+    seen.add(t.id);
     upsert(t, { save: false });
   }
   for (const id of Array.from(tickets.keys())) if (!seen.has(id)) remove(id, { save: false });
   updateCounts();
-  emit('tickets', tickets);
 }
 
-/** Apply ticket_created / ticket_updated / ticket_moved / ticket_deleted. */
-export function applyBoardEvent(type, envelope) {
-  const data = envelope.data || {};
-  const t = data.ticket || data;
-  const id = Number(t.id ?? data.id);
-  if (!id) return;
-  if (type === 'ticket_deleted') remove(id);
-  else upsert(t);
+/** Apply ticket_created / ticket_updated / ticket_moved (`data.ticket` is the card);
+ * returns the card merged with what the board knew of the ticket. */
+export function applyBoardEvent(envelope) {
+  const { ticket } = envelope.data;
+  upsert(ticket);
   updateCounts();
-  emit('ticket', { type, id, ticket: tickets.get(id) || null });
+  return tickets.get(ticket.id);
 }
 
 export function upsert(ticket, { save = true } = {}) {
-  const id = Number(ticket.id);
-  if (!id) return;
-  const merged = { ...(tickets.get(id) || {}), ...ticket, id };
+  const { id } = ticket;
+  const merged = { ...tickets.get(id), ...ticket };
   tickets.set(id, merged);
   rememberFromTicket(merged);
   renderCard(merged);
@@ -123,12 +117,10 @@ function cardElement(id) {
 }
 
 function renderCard(t) {
-  if (Number(t.id) === draggingId) return;
-  const status = STATUSES.includes(t.status) ? t.status : 'received';
-  const column = columns.get(status);
-  if (!column) return;
+  if (t.id === draggingId) return;
+  const column = columns.get(t.status);
   const existing = cardElement(t.id);
-  const card = buildCard(t, status);
+  const card = buildCard(t);
   if (existing) existing.replaceWith(card);
   // Keep each column sorted: priority first, then the most recently updated.
   const siblings = Array.from(column.list.children).filter((el) => el !== card);
@@ -141,13 +133,13 @@ function renderCard(t) {
 
 function compare(a, b) {
   if (!b) return -1;
-  const pa = PRIORITY_RANK[a.priority] ?? 9;
-  const pb = PRIORITY_RANK[b.priority] ?? 9;
+  const pa = PRIORITY_RANK[a.priority];
+  const pb = PRIORITY_RANK[b.priority];
   if (pa !== pb) return pa - pb;
-  const ua = parseDate(a.updated_at)?.getTime() || 0;
-  const ub = parseDate(b.updated_at)?.getTime() || 0;
+  const ua = parseDate(a.updated_at).getTime();
+  const ub = parseDate(b.updated_at).getTime();
   if (ua !== ub) return ub - ua;
-  return Number(b.id) - Number(a.id);
+  return b.id - a.id;
 }
 
 function isOverdue(t) {
@@ -155,14 +147,13 @@ function isOverdue(t) {
   return Boolean(due && due.getTime() < Date.now() && !['completed', 'archived'].includes(t.status));
 }
 
-function buildCard(t, status) {
-  const assignee = t.assigned_to != null ? (t.assignee_name || userName(t.assigned_to)) : null;
-  const mine = t.assigned_to != null && Number(t.assigned_to) === myId();
-  const machine = t.machine_name || state.machines.get(Number(t.machine_id))?.name || '';
+function buildCard(t) {
+  const assignee = t.assignee_name;
+  const mine = t.assigned_to != null && t.assigned_to === myId();
   const overdue = isOverdue(t);
 
   const moveSelect = h('select', {
-    class: 'move-select', 'aria-label': `Move ${t.ticket_id || `ticket ${t.id}`} to…`,
+    class: 'move-select', 'aria-label': `Move ${t.ticket_id} to…`,
     onchange: (event) => {
       const target = event.target.value;
       event.target.value = '';
@@ -170,22 +161,22 @@ function buildCard(t, status) {
     },
   },
   h('option', { value: '' }, 'Move to…'),
-  STATUSES.filter((s) => s !== status).map((s) => h('option', { value: s }, STATUS_LABELS[s])));
+  STATUSES.filter((s) => s !== t.status).map((s) => h('option', { value: s }, STATUS_LABELS[s])));
 
   const card = h('article', {
-    class: `card prio-${t.priority || 'medium'}${mine ? ' mine' : ''}${overdue ? ' overdue' : ''}`,
+    class: `card prio-${t.priority}${mine ? ' mine' : ''}${overdue ? ' overdue' : ''}`,
     'data-ticket-id': t.id,
     draggable: 'true',
     role: 'listitem',
-    'aria-label': `${t.ticket_id || ''} ${t.title || ''}`.trim(),
+    'aria-label': `${t.ticket_id} ${t.title}`,
   },
   h('div', { class: 'card-top' },
-    h('span', { class: 'card-code' }, t.ticket_id || `#${t.id}`),
+    h('span', { class: 'card-code' }, t.ticket_id),
     priorityChip(t.priority)),
-  h('button', { type: 'button', class: 'card-title', onclick: () => openTicket(t.id) }, t.title || 'Untitled'),
-  machine ? h('div', { class: 'card-machine' }, machine) : null,
+  h('button', { type: 'button', class: 'card-title', onclick: () => openTicket(t.id) }, t.title),
+  h('div', { class: 'card-machine' }, t.machine_name),
   h('div', { class: 'card-meta' },
-    assignee
+    t.assigned_to != null
       ? h('span', { class: 'card-assignee' },
         h('span', {
           class: 'dot', 'data-user-dot': t.assigned_to,
@@ -201,15 +192,15 @@ function buildCard(t, status) {
 
   card.addEventListener('dragstart', (event) => {
     event.dataTransfer.setData('text/x-ticket-id', String(t.id));
-    event.dataTransfer.setData('text/plain', t.ticket_id || String(t.id));
+    event.dataTransfer.setData('text/plain', t.ticket_id);
     event.dataTransfer.effectAllowed = 'move';
     card.classList.add('dragging');
-    draggingId = Number(t.id);
+    draggingId = t.id;
   });
   card.addEventListener('dragend', () => {
     card.classList.remove('dragging');
     draggingId = null;
-    const latest = tickets.get(Number(t.id));
+    const latest = tickets.get(t.id);
     if (latest) renderCard(latest);
   });
   return card;
@@ -217,20 +208,18 @@ function buildCard(t, status) {
 
 /** Move a ticket to another column: optimistic, reverted with a message when refused. */
 export async function moveTicket(id, status) {
-  const before = tickets.get(Number(id));
+  const before = tickets.get(id);
   if (!before || before.status === status) return;
   upsert({ ...before, status }, { save: false });
   updateCounts();
   const card = cardElement(id);
   card?.classList.add('pending');
   try {
-    const updated = unwrap(await api(`/api/tickets/${id}`, { method: 'PUT', body: { status } }), 'ticket');
-    if (updated && typeof updated === 'object' && updated.id != null) upsert(updated);
-    else upsert({ ...before, status });
+    upsert(await api(`/api/tickets/${id}`, { method: 'PUT', body: { status } }));
     showBoardMessage('');
   } catch (err) {
     upsert(before);
-    const label = before.ticket_id || `ticket ${id}`;
+    const label = before.ticket_id;
     let text;
     if (err.status === 403) text = `You can’t move ${label}: ${err.message}`;
     else if (err.status === 409) text = `${label} can’t go to “${STATUS_LABELS[status]}”: ${err.message}`;
@@ -269,9 +258,9 @@ function updateCounts() {
 
 function applyFilter(card, t) {
   let show = true;
-  if (filterMine && Number(t.assigned_to) !== myId()) show = false;
+  if (filterMine && t.assigned_to !== myId()) show = false;
   if (show && filterText) {
-    const hay = `${t.ticket_id} ${t.title} ${t.machine_name || ''} ${t.assignee_name || ''}`.toLowerCase();
+    const hay = `${t.ticket_id} ${t.title} ${t.machine_name} ${t.assignee_name ?? ''}`.toLowerCase();
     show = hay.includes(filterText);
   }
   card.hidden = !show;

@@ -2,7 +2,7 @@
 // channel, one thread at a time, sending text (with an Idempotency-Key), recording or
 // attaching a voice message, and playing audio through <audio src="/api/messages/{id}/audio">.
 
-import { api, asList, asCount, unwrap } from './api.js';
+import { api } from './api.js';
 import { $, h, fill, toast, timeEl, fmtAgo, setBadge, randomKey, currentView, showView } from './ui.js';
 import { on, myId, userName, rememberUser, knownUsers } from './state.js';
 import { isOnline } from './presence.js';
@@ -50,16 +50,16 @@ export function initMessages() {
   renderThread();
 }
 
+/** GET /api/messages/conversations: one line per contact, the latest first. */
 export async function loadConversations() {
-  const list = asList(await api('/api/messages/conversations'), 'conversations');
-  conversations = list;
-  for (const c of list) rememberUser(c.contact_id, c.contact_name);
+  conversations = await api('/api/messages/conversations');
+  for (const c of conversations) rememberUser(c.contact_id, c.contact_name);
   renderConversations();
   fillNewConversation();
 }
 
 export async function refreshUnreadMessages() {
-  setBadge('messages', asCount(await api('/api/messages/unread-count')));
+  setBadge('messages', (await api('/api/messages/unread-count')).count);
 }
 
 function publicEntry() {
@@ -83,10 +83,9 @@ function renderConversations() {
     fill(list, publicEntry(), h('li', { class: 'muted empty' }, 'No private conversations yet. Choose someone above to start one.'));
     return;
   }
-  const sorted = [...conversations].sort((a, b) => String(b.last_at || '').localeCompare(String(a.last_at || '')));
-  fill(list, publicEntry(), sorted.map((c) => {
-    const id = Number(c.contact_id);
-    const unread = Number(c.unread_count) || 0;
+  fill(list, publicEntry(), conversations.map((c) => {
+    const id = c.contact_id;
+    const unread = c.unread_count;
     return h('li', {},
       h('button', {
         type: 'button',
@@ -97,10 +96,10 @@ function renderConversations() {
       },
       h('span', { class: 'dot', 'data-online': String(isOnline(id)), 'aria-hidden': 'true' }),
       h('span', { class: 'conversation-text' },
-        h('span', { class: 'conversation-name' }, c.contact_name || userName(id)),
-        h('span', { class: 'conversation-last muted' }, c.last_message || '')),
+        h('span', { class: 'conversation-name' }, c.contact_name),
+        h('span', { class: 'conversation-last muted' }, c.last_message)),
       h('span', { class: 'conversation-side' },
-        c.last_at ? h('span', { class: 'muted small' }, fmtAgo(c.last_at)) : null,
+        h('span', { class: 'muted small' }, fmtAgo(c.last_at)),
         unread ? h('span', { class: 'count', 'aria-label': `${unread} unread` }, String(unread)) : null)));
   }));
 }
@@ -117,9 +116,10 @@ function threadPath(id) {
   return id === PUBLIC ? '/api/messages/public' : `/api/messages/private/${id}`;
 }
 
-function sortThread(list) {
-  for (const m of list) if (m.sender_id != null) rememberUser(m.sender_id, m.sender_name);
-  return [...list].sort((a, b) => (Number(a.id) || 0) - (Number(b.id) || 0));
+/** A thread as the API gives it, oldest first; its senders' names are learnt. */
+function learnSenders(list) {
+  for (const m of list) rememberUser(m.sender_id, m.sender_name);
+  return list;
 }
 
 export async function openConversation(id) {
@@ -132,9 +132,9 @@ export async function openConversation(id) {
   fill($('#thread'), h('li', { class: 'muted empty' }, 'Loading…'));
   $('#composer').hidden = false;
   try {
-    const list = asList(await api(threadPath(contactId)), 'messages');
+    const list = await api(threadPath(contactId));
     if (seq !== threadSeq) return;
-    thread = sortThread(list);
+    thread = learnSenders(list);
     renderThread();
     markRead(contactId);
   } catch (err) {
@@ -153,9 +153,8 @@ function closeThread() {
 
 async function markRead(id) {
   if (id === PUBLIC || document.visibilityState !== 'visible') return;
-  const conv = conversations.find((c) => Number(c.contact_id) === Number(id));
-  const hasUnread = (conv && Number(conv.unread_count) > 0)
-    || thread.some((m) => Number(m.sender_id) === Number(id) && m.is_read === false);
+  const conv = conversations.find((c) => c.contact_id === id);
+  const hasUnread = conv?.unread_count > 0 || thread.some((m) => m.sender_id === id && !m.is_read);
   if (!hasUnread) return;
   try {
     await api(`/api/messages/private/${id}/read`, { method: 'POST', body: {} });
@@ -181,11 +180,6 @@ function renderThreadHeader() {
     h('span', { class: 'muted small' }, isOnline(contactId) ? ' · online' : ' · offline'));
 }
 
-function isAudio(m) {
-  return Boolean(m.has_audio || m.audio === true || m.is_audio || m.kind === 'audio'
-    || m.content_type === 'audio' || m.audio_url || m.audio_duration != null);
-}
-
 function renderThread() {
   const list = $('#thread');
   renderThreadHeader();
@@ -200,14 +194,13 @@ function renderThread() {
   }
   const me = myId();
   fill(list, thread.map((m) => {
-    const mine = Number(m.sender_id) === me;
-    const duration = Number(m.audio_duration ?? m.duration);
+    const mine = m.sender_id === me;
     return h('li', { class: `bubble ${mine ? 'mine' : 'theirs'}`, 'data-message-id': m.id },
-      contactId === PUBLIC && !mine ? h('span', { class: 'bubble-author' }, m.sender_name || userName(m.sender_id)) : null,
-      isAudio(m)
+      contactId === PUBLIC && !mine ? h('span', { class: 'bubble-author' }, m.sender_name) : null,
+      m.audio
         ? h('div', { class: 'audio-message' },
-          h('audio', { controls: true, preload: 'none', src: m.audio_url || `/api/messages/${m.id}/audio` }),
-          Number.isFinite(duration) && duration > 0 ? h('span', { class: 'muted small' }, `${Math.round(duration)} s`) : null,
+          h('audio', { controls: true, preload: 'none', src: `/api/messages/${m.id}/audio` }),
+          m.audio_duration > 0 ? h('span', { class: 'muted small' }, `${Math.round(m.audio_duration)} s`) : null,
           m.content ? h('p', {}, m.content) : null)
         : h('p', {}, m.content),
       h('div', { class: 'bubble-meta' }, timeEl(m.created_at, 'small'),
@@ -223,15 +216,15 @@ async function sendText() {
   const button = $('#composer button[type=submit]');
   button.disabled = true;
   try {
-    const created = unwrap(await api('/api/messages', {
+    const created = await api('/api/messages', {
       method: 'POST',
       headers: { 'Idempotency-Key': randomKey() },
       body: contactId === PUBLIC
         ? { message_type: 'public', content }
         : { message_type: 'private', recipient_id: contactId, content },
-    }), 'message');
+    });
     input.value = '';
-    appendSent(created, { content });
+    appendSent(created);
   } catch (err) {
     toast('Message not sent', { body: err.message, kind: 'error' });
   } finally {
@@ -240,10 +233,8 @@ async function sendText() {
   }
 }
 
-function appendSent(created, fallback) {
-  const m = created && typeof created === 'object' && created.id != null
-    ? created
-    : { id: `local-${Date.now()}`, sender_id: myId(), recipient_id: contactId, created_at: new Date().toISOString(), ...fallback };
+/** The message the API stored, as POST /api/messages(/audio) answers it. */
+function appendSent(m) {
   thread = [...thread.filter((x) => x.id !== m.id), m];
   renderThread();
   loadConversations().catch(() => {});
@@ -260,8 +251,7 @@ async function sendAudio(blob, durationSeconds, filename) {
   form.append('duration', String(Math.max(0.1, Math.round(durationSeconds * 10) / 10)));
   if (contactId !== PUBLIC) form.append('recipient_id', String(contactId));
   try {
-    const created = unwrap(await api('/api/messages/audio', { method: 'POST', body: form }), 'message');
-    appendSent(created, { audio_duration: durationSeconds, has_audio: true });
+    appendSent(await api('/api/messages/audio', { method: 'POST', body: form }));
   } catch (err) {
     toast('Voice message not sent', { body: err.message, kind: 'error' });
   }
@@ -317,23 +307,21 @@ async function toggleRecording() {
   button.setAttribute('aria-pressed', 'true');
 }
 
-/** A `new_message` notification: refresh the list, and the open thread when it is theirs. */
+/** A `new_message` notification: refresh the list, and the open thread when it is theirs.
+ * A public message links to /?messages=public, a private one to /?conversation=<sender>. */
 export function onNewMessage(envelope) {
-  const data = envelope.data || {};
-  const from = Number(data.sender_id ?? data.from_user_id ?? data.contact_id);
-  if (from) rememberUser(from, data.sender_name || data.contact_name);
-  const isPublic = String(envelope.url || data.url || '').includes('messages=public');
+  const isPublic = envelope.url.includes('messages=public');
   loadConversations().catch(() => {});
-  if (isPublic ? contactId === PUBLIC : (contactId && (!from || from === contactId))) reloadThread();
+  if (isPublic ? contactId === PUBLIC : envelope.data.sender_id === contactId) reloadThread();
 }
 
 export async function reloadThread() {
   if (!contactId) return;
   const seq = ++threadSeq;
   try {
-    const list = asList(await api(threadPath(contactId)), 'messages');
+    const list = await api(threadPath(contactId));
     if (seq !== threadSeq) return;
-    thread = sortThread(list);
+    thread = learnSenders(list);
     renderThread();
     if (currentView() === 'messages') markRead(contactId);
   } catch { /* keep the thread shown */ }

@@ -3,31 +3,11 @@
 // and the batched POST /api/notifications/seen {ids} for notifications this page showed
 // while it was visible (so the gateway does not also push them).
 
-import { api, asList, asCount } from './api.js';
+import { api } from './api.js';
 import { $, h, fill, toast, timeEl, setBadge, getBadge, currentView, onViewChange } from './ui.js';
+import { typeLabel } from './events.js';
 
 const SEEN_FLUSH_MS = 1000;
-const CRITICAL_TYPES = new Set(['ticket_assigned', 'ticket_reassigned', 'ticket_overdue', 'machine_breakdown']);
-
-const TYPE_LABELS = {
-  ticket_assigned: 'Assigned to you',
-  ticket_reassigned: 'Reassigned',
-  ticket_status_changed: 'Status changed',
-  ticket_priority_changed: 'Priority changed',
-  ticket_closed: 'Ticket closed',
-  comment_added: 'New comment',
-  ticket_overdue: 'Overdue',
-  new_message: 'Message',
-  machine_breakdown: 'Breakdown',
-  intervention_planned: 'Intervention planned',
-  maintenance_due: 'Maintenance due',
-  user_registered: 'New user',
-  role_changed: 'Role changed',
-  settings_changed: 'Settings changed',
-  broadcast: 'Announcement',
-};
-export const NOTIFICATION_TYPES = Object.keys(TYPE_LABELS);
-export const typeLabel = (type) => TYPE_LABELS[type] || String(type || '').replace(/_/g, ' ');
 
 let items = []; // newest first
 let loadedOnce = false;
@@ -37,7 +17,7 @@ const seenQueue = new Set();
 const shownWhileHidden = new Set();
 let seenTimer = null;
 
-const isRead = (n) => Boolean(n.read_at || n.is_read === true || n.read === true);
+const isRead = (n) => n.read_at !== null;
 
 export function initNotifications({ onOpenUrl }) {
   openUrl = onOpenUrl;
@@ -58,9 +38,8 @@ export function initNotifications({ onOpenUrl }) {
 
 /** GET /api/notifications; with announceNew, toast unread ones not known before (polling mode). */
 export async function loadNotifications({ announceNew = false } = {}) {
-  const list = asList(await api('/api/notifications?limit=100'), 'notifications');
-  const known = new Set(items.map((n) => Number(n.id)));
-  items = list.map(normalize);
+  const known = new Set(items.map((n) => n.id));
+  items = await api('/api/notifications?limit=100');
   if (announceNew && loadedOnce) {
     for (const n of items) if (!known.has(n.id) && !isRead(n)) showToast(n);
   }
@@ -70,45 +49,35 @@ export async function loadNotifications({ announceNew = false } = {}) {
 }
 
 export async function refreshUnreadNotifications() {
-  setBadge('notifications', asCount(await api('/api/notifications/unread-count')));
+  setBadge('notifications', (await api('/api/notifications/unread-count')).count);
 }
 
-function normalize(n) {
-  return { ...n, id: Number(n.id ?? n.notification_id) };
-}
-
-/** A personal notification envelope from the stream. */
+/** A personal notification from the stream, as the inbox entry it is. The envelope's
+ * data holds its title, body and critical flag with the type's own fields. */
 export function handlePersonal(envelope) {
-  const id = Number(envelope.notification_id);
+  const { notification_id: id, type, url, ts, data } = envelope;
   const n = {
-    id,
-    type: envelope.type,
-    title: envelope.data?.title || typeLabel(envelope.type),
-    body: envelope.data?.body || '',
-    url: envelope.url || envelope.data?.url || '',
-    data: envelope.data || {},
-    critical: Boolean(envelope.data?.critical) || CRITICAL_TYPES.has(envelope.type),
-    created_at: envelope.ts || new Date().toISOString(),
-    read_at: null,
+    id, type, url, data, title: data.title, body: data.body, critical: data.critical,
+    created_at: ts, seen_at: null, read_at: null,
   };
-  if (id && !items.some((x) => x.id === id)) items = [n, ...items];
+  if (!items.some((x) => x.id === id)) items = [n, ...items];
   render();
   showToast(n);
 }
 
 function showToast(n) {
-  const el = toast(n.title, {
+  toast(n.title, {
     body: n.body,
     kind: n.critical ? 'critical' : 'info',
     timeout: n.critical ? 15000 : 8000,
-    action: n.url ? { label: 'Open', run: () => open(n) } : null,
+    action: { label: 'Open', run: () => open(n) },
   });
-  if (el && n.id) displayed(n.id);
+  displayed(n.id);
 }
 
 /** The page showed notification `id`: acknowledge it as seen if the page is visible. */
 function displayed(id) {
-  if (!id || seenSent.has(id)) return;
+  if (seenSent.has(id)) return;
   if (document.visibilityState === 'visible') queueSeen(id);
   else shownWhileHidden.add(id);
 }
@@ -143,7 +112,7 @@ function markListSeen() {
 
 async function open(n) {
   if (!isRead(n)) await markRead(n);
-  if (n.url) openUrl(n.url);
+  openUrl(n.url);
 }
 
 async function markRead(n) {
@@ -200,9 +169,7 @@ function render() {
         h('span', { class: 'chip type' }, typeLabel(n.type)),
         timeEl(n.created_at, 'muted small'),
         read ? null : h('span', { class: 'sr-only' }, 'Unread')),
-      n.url
-        ? h('button', { type: 'button', class: 'notification-title link', onclick: () => open(n) }, n.title)
-        : h('strong', { class: 'notification-title' }, n.title),
+      h('button', { type: 'button', class: 'notification-title link', onclick: () => open(n) }, n.title),
       n.body ? h('p', { class: 'notification-body' }, n.body) : null),
     read ? null : h('button', {
       type: 'button', class: 'btn btn-small', onclick: () => markRead(n),

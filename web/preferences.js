@@ -5,37 +5,17 @@
 import { api } from './api.js';
 import { $, h, fill, toast } from './ui.js';
 import { state } from './state.js';
-import { NOTIFICATION_TYPES, typeLabel } from './notifications.js';
+import { NOTIFICATIONS, NOTIFICATION_TYPES, typeLabel, receivable } from './events.js';
 
-const DESCRIPTIONS = {
-  ticket_assigned: 'A ticket is assigned to you',
-  ticket_reassigned: 'A ticket of yours goes to someone else, or comes to you',
-  ticket_status_changed: 'A ticket you report, follow or hold changes column',
-  ticket_priority_changed: 'The priority of a ticket you hold or follow changes',
-  ticket_closed: 'A ticket you reported or follow is closed',
-  comment_added: 'Someone comments on a ticket you are involved in',
-  ticket_overdue: 'A ticket passes its scheduled date',
-  new_message: 'Someone sends you a message',
-  machine_breakdown: 'A machine breaks down',
-  intervention_planned: 'An intervention is planned for you',
-  maintenance_due: 'Preventive maintenance is due',
-  user_registered: 'A new user is registered',
-  role_changed: 'Your role changes',
-  settings_changed: 'Settings are changed',
-  broadcast: 'Announcements to everyone',
+// GET and PUT /api/notifications/preferences answer {types: {<type>: {push, inapp}}, dnd}.
+let types = null; // null until loaded
+let dnd = null;
+// Shown while the preferences could not be loaded.
+const NOT_LOADED = { push: true, inapp: true };
+const NOT_LOADED_DND = {
+  enabled: false, start: '22:00', end: '06:00', allow_critical: true,
+  timezone: Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC',
 };
-
-// Types only some roles ever receive (CONTRACT section 5).
-const ROLE_ONLY = {
-  user_registered: ['admin'],
-  settings_changed: ['admin'],
-  maintenance_due: ['admin', 'supervisor'],
-  machine_breakdown: ['admin', 'supervisor', 'technician'],
-};
-
-let shape = 'types'; // "types": {types: {...}, dnd}; "flat": {<type>: {...}, dnd}
-let types = {};
-let dnd = {};
 
 export function initPreferences() {
   $('#preferences-form').addEventListener('submit', (event) => {
@@ -50,16 +30,7 @@ export async function loadPreferences() {
   const status = $('#preferences-status');
   status.textContent = 'Loading…';
   try {
-    const data = (await api('/api/notifications/preferences')) || {};
-    if (data.types && typeof data.types === 'object') {
-      shape = 'types';
-      types = { ...data.types };
-    } else {
-      shape = 'flat';
-      types = Object.fromEntries(Object.entries(data).filter(([key, value]) => key !== 'dnd'
-        && value && typeof value === 'object' && ('push' in value || 'inapp' in value)));
-    }
-    dnd = data.dnd || {};
+    ({ types, dnd } = await api('/api/notifications/preferences'));
     status.textContent = '';
   } catch (err) {
     status.textContent = `Could not load preferences: ${err.message}`;
@@ -67,25 +38,19 @@ export async function loadPreferences() {
   render();
 }
 
-/** The types to offer: those the server knows (it refuses others), in catalogue order. */
+/** The types this person's role can receive, in catalogue order. */
 function visibleTypes() {
-  const role = state.me?.role;
-  const known = Object.keys(types);
-  const base = known.length ? NOTIFICATION_TYPES.filter((t) => known.includes(t)) : [...NOTIFICATION_TYPES];
-  for (const type of known) if (!base.includes(type)) base.push(type);
-  return base.filter((type) => !ROLE_ONLY[type] || ROLE_ONLY[type].includes(role));
+  return NOTIFICATION_TYPES.filter((type) => receivable(type, state.me.role));
 }
 
 function render() {
   const body = $('#preferences-rows');
   fill(body, visibleTypes().map((type) => {
-    const pref = types[type] || {};
-    const inapp = pref.inapp !== false;
-    const push = pref.push !== false;
+    const { inapp, push } = types ? types[type] : NOT_LOADED;
     return h('tr', { 'data-type': type },
       h('th', { scope: 'row' },
         h('span', { class: 'pref-name' }, typeLabel(type)),
-        DESCRIPTIONS[type] ? h('span', { class: 'muted small pref-desc' }, DESCRIPTIONS[type]) : null),
+        h('span', { class: 'muted small pref-desc' }, NOTIFICATIONS[type].about)),
       h('td', {}, h('input', {
         type: 'checkbox', name: `inapp:${type}`, checked: inapp,
         'aria-label': `${typeLabel(type)}: in app`,
@@ -96,16 +61,16 @@ function render() {
       })));
   }));
 
-  $('#dnd-enabled').checked = Boolean(dnd.enabled);
-  $('#dnd-start').value = dnd.start || '22:00';
-  $('#dnd-end').value = dnd.end || '06:00';
-  const tz = dnd.timezone || Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+  const quiet = dnd ?? NOT_LOADED_DND;
+  $('#dnd-enabled').checked = quiet.enabled;
+  $('#dnd-start').value = quiet.start;
+  $('#dnd-end').value = quiet.end;
   const tzInput = $('#dnd-timezone');
-  if (tzInput.tagName === 'SELECT' && !Array.from(tzInput.options).some((o) => o.value === tz)) {
-    tzInput.append(h('option', { value: tz }, tz));
+  if (!Array.from(tzInput.options).some((o) => o.value === quiet.timezone)) {
+    tzInput.append(h('option', { value: quiet.timezone }, quiet.timezone));
   }
-  tzInput.value = tz;
-  $('#dnd-critical').checked = dnd.allow_critical !== false;
+  tzInput.value = quiet.timezone;
+  $('#dnd-critical').checked = quiet.allow_critical;
   syncDndFields();
 }
 
@@ -128,9 +93,8 @@ async function save() {
   const nextTypes = {};
   for (const type of visibleTypes()) {
     nextTypes[type] = {
-      ...(types[type] || {}),
-      inapp: form.elements[`inapp:${type}`]?.checked ?? true,
-      push: form.elements[`push:${type}`]?.checked ?? true,
+      inapp: form.elements[`inapp:${type}`].checked,
+      push: form.elements[`push:${type}`].checked,
     };
   }
   const start = $('#dnd-start').value;
@@ -142,18 +106,13 @@ async function save() {
     timezone: $('#dnd-timezone').value || 'UTC',
     allow_critical: $('#dnd-critical').checked,
   };
-  const body = shape === 'types' ? { types: nextTypes, dnd: nextDnd } : { ...nextTypes, dnd: nextDnd };
   const button = form.querySelector('button[type=submit]');
   button.disabled = true;
   status.textContent = 'Saving…';
   try {
-    const saved = await api('/api/notifications/preferences', { method: 'PUT', body });
-    types = nextTypes;
-    dnd = nextDnd;
-    if (saved && typeof saved === 'object') {
-      if (saved.types) types = { ...saved.types };
-      if (saved.dnd) dnd = saved.dnd;
-    }
+    ({ types, dnd } = await api('/api/notifications/preferences', {
+      method: 'PUT', body: { types: nextTypes, dnd: nextDnd },
+    }));
     render();
     status.textContent = 'Saved.';
     toast('Preferences saved', { kind: 'success', timeout: 3000 });

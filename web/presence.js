@@ -2,12 +2,13 @@
 // {user_id, online}, and keeps one list entry per known person with
 // data-presence-user="<id>" and data-online="true|false".
 
-import { api, asList } from './api.js';
+import { api } from './api.js';
 import { $, h, fill, timeEl } from './ui.js';
-import { state, on, emit, rememberUser, userName, myId, ROLE_LABELS } from './state.js';
+import { state, on, emit, userName, myId, ROLE_LABELS } from './state.js';
 
 const presence = new Map(); // user id -> {online, last_seen, connections}
 
+/** `id` may come from a data attribute: the map is keyed by numbers. */
 export function isOnline(id) {
   return Boolean(presence.get(Number(id))?.online);
 }
@@ -16,30 +17,21 @@ export function initPresence() {
   on('users', render);
 }
 
+/** GET /api/presence: everyone, [{user_id, online, last_seen, connections}]. */
 export async function loadPresence() {
-  const list = asList(await api('/api/presence'), 'presence', 'users');
+  const list = await api('/api/presence');
   presence.clear();
-  for (const p of list) {
-    const id = Number(p.user_id ?? p.id);
-    if (!Number.isFinite(id)) continue;
-    presence.set(id, { online: Boolean(p.online), last_seen: p.last_seen, connections: p.connections });
-    rememberUser(id, p.full_name || p.name || p.user_name, { role: p.role });
+  for (const { user_id: id, online, last_seen, connections } of list) {
+    presence.set(id, { online, last_seen, connections });
   }
   render();
   emit('presence', presence);
 }
 
-/** A `presence` event: {user_id, online}. */
-export function applyPresence(data) {
-  const id = Number(data?.user_id);
-  if (!Number.isFinite(id)) return;
-  const old = presence.get(id) || {};
-  presence.set(id, {
-    ...old,
-    online: Boolean(data.online),
-    last_seen: data.online ? old.last_seen : (data.last_seen || new Date().toISOString()),
-  });
-  rememberUser(id, data.full_name || data.name);
+/** A `presence` event, {user_id, online}: someone going offline was last seen now. */
+export function applyPresence({ user_id: id, online }) {
+  const old = presence.get(id);
+  presence.set(id, { ...old, online, last_seen: online ? old?.last_seen : new Date().toISOString() });
   render();
   emit('presence', presence);
 }
@@ -68,7 +60,7 @@ function render() {
     h('span', { class: 'dot', 'data-online': String(Boolean(p.online)), 'aria-hidden': 'true' }),
     h('span', { class: 'presence-name' },
       userName(p.id), p.id === me ? ' (you)' : '',
-      role ? h('span', { class: 'muted small' }, ` · ${ROLE_LABELS[role] || role}`) : null),
+      role ? h('span', { class: 'muted small' }, ` · ${ROLE_LABELS[role]}`) : null),
     h('span', { class: 'sr-only' }, p.online ? ' online' : ' offline'),
     !p.online && p.last_seen ? timeEl(p.last_seen, 'muted small presence-seen') : null);
   }));

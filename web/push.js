@@ -17,7 +17,7 @@ async function registration() {
   if (!('serviceWorker' in navigator)) return null;
   const existing = await navigator.serviceWorker.getRegistration('/');
   if (existing?.active) return existing;
-  // Wait for the worker app.js registered to become active; give up after a few seconds.
+  // Wait for the worker session.js registered to become active; give up after a few seconds.
   return Promise.race([
     navigator.serviceWorker.ready,
     new Promise((resolve) => setTimeout(() => resolve(existing || null), 5000)),
@@ -120,8 +120,8 @@ async function enable() {
   }
   const reg = await registration();
   if (!reg) throw new Error('The service worker is not running; reload the page and try again.');
-  const { publicKey } = (await api('/api/push/vapid-public-key')) || {};
-  if (!publicKey) throw new Error('The server has no push key configured.');
+  // 503 with its own message when the server has no push key configured.
+  const { publicKey } = await api('/api/push/vapid-public-key');
   const key = urlBase64ToUint8Array(publicKey);
   let sub = await reg.pushManager.getSubscription();
   if (sub && !sameKey(sub, key)) {
@@ -156,8 +156,8 @@ async function sendTest() {
   const button = $('#push-test');
   button.disabled = true;
   try {
-    const r = (await api('/api/push/test', { method: 'POST', body: {} })) || {};
-    toast('Test push sent', { body: `Delivered to ${r.sentCount ?? 0} device(s), ${r.failedCount ?? 0} failed.`, kind: 'success' });
+    const { sentCount, failedCount } = await api('/api/push/test', { method: 'POST', body: {} });
+    toast('Test push sent', { body: `Delivered to ${sentCount} device(s), ${failedCount} failed.`, kind: 'success' });
   } catch (err) {
     toast('Test push failed', { body: err.message, kind: 'error' });
   } finally {

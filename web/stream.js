@@ -6,22 +6,12 @@
 
 import { api } from './api.js';
 import { setBanner } from './ui.js';
+import { EVENT_TYPES } from './events.js';
 
 export const POLL_SECONDS = 5;
 const FAILURES_BEFORE_POLLING = 3;
 const BASE_DELAY_MS = 1000;
 const MAX_DELAY_MS = 30000;
-
-// Every event type a client may receive (CONTRACT sections 4 and 5).
-const EVENT_TYPES = [
-  'connected', 'reset',
-  'ticket_created', 'ticket_updated', 'ticket_moved', 'ticket_deleted',
-  'presence', 'unread_count', 'broadcast',
-  'ticket_assigned', 'ticket_reassigned', 'ticket_status_changed', 'ticket_priority_changed',
-  'ticket_closed', 'comment_added', 'ticket_overdue', 'new_message', 'machine_breakdown',
-  'intervention_planned', 'maintenance_due', 'user_registered', 'role_changed',
-  'settings_changed',
-];
 
 /**
  * createStream({onEvent(type, envelope), onRefetch(reason), onPoll(), onUnauthorized(), onStatus(status)})
@@ -70,29 +60,21 @@ export function createStream(handlers) {
     };
     const listener = (event) => receive(event.type, event);
     for (const type of EVENT_TYPES) es.addEventListener(type, listener);
-    es.onmessage = listener; // frames without an event name
   }
 
-  function receive(frameType, event) {
-    if (event.lastEventId) lastEventId = event.lastEventId;
-    let envelope;
-    try {
-      envelope = JSON.parse(event.data);
-    } catch {
-      return;
-    }
-    if (!envelope || typeof envelope !== 'object') return;
-    if (envelope.id != null && !event.lastEventId) lastEventId = String(envelope.id);
-    const type = envelope.type || frameType;
+  /** Every frame has an `id:`, an `event:` (the type) and the envelope as its data. */
+  function receive(type, event) {
+    lastEventId = event.lastEventId;
+    const envelope = JSON.parse(event.data);
 
     if (type === 'connected') {
       failures = 0;
       stopPolling();
       setStatus('live');
       // A fresh stream (no resume) may have missed changes since the page loaded.
-      if (!envelope.data?.resumed) onRefetch('connected');
+      if (!envelope.data.resumed) onRefetch('connected');
     } else if (type === 'reset') {
-      onRefetch(envelope.data?.reason || 'reset');
+      onRefetch(envelope.data.reason);
     }
     try {
       onEvent(type, envelope);
@@ -175,10 +157,5 @@ export function createStream(handlers) {
     setStatus('stopped');
   }
 
-  return {
-    start,
-    stop,
-    get status() { return status; },
-    get lastEventId() { return lastEventId; },
-  };
+  return { start, stop };
 }

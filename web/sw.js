@@ -3,11 +3,14 @@
 // anything else focuses or opens data.url; every click is reported), and re-subscribes
 // when the browser rotates the push subscription. Authenticates with the session cookie.
 
-const CACHE = 'floorbell-shell-v1';
+const CACHE = 'floorbell-shell-v2';
 const SHELL = [
   '/',
   '/styles.css',
-  '/app.js',
+  '/session.js',
+  '/live.js',
+  '/navigation.js',
+  '/events.js',
   '/api.js',
   '/ui.js',
   '/state.js',
@@ -27,8 +30,6 @@ const SHELL = [
   '/icons/icon-maskable-512.png',
   '/icons/badge-72.png',
 ];
-const ICON = '/icons/icon-192.png';
-const BADGE = '/icons/badge-72.png';
 
 self.addEventListener('install', (event) => {
   event.waitUntil((async () => {
@@ -94,40 +95,15 @@ self.addEventListener('fetch', (event) => {
 
 // ---- push -------------------------------------------------------------------------
 
+// The gateway's payload (CONTRACT section 5): {title, body, icon, badge, tag, actions?,
+// data: {url, notification_id, type, ticket_id?}}; notification_id is null for a test
+// push or a quiet-hours digest. A newer push with the same tag replaces the shown one.
 self.addEventListener('push', (event) => {
-  let payload = {};
-  if (event.data) {
-    try {
-      payload = event.data.json();
-    } catch {
-      payload = { title: 'Floorbell', body: event.data.text() };
-    }
-  }
-  const data = payload.data || {};
-  const title = payload.title || 'Floorbell';
-  const options = {
-    body: payload.body || '',
-    icon: payload.icon || ICON,
-    badge: payload.badge || BADGE,
-    tag: payload.tag || undefined,
-    renotify: Boolean(payload.tag),
-    data: { ...data, url: data.url || payload.url || '/' },
-    actions: Array.isArray(payload.actions) ? payload.actions.slice(0, 2) : [],
-    requireInteraction: Boolean(payload.requireInteraction),
-    timestamp: payload.timestamp || Date.now(),
-  };
-  event.waitUntil(self.registration.showNotification(title, options));
+  const { title, body, icon, badge, tag, actions = [], data } = event.data.json();
+  event.waitUntil(self.registration.showNotification(title, {
+    body, icon, badge, tag, renotify: true, actions, data, timestamp: Date.now(),
+  }));
 });
-
-function ticketIdOf(data) {
-  if (data.ticket_id != null && /^\d+$/.test(String(data.ticket_id))) return String(data.ticket_id);
-  try {
-    const id = new URL(data.url || '/', self.location.origin).searchParams.get('ticket');
-    return id && /^\d+$/.test(id) ? id : null;
-  } catch {
-    return null;
-  }
-}
 
 async function post(path, body) {
   return fetch(path, {
@@ -139,7 +115,7 @@ async function post(path, body) {
 }
 
 async function focusOrOpen(url) {
-  const target = new URL(url || '/', self.location.origin).href;
+  const target = new URL(url, self.location.origin).href;
   const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
   const same = windows.filter((c) => new URL(c.url).origin === self.location.origin);
   const client = same.find((c) => c.focused) || same.find((c) => c.visibilityState === 'visible') || same[0];
@@ -152,22 +128,19 @@ async function focusOrOpen(url) {
 }
 
 self.addEventListener('notificationclick', (event) => {
-  const notification = event.notification;
-  const data = notification.data || {};
+  const { notification } = event;
+  const { data } = notification;
   notification.close();
   event.waitUntil((async () => {
     if (event.action === 'acknowledge') {
-      const ticketId = ticketIdOf(data);
+      // Only ticket assignments offer it, and they carry data.ticket_id.
       let ok = false;
-      if (ticketId) {
-        try {
-          const response = await post(`/api/tickets/${ticketId}/acknowledge`);
-          ok = response.ok;
-        } catch { ok = false; }
-      }
+      try {
+        ok = (await post(`/api/tickets/${data.ticket_id}/acknowledge`)).ok;
+      } catch { ok = false; }
       if (ok) {
         const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-        for (const c of windows) c.postMessage({ type: 'acknowledged', ticket_id: ticketId });
+        for (const c of windows) c.postMessage({ type: 'acknowledged', ticket_id: data.ticket_id });
       } else {
         // Could not acknowledge from the notification (signed out, refused): open the ticket.
         await focusOrOpen(data.url);

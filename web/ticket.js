@@ -2,7 +2,7 @@
 // status, follow/unfollow, acknowledge) and the "Report a problem" dialog. Keeps the
 // ?ticket=<id> deep link in the address bar while a ticket is open.
 
-import { api, asList, unwrap } from './api.js';
+import { api } from './api.js';
 import {
   $, h, fill, toast, timeEl, fmtDateTime, priorityChip, statusChip,
   STATUS_LABELS, PRIORITY_LABELS, randomKey,
@@ -17,10 +17,10 @@ import { isOnline } from './presence.js';
 let dialog;
 let current = null; // the open ticket detail
 let comments = [];
-let following = null; // true/false when known
+let following = null; // whether I follow the open ticket; null until its detail is loaded
 let loadSeq = 0;
 
-export function openTicketId() { return current ? Number(current.id) : null; }
+export function openTicketId() { return current ? current.id : null; }
 
 export function initTicket() {
   dialog = $('#ticket-dialog');
@@ -63,10 +63,10 @@ export async function openTicket(id) {
       api(`/api/tickets/${ticketId}/comments`).catch(() => []),
     ]);
     if (seq !== loadSeq) return;
-    current = { ...current, ...unwrap(detail, 'ticket') };
-    comments = asList(list, 'comments');
+    current = { ...current, ...detail };
+    comments = list;
+    following = follows(detail);
     learnFrom(current);
-    following = followState(current);
     render();
     if (isManager()) loadUsers();
   } catch (err) {
@@ -77,34 +77,28 @@ export async function openTicket(id) {
 
 function learnFrom(t) {
   rememberFromTicket(t);
-  for (const c of comments) rememberUser(c.author_id ?? c.user_id, c.author_name || c.user_name);
+  for (const c of comments) rememberUser(c.author_id, c.author_name);
 }
 
-function followState(t) {
-  if (typeof t.following === 'boolean') return t.following;
-  if (typeof t.is_following === 'boolean') return t.is_following;
-  if (Array.isArray(t.followers)) return t.followers.map(Number).includes(myId());
-  return null;
+/** Whether I am among the followers of `t`, a ticket as the API returns it. */
+function follows(t) {
+  return t.followers.includes(myId());
 }
 
 export function closeTicket() { if (dialog?.open) dialog.close(); }
 
-/** Board event for the open ticket: merge the new card fields and redraw. */
-export function onTicketEvent({ type, id, ticket }) {
-  if (!current || Number(current.id) !== Number(id)) return;
-  if (type === 'ticket_deleted') {
-    render({ error: 'This ticket was deleted.' });
-    return;
-  }
+/** A board event's card: when it is the open ticket, merge its fields and redraw. */
+export function onTicketEvent(ticket) {
+  if (!current || current.id !== ticket.id) return;
   current = { ...current, ...ticket };
   render();
 }
 
 /** A personal notification about the open ticket (e.g. comment_added): reload comments. */
 export async function refreshComments(ticketId) {
-  if (!current || Number(current.id) !== Number(ticketId)) return;
+  if (!current || current.id !== ticketId) return;
   try {
-    comments = asList(await api(`/api/tickets/${ticketId}/comments`), 'comments');
+    comments = await api(`/api/tickets/${ticketId}/comments`);
     learnFrom(current);
     render();
   } catch { /* keep what is shown */ }
@@ -119,11 +113,10 @@ async function openTicketQuietly(id) {
     const [detail, list] = await Promise.all([
       api(`/api/tickets/${id}`), api(`/api/tickets/${id}/comments`).catch(() => null),
     ]);
-    if (!current || Number(current.id) !== Number(id)) return;
-    current = { ...current, ...unwrap(detail, 'ticket') };
-    if (list) comments = asList(list, 'comments');
-    const f = followState(current);
-    if (f !== null) following = f;
+    if (!current || current.id !== id) return;
+    current = { ...current, ...detail };
+    if (list) comments = list;
+    following = follows(detail);
     render();
   } catch { /* the dialog keeps its content */ }
 }
@@ -151,12 +144,10 @@ function showInlineError(text) {
   if (el) { el.textContent = text; el.hidden = !text; }
 }
 
-function applyUpdated(result) {
-  const t = unwrap(result, 'ticket');
-  if (t && typeof t === 'object' && t.id != null) {
-    current = { ...current, ...t };
-    upsert(t);
-  }
+/** A route's answer, the whole ticket: into the dialog and onto the board. */
+function applyUpdated(t) {
+  current = { ...current, ...t };
+  upsert(t);
   render();
 }
 
@@ -176,9 +167,7 @@ const acknowledge = (button) => act('Acknowledge', async () => {
 }, button);
 
 const toggleFollow = (button) => act(following ? 'Unfollow' : 'Follow', async () => {
-  const next = !following;
-  await api(`/api/tickets/${current.id}/follow`, { method: next ? 'POST' : 'DELETE' });
-  following = next;
+  following = follows(await api(`/api/tickets/${current.id}/follow`, { method: following ? 'DELETE' : 'POST' }));
   render();
 }, button);
 
@@ -188,11 +177,9 @@ async function addComment(form) {
   if (!body) return;
   const button = form.querySelector('button[type=submit]');
   await act('Comment', async () => {
-    const created = unwrap(await api(`/api/tickets/${current.id}/comments`, { method: 'POST', body: { body } }), 'comment');
+    const created = await api(`/api/tickets/${current.id}/comments`, { method: 'POST', body: { body } });
     textarea.value = '';
-    if (created && typeof created === 'object' && created.id != null) {
-      comments = [...comments.filter((c) => c.id !== created.id), created];
-    }
+    comments = [...comments.filter((c) => c.id !== created.id), created];
     await refreshComments(current.id);
   }, button);
 }
@@ -200,11 +187,7 @@ async function addComment(form) {
 // ---- rendering --------------------------------------------------------------------
 
 function assigneeCandidates() {
-  const people = knownUsers().filter((u) => !u.role || u.role !== 'operator');
-  if (current?.assigned_to != null && !people.some((u) => u.id === Number(current.assigned_to))) {
-    people.push({ id: Number(current.assigned_to), full_name: current.assignee_name });
-  }
-  return people;
+  return knownUsers().filter((u) => u.role !== 'operator');
 }
 
 function render({ loading = false, error = '' } = {}) {
@@ -212,13 +195,13 @@ function render({ loading = false, error = '' } = {}) {
   const t = current;
   const me = myId();
   const manager = isManager();
-  const isAssignee = t.assigned_to != null && Number(t.assigned_to) === me;
-  const machine = t.machine_name || state.machines.get(Number(t.machine_id))?.name || (t.machine_id ? `Machine #${t.machine_id}` : '');
+  const isAssignee = t.assigned_to != null && t.assigned_to === me;
 
+  // Until the detail arrives, `t` may hold only the id (a deep link) or the board's card.
   const header = h('header', { class: 'dialog-head' },
     h('div', {},
-      h('p', { class: 'eyebrow' }, t.ticket_id || `Ticket #${t.id}`),
-      h('h2', { id: 'ticket-dialog-title' }, t.title || (loading ? 'Loading…' : 'Ticket'))),
+      h('p', { class: 'eyebrow' }, t.ticket_id ?? `Ticket #${t.id}`),
+      h('h2', { id: 'ticket-dialog-title' }, t.title ?? (loading ? 'Loading…' : 'Ticket'))),
     h('button', { type: 'button', class: 'btn-icon close', 'aria-label': 'Close', onclick: () => dialog.close() }, '×'));
 
   if (error) {
@@ -229,13 +212,13 @@ function render({ loading = false, error = '' } = {}) {
   const facts = h('dl', { class: 'facts' },
     fact('Status', t.status ? statusChip(t.status) : '…'),
     fact('Priority', t.priority ? priorityChip(t.priority) : '…'),
-    fact('Machine', machine || '—'),
+    fact('Machine', t.machine_name ?? '—'),
     fact('Assigned to', t.assigned_to != null
       ? h('span', {},
         h('span', { class: 'dot', 'data-user-dot': t.assigned_to, 'data-online': String(isOnline(t.assigned_to)), 'aria-hidden': 'true' }),
-        t.assignee_name || userName(t.assigned_to))
+        t.assignee_name)
       : h('span', { class: 'muted' }, 'Nobody yet')),
-    fact('Reported by', t.reported_by != null ? (t.reporter_name || userName(t.reported_by)) : '—'),
+    fact('Reported by', t.reported_by != null ? userName(t.reported_by) : '—'),
     fact('Scheduled', t.scheduled_date ? fmtDateTime(t.scheduled_date) : '—'),
     t.created_at ? fact('Opened', fmtDateTime(t.created_at)) : null,
     t.closed_at ? fact('Closed', fmtDateTime(t.closed_at)) : null);
@@ -267,8 +250,8 @@ function render({ loading = false, error = '' } = {}) {
     const assignSelect = h('select', { id: 'ticket-assign', disabled: loading },
       h('option', { value: '', selected: t.assigned_to == null }, '— Unassigned —'),
       assigneeCandidates().map((u) => h('option', {
-        value: u.id, selected: Number(u.id) === Number(t.assigned_to),
-      }, `${userName(u.id)}${u.role ? ` (${ROLE_LABELS[u.role] || u.role})` : ''}${isOnline(u.id) ? ' • online' : ''}`)));
+        value: u.id, selected: u.id === t.assigned_to,
+      }, `${userName(u.id)}${u.role ? ` (${ROLE_LABELS[u.role]})` : ''}${isOnline(u.id) ? ' • online' : ''}`)));
     assignSelect.addEventListener('change', () => {
       const value = assignSelect.value ? Number(assignSelect.value) : null;
       assign(value, assignSelect);
@@ -277,19 +260,14 @@ function render({ loading = false, error = '' } = {}) {
       h('div', { class: 'field' }, h('label', { for: 'ticket-priority' }, 'Priority'), prioritySelect),
       h('div', { class: 'field' }, h('label', { for: 'ticket-assign' }, 'Assign to'), assignSelect),
     );
-    if (state.usersEndpointAllowed === false) {
-      controls.append(h('p', { class: 'muted small field-note' },
-        'Only people seen on tickets, messages or the online list can be chosen.'));
-    }
   }
 
   const commentList = h('ol', { class: 'comments', 'aria-live': 'polite' },
     comments.length === 0
       ? h('li', { class: 'muted empty' }, loading ? 'Loading comments…' : 'No comments yet.')
       : comments.map((c) => {
-        const author = c.author_name || c.user_name || userName(c.author_id ?? c.user_id);
         return h('li', { class: 'comment', 'data-comment-id': c.id },
-          h('div', { class: 'comment-head' }, h('strong', {}, author), ' ', timeEl(c.created_at)),
+          h('div', { class: 'comment-head' }, h('strong', {}, c.author_name), ' ', timeEl(c.created_at)),
           h('p', { class: 'comment-body' }, c.body));
       }));
 
@@ -362,27 +340,22 @@ function initNewTicket() {
     const submit = form.querySelector('button[type=submit]');
     submit.disabled = true;
     try {
-      let result;
+      let t; // both routes answer with the ticket they opened
       if (breakdown) {
-        result = await api(`/api/machines/${machineId}/breakdown`, {
+        t = await api(`/api/machines/${machineId}/breakdown`, {
           method: 'POST', body: { description: [title, description].filter(Boolean).join(' — '), priority },
         });
       } else {
         const body = { title, description, machine_id: machineId, priority };
         const scheduled = data.get('scheduled_date');
         if (scheduled) body.scheduled_date = new Date(String(scheduled)).toISOString();
-        result = await api('/api/tickets', {
+        t = await api('/api/tickets', {
           method: 'POST', body, headers: { 'Idempotency-Key': form.dataset.key },
         });
       }
-      const t = unwrap(result, 'ticket');
       newDialog.close();
-      if (t && t.id != null) {
-        upsert(t);
-        toast('Ticket created', { body: `${t.ticket_id || ''} ${t.title || title}`.trim(), kind: 'success', action: { label: 'Open', run: () => openTicket(t.id) } });
-      } else {
-        toast('Reported', { body: 'The maintenance team has been told.', kind: 'success' });
-      }
+      upsert(t);
+      toast('Ticket created', { body: `${t.ticket_id} ${t.title}`, kind: 'success', action: { label: 'Open', run: () => openTicket(t.id) } });
     } catch (err) {
       error.textContent = err.message;
       error.hidden = false;
@@ -395,8 +368,8 @@ function initNewTicket() {
 function fillMachines() {
   const select = $('#new-ticket-machine');
   const previous = select.value;
-  const machines = Array.from(state.machines.values()).sort((a, b) => String(a.name).localeCompare(String(b.name)));
+  const machines = Array.from(state.machines.values()).sort((a, b) => a.name.localeCompare(b.name));
   fill(select, h('option', { value: '' }, machines.length ? 'Choose a machine…' : 'No machines available'),
     machines.map((m) => h('option', { value: m.id, selected: String(m.id) === previous },
-      `${m.name}${m.location ? ` — ${m.location}` : ''}${m.status && m.status !== 'operational' ? ` (${m.status})` : ''}`)));
+      `${m.name}${m.location ? ` — ${m.location}` : ''}${m.status !== 'operational' ? ` (${m.status})` : ''}`)));
 }

@@ -4,16 +4,13 @@
 export const $ = (selector, root = document) => root.querySelector(selector);
 export const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
 
-/** Build an element. Attributes: class, text, dataset, on<event> handlers, booleans. */
+/** Build an element. Attributes: class, on<event> handlers, value, booleans, the rest as given. */
 export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
     if (value == null || value === false) continue;
     if (key === 'class') el.className = value;
-    else if (key === 'text') el.textContent = value;
-    else if (key === 'dataset') {
-      for (const [k, v] of Object.entries(value)) if (v != null) el.dataset[k] = String(v);
-    } else if (key.startsWith('on') && typeof value === 'function') {
+    else if (key.startsWith('on') && typeof value === 'function') {
       el.addEventListener(key.slice(2).toLowerCase(), value);
     } else if (key === 'value' && 'value' in el) el.value = value;
     else if (value === true) el.setAttribute(key, '');
@@ -90,24 +87,22 @@ export const STATUS_LABELS = {
 export const PRIORITY_LABELS = { low: 'Low', medium: 'Medium', high: 'High', critical: 'Critical' };
 
 export function priorityChip(priority) {
-  const p = priority || 'medium';
-  return h('span', { class: `chip prio prio-${p}` }, PRIORITY_LABELS[p] || p);
+  return h('span', { class: `chip prio prio-${priority}` }, PRIORITY_LABELS[priority]);
 }
 
 export function statusChip(status) {
-  return h('span', { class: `chip status status-${status}` }, STATUS_LABELS[status] || status);
+  return h('span', { class: `chip status status-${status}` }, STATUS_LABELS[status]);
 }
 
 // ---- toasts -----------------------------------------------------------------
 
 /**
  * Show a toast. options: {body, kind: info|success|error|critical, action: {label, run},
- * timeout (ms, 0 = stay), onShown(el)}. The dismiss timer starts only while the page is visible.
+ * timeout (ms, 0 = stay)}. The dismiss timer starts only while the page is visible.
  */
 export function toast(title, options = {}) {
   const { body = '', kind = 'info', action = null, timeout = 7000 } = options;
   const region = $('#toasts');
-  if (!region) return null;
   const close = () => {
     el.classList.add('leaving');
     setTimeout(() => el.remove(), 200);
@@ -133,12 +128,6 @@ export function toast(title, options = {}) {
       document.addEventListener('visibilitychange', onVisible);
     }
   }
-  return el;
-}
-
-export function toastError(error, prefix = '') {
-  const message = error?.message || String(error);
-  toast(prefix || 'Something went wrong', { body: message, kind: 'error', timeout: 9000 });
 }
 
 // ---- banners and badges -----------------------------------------------------
@@ -156,7 +145,7 @@ export function setBanner(id, text) {
 
 /** Update every badge for `kind` ("messages" | "notifications"); text is the count. */
 export function setBadge(kind, count) {
-  const n = Math.max(0, Number(count) || 0);
+  const n = Math.max(0, count);
   for (const el of $$(`[data-unread-${kind}]`)) {
     el.textContent = String(n);
     el.classList.toggle('zero', n === 0);
@@ -165,8 +154,7 @@ export function setBadge(kind, count) {
 }
 
 export function getBadge(kind) {
-  const el = $(`[data-unread-${kind}]`);
-  return el ? Number(el.textContent) || 0 : 0;
+  return Number($(`[data-unread-${kind}]`).textContent);
 }
 
 // ---- views ------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Fixtures of the end-to-end tests: real gateway processes and an HTTP client."""
+"""Fixtures of the end-to-end tests: real gateway processes, an HTTP client, and
+headless Chromium signed in through the login form."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from gateway.config import Settings
+from tests.e2e.browser import CHROMIUM_ARGS, Contexts
 from tests.gateway_process import GatewayProcess
 
 
@@ -43,3 +46,22 @@ def spare_gateway(settings: Settings) -> Iterator[Callable[..., GatewayProcess]]
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
+        )
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+async def contexts(browser: Browser) -> AsyncIterator[Contexts]:
+    opened = Contexts(browser)
+    yield opened
+    for context in opened.opened:
+        await context.close()
+    assert opened.errors == [], "uncaught errors in the page:\n" + "\n".join(opened.errors)

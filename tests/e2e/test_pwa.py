@@ -7,95 +7,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import expect
 
+from tests.e2e.browser import WAIT_MS, Contexts, card_in, new_ticket, signed_in
 from tests.gateway_process import GatewayProcess, open_stream
-from tests.helpers import PASSWORD, api, eventually
+from tests.helpers import api, eventually
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 STATUSES = ["received", "diagnostic", "in_progress", "waiting_parts", "completed", "archived"]
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-WAIT_MS = 10_000
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        await chromium.close()
-
-
-@pytest.fixture
-async def contexts(browser: Browser) -> AsyncIterator[list[BrowserContext]]:
-    """Browser contexts opened by a test, closed after it."""
-    opened: list[BrowserContext] = []
-    yield opened
-    for context in opened:
-        await context.close()
-
-
-async def signed_in(
-    browser: Browser,
-    contexts: list[BrowserContext],
-    gateway: GatewayProcess,
-    name: str = "tech1",
-    viewport: dict[str, int] | None = None,
-) -> Page:
-    """A fresh browser context, signed in through the login form, on the live board."""
-    context = await browser.new_context(viewport=viewport or {"width": 1280, "height": 800})  # type: ignore[arg-type]
-    contexts.append(context)
-    page = await context.new_page()
-    await page.goto(gateway.url + "/")
-    await page.locator("#login-email").fill(f"{name}@example.com")
-    await page.locator("#login-password").fill(PASSWORD)
-    await page.locator("#login-form button[type=submit]").click()
-    await expect(page.locator("[data-status=received]")).to_be_visible(timeout=WAIT_MS)
-    await expect(page.locator("#live-status")).to_have_attribute(
-        "data-state", "live", timeout=WAIT_MS
-    )
-    return page
-
-
-def card_in(page: Page, status: str, ticket_id: int) -> Any:
-    return page.locator(f'[data-status="{status}"] [data-ticket-id="{ticket_id}"]')
-
-
-async def new_ticket(
-    session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str], title: str
-) -> dict[str, Any]:
-    body = {
-        "title": title,
-        "description": "Seen from the browser",
-        "machine_id": 1,
-        "priority": "medium",
-    }
-    return await api(session, gateway, tokens["supervisor"], "POST", "/api/tickets", body)  # type: ignore[no-any-return]
 
 
 async def test_login_renders_board(
-    browser: Browser,
-    contexts: list[BrowserContext],
+    contexts: Contexts,
     gateway: GatewayProcess,
     session: aiohttp.ClientSession,
     tokens: dict[str, str],
 ) -> None:
-    page = await signed_in(browser, contexts, gateway)
+    page = await signed_in(contexts, gateway)
     for status in STATUSES:
         await expect(page.locator(f"[data-status={status}]")).to_have_count(1, timeout=WAIT_MS)
     tickets = await api(session, gateway, tokens["tech1"], "GET", "/api/tickets")
@@ -107,13 +39,12 @@ async def test_login_renders_board(
 
 
 async def test_board_is_live(
-    browser: Browser,
-    contexts: list[BrowserContext],
+    contexts: Contexts,
     gateway: GatewayProcess,
     session: aiohttp.ClientSession,
     tokens: dict[str, str],
 ) -> None:
-    page = await signed_in(browser, contexts, gateway)
+    page = await signed_in(contexts, gateway)
     navigations: list[str] = []
     page.on(
         "framenavigated",
@@ -137,8 +68,7 @@ async def test_board_is_live(
 
 
 async def test_presence(
-    browser: Browser,
-    contexts: list[BrowserContext],
+    contexts: Contexts,
     gateway: GatewayProcess,
     session: aiohttp.ClientSession,
     tokens: dict[str, str],
@@ -151,7 +81,7 @@ async def test_presence(
     assert await eventually(operator_offline, timeout_s=10), (
         "the operator is still online from elsewhere"
     )
-    page = await signed_in(browser, contexts, gateway)
+    page = await signed_in(contexts, gateway)
     entry = page.locator(f'[data-presence-user="{users["operator"]}"]').first
     await expect(entry).to_have_attribute("data-online", "false", timeout=WAIT_MS)
 
@@ -165,19 +95,18 @@ async def test_presence(
 
 
 async def test_badges_follow_across_pages(
-    browser: Browser,
-    contexts: list[BrowserContext],
+    contexts: Contexts,
     gateway: GatewayProcess,
     session: aiohttp.ClientSession,
     tokens: dict[str, str],
     users: dict[str, int],
 ) -> None:
-    counts = await api(session, gateway, tokens["tech1"], "GET", "/api/notifications/unread-count")
-    before_notifications = int(counts["count"]) if isinstance(counts, dict) else int(counts)
-    before_messages = int(
-        (await api(session, gateway, tokens["tech1"], "GET", "/api/messages/unread-count"))["count"]
-    )
-    first = await signed_in(browser, contexts, gateway)
+    async def unread(path: str) -> int:
+        return int((await api(session, gateway, tokens["tech1"], "GET", path))["count"])
+
+    before_notifications = await unread("/api/notifications/unread-count")
+    before_messages = await unread("/api/messages/unread-count")
+    first = await signed_in(contexts, gateway)
     notifications_badge = first.locator("[data-unread-notifications]").first
     messages_badge = first.locator("[data-unread-messages]").first
     await expect(notifications_badge).to_have_text(str(before_notifications), timeout=WAIT_MS)
@@ -192,7 +121,7 @@ async def test_badges_follow_across_pages(
     await expect(messages_badge).to_have_text(str(before_messages + 1), timeout=WAIT_MS)
     await expect(notifications_badge).to_have_text(str(before_notifications + 1), timeout=WAIT_MS)
 
-    second = await signed_in(browser, contexts, gateway)
+    second = await signed_in(contexts, gateway)
     await second.locator('[data-nav="notifications"]').click()
     await expect(second.locator("#notification-list")).to_contain_text(
         "Belt 3 squeaks again", timeout=WAIT_MS
@@ -261,8 +190,7 @@ class Via:
 
 
 async def test_resume_after_forced_disconnect(
-    browser: Browser,
-    contexts: list[BrowserContext],
+    contexts: Contexts,
     gateway: GatewayProcess,
     session: aiohttp.ClientSession,
     tokens: dict[str, str],
@@ -270,7 +198,7 @@ async def test_resume_after_forced_disconnect(
     proxy = DroppingProxy(gateway.port)
     via = Via(await proxy.start())
     try:
-        page = await signed_in(browser, contexts, via)  # type: ignore[arg-type]
+        page = await signed_in(contexts, via)  # type: ignore[arg-type]
         await page.wait_for_load_state("networkidle")
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
@@ -296,13 +224,11 @@ async def test_resume_after_forced_disconnect(
 
 
 async def test_installable(
-    browser: Browser,
-    contexts: list[BrowserContext],
+    contexts: Contexts,
     gateway: GatewayProcess,
     session: aiohttp.ClientSession,
 ) -> None:
-    context = await browser.new_context()
-    contexts.append(context)
+    context = await contexts.open()
     page = await context.new_page()
     await page.goto(gateway.url + "/")
     scope = await page.evaluate(
@@ -331,14 +257,13 @@ async def test_installable(
     ("label", "width", "height"), [("desktop", 1280, 800), ("phone", 390, 844)]
 )
 async def test_screenshots(
-    browser: Browser,
-    contexts: list[BrowserContext],
+    contexts: Contexts,
     gateway: GatewayProcess,
     label: str,
     width: int,
     height: int,
 ) -> None:
-    page = await signed_in(browser, contexts, gateway, viewport={"width": width, "height": height})
+    page = await signed_in(contexts, gateway, viewport={"width": width, "height": height})
     await expect(page.locator("[data-ticket-id]").first).to_be_attached(timeout=WAIT_MS)
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"board-{label}.png"
