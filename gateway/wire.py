@@ -79,9 +79,10 @@ def id_key(stream_id: str | bytes) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def sse_id(user_id: int, user_pos: str, board_pos: str) -> str:
-    """The SSE id: a position in the user's own stream and in the board stream."""
-    return f"{user_id}:{user_pos}:{board_pos}"
+def sse_id(user_id: int, user_pos: str, board_pos: str, epoch: str) -> str:
+    """The SSE id: a position in the user's own stream and in the board stream, in the
+    history of generation `epoch`."""
+    return f"{user_id}:{user_pos}:{board_pos}:{epoch}"
 
 
 def frame(frame_id: str, event_type: str, tail: str) -> str:

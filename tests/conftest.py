@@ -52,6 +52,8 @@ def settings(database_url: str, services: dict[str, str]) -> Settings:
         push_grace_s=1,
         login_attempts_per_minute=1000,
         instance_id=f"test-{RUN_ID}",
+        worker_health_port=0,  # parallel runs on one machine: no fixed port
+        clock_health_port=0,
         **push_test_settings(),  # VAPID keys, the push emulator admitted
     )
 
