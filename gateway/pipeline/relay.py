@@ -6,7 +6,9 @@ others stand by. The `published_at` flag is the cursor, not the id: ids are take
 before commit and may become visible out of order. Appending is idempotent
 (`append_once`), so a crash between appending and marking repeats nothing. While Redis
 is down the rows wait; the relay catches up when it returns. A commit's NOTIFY is only a
-wake-up hint, sent at a low rate (`uow.WakeHints`); polling is the truth.
+wake-up hint, sent at a low rate (`uow.WakeHints`); polling is the truth. When Redis comes
+back without its data, the leader gives again what the lost history held unfinished
+(`redrive.HistoryWatch`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from gateway.db import connect
 from gateway.keys import Keys
 from gateway.lifecycle import LINGER_S
 from gateway.metrics import EVENTS_RELAYED
+from gateway.pipeline.redrive import HistoryWatch
 from gateway.services.outbox import HINT_EVERY_S, OUTBOX_CHANNEL
 from gateway.streams import append_once
 from gateway.supervision import Loop, run_loops, shielded
@@ -54,11 +57,14 @@ SERVER_SETTINGS = {
 
 
 class OutboxRelay:
-    def __init__(self, dsn: str, redis: Redis, keys: Keys, poll_s: float = 0.5) -> None:
+    def __init__(
+        self, dsn: str, redis: Redis, keys: Keys, poll_s: float = 0.5, redrive_window_h: int = 24
+    ) -> None:
         self._dsn = dsn
         self._redis = redis
         self._keys = keys
         self._poll_s = poll_s
+        self._history = HistoryWatch(redis, keys, redrive_window_h)
         self._wake = asyncio.Event()
         self._conn: asyncpg.Connection | None = None
         self._leading = False
@@ -86,6 +92,8 @@ class OutboxRelay:
                 log.info("relay: leading")
             woken = self._wake.is_set()
             self._wake.clear()
+            if await self._history.check(conn):
+                woken = True  # what the lost history held is waiting again
             return await self._publish_until_quiet(conn, woken)
         except BaseException:
             self._drop()

@@ -5,9 +5,14 @@ work, a stopped worker's entries are finished by another, a failing entry is iso
 eventually set aside). Each read (up to BATCH entries) is routed as one batch in a fixed
 number of round trips, however many events and recipients it holds: one statement stores
 every notification, one query reads the badges, one the preferences, one Redis pipeline
-appends everything; the consumer acknowledges the batch once all of it is appended. Each
-step is idempotent (inbox rows are unique per recipient, event and type; stream appends
-are deduplicated), so a batch handled twice tells nobody twice.
+appends everything, one statement marks the events routed; the consumer acknowledges the
+batch once all of it is done. Each step is idempotent (inbox rows are unique per
+recipient, event and type; stream appends are deduplicated), so a batch handled twice
+tells nobody twice.
+
+Unread counts never go backwards, however many routers run: each count carries a version
+taken with it under a row lock (`inbox.versioned_unread_counts`), and the append drops a
+count older than the last one appended for that person.
 """
 
 from __future__ import annotations
@@ -32,9 +37,9 @@ from gateway.pipeline.consumer import Group, GroupConsumer
 from gateway.services import inbox
 from gateway.services.inbox import Counts
 from gateway.services.preferences import load_preferences_of
-from gateway.streams import Entry, queue_append_once
-from gateway.supervision import Loop, run_loops
-from gateway.wire import ENVELOPE_B, envelope
+from gateway.streams import Append, Entry, queue_append_once
+from gateway.supervision import Loop, run_loops, shielded
+from gateway.wire import ENVELOPE_B, envelope, push_entry
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -56,7 +61,7 @@ class Stored:
     """What the database says about a batch."""
 
     routed: list[Routed]  # in the order of the events
-    counts: dict[int, Counts]  # unread counts after the batch, per user concerned
+    counts: dict[int, tuple[int, Counts]]  # versioned unread counts after the batch, per user
     prefs: dict[int, Preferences]  # per recipient
 
 
@@ -93,6 +98,12 @@ class Router:
             self._queue_users(pipe, events, stored)
             self._queue_push(pipe, stored.routed)
             await pipe.execute()  # raises if any append failed: then nothing is acknowledged
+        # Done with these events: a Redis history lost from now on needs them no more.
+        await shielded(self._pool.execute(
+            "UPDATE outbox SET routed_at = now()"
+            " WHERE id = ANY($1::bigint[]) AND routed_at IS NULL",
+            [event["outbox_id"] for event in events],
+        ))  # fmt: skip
 
     async def _store(self, events: list[Event]) -> Stored:
         """Store the batch's notifications, then read the badges and preferences that
@@ -103,7 +114,7 @@ class Router:
         async with self._pool.acquire() as conn:
             routed = await _insert(conn, await _notices(conn, events))
             recipients = [item.notice.user_id for item in routed]
-            counts = await inbox.unread_counts(conn, [*recipients, *counted])
+            counts = await inbox.versioned_unread_counts(conn, [*recipients, *counted])
             prefs = await load_preferences_of(conn, recipients)
         return Stored(routed, counts, prefs)
 
@@ -125,11 +136,12 @@ class Router:
                 self._keys.router_appended,
                 entries,
                 mirror=(self._keys.live_stream, str(user_id)),
+                versions=self._keys.unread_versions,
             )
 
     def _queue_push(self, pipe: Pipeline, routed: list[Routed]) -> None:
         entries = [
-            (f"p{item.notification_id}", item.notice.type, _push_payload(item)) for item in routed
+            (f"p{item.notification_id}", item.notice.type, _push_entry(item)) for item in routed
         ]
         queue_append_once(pipe, self._keys.push_stream, self._keys.router_appended, entries)
 
@@ -177,21 +189,22 @@ def _columns(notices: list[tuple[Event, Notice]]) -> list[list[Any]]:
         [notice.url for _, notice in notices],
         [notice.data for _, notice in notices],
         [notice.critical for _, notice in notices],
+        [notice.pushable for _, notice in notices],
     ]
 
 
-def _user_entries(events: list[Event], stored: Stored) -> dict[int, list[StreamEntry]]:
+def _user_entries(events: list[Event], stored: Stored) -> dict[int, list[Append]]:
     """Per user: the batch's notifications in event order, then one badge update with
-    the counts after the whole batch."""
-    entries: dict[int, list[StreamEntry]] = defaultdict(list)
+    the counts after the whole batch (versioned)."""
+    entries: dict[int, list[Append]] = defaultdict(list)
     for item in stored.routed:
         notice = item.notice
         if stored.prefs[notice.user_id].inapp_allowed(notice.type):  # else: inbox and badge only
             member = f"n{item.notification_id}"
             entries[notice.user_id].append((member, notice.type, _notification_envelope(item)))
     for user_id, member in _badge_members(events, stored.routed).items():
-        counts = envelope("unread_count", stored.counts[user_id])
-        entries[user_id].append((member, "unread_count", counts))
+        version, counts = stored.counts[user_id]
+        entries[user_id].append((member, "unread_count", envelope("unread_count", counts), version))
     return dict(entries)
 
 
@@ -231,16 +244,10 @@ def _notification_envelope(item: Routed) -> str:
     )
 
 
-def _push_payload(item: Routed) -> str:
+def _push_entry(item: Routed) -> str:
     notice = item.notice
-    return json.dumps(
-        {
-            "notification_id": item.notification_id,
-            "user_id": notice.user_id,
-            "type": notice.type,
-            "critical": notice.critical,
-            "pushable": notice.pushable,
-        }
+    return push_entry(
+        item.notification_id, notice.user_id, notice.type, notice.critical, notice.pushable
     )
 
 

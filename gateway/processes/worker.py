@@ -40,7 +40,8 @@ async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> N
                     claim_idle_ms=settings.claim_idle_ms,
                     max_attempts=settings.dead_letter_attempts)  # fmt: skip
     supervisor.add(
-        OutboxRelay(settings.database_url, redis, keys).loop(),
+        OutboxRelay(settings.database_url, redis, keys,
+                    redrive_window_h=settings.stream_retention_hours).loop(),
         *router.loops(),
         Loop("stream_retention", lambda: trim_streams(redis, keys, settings.stream_retention_hours),
              RETENTION_EVERY_S),

@@ -38,7 +38,7 @@ from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.payload import notification_message
 from gateway.realtime.presence import Presence
 from gateway.streams import Entry
-from gateway.supervision import Loop, run_loops
+from gateway.supervision import Loop, run_loops, shielded
 from gateway.wire import ENVELOPE_B, now_ms
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,10 @@ class PushFanout:
         items = [json.loads(fields[ENVELOPE_B]) for _, fields in entries]
         wanted = [int(item["notification_id"]) for item in items if item.get("pushable", True)]
         await self.consider(wanted, after_grace=False)
+        in_app_only = [
+            int(item["notification_id"]) for item in items if not item.get("pushable", True)
+        ]
+        await shielded(store.mark_decided(self._pool, in_app_only))
 
     # -- the decision -----------------------------------------------------------------
 
@@ -128,6 +132,10 @@ class PushFanout:
         await store.hold(self._pool, held)
         jobs = [Job(row["user_id"], notification_message(row), row["id"]) for row in send]
         await self._dispatcher.deliver(jobs)
+        waiting = {int(member) for member in later}
+        await shielded(
+            store.mark_decided(self._pool, (r["id"] for r in rows if r["id"] not in waiting))
+        )
 
     # -- the grace period ---------------------------------------------------------------
 

@@ -121,7 +121,6 @@ class Hub:
         self._by_user: dict[int, set[Connection]] = {}
         self._board_pos = self._live_pos = START
         self._epoch = ""
-        self._candidate_epoch = secrets.token_hex(4)  # ours, if the history has none yet
         self._closing = False
         self._retention_ms = settings.stream_retention_hours * 3600 * 1000
         self._recent = RecentBoard(START, self._retention_ms)
@@ -226,8 +225,9 @@ class Hub:
 
     def _queue_epoch(self, pipe: Pipeline) -> None:
         """The history's generation (EPOCH_REPLIES replies, the last one its value),
-        created with our candidate when the history has none yet."""
-        pipe.set(self._keys.history_epoch, self._candidate_epoch, nx=True)
+        created when the history has none yet: a new one each time, never one seen
+        before."""
+        pipe.set(self._keys.history_epoch, secrets.token_hex(4), nx=True)
         pipe.get(self._keys.history_epoch)
 
     @staticmethod
