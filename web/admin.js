@@ -7,7 +7,7 @@ import { $, h, fill, toast } from './ui.js';
 import { isAdmin } from './state.js';
 import { typeLabel } from './events.js';
 
-const COLUMNS = ['created', 'pushed', 'push_failed', 'delivered_inapp', 'clicked', 'read'];
+const COLUMNS = ['created', 'pushed', 'push_failed', 'delivered_inapp', 'clicked', 'read', 'dead_lettered'];
 
 export function initAdmin() {
   $('#broadcast-form').addEventListener('submit', async (event) => {
