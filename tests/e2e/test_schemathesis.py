@@ -26,6 +26,7 @@ from gateway.ops.seed import seed
 from tests.gateway_process import GatewayProcess
 from tests.helpers import PASSWORD, token_for
 
+pytestmark = pytest.mark.fuzz
 SEED = 20261201
 BUDGET_S = 60
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance"

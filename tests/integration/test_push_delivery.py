@@ -236,12 +236,21 @@ async def test_a_critical_notification_is_pushed_at_once_even_online(
     client: Any, db: asyncpg.Pool, redis: Redis, settings: Settings, tokens: dict[str, str],
     push_emulator: PushEmulator, worker: None,
 ) -> None:  # fmt: skip
+    """Order, not timing: a comment written before the second assignment waits out its
+    grace (its person is online); the critical assignment does not, so it comes first."""
     tech = await person(client, db, settings, push_emulator)
+    await set_prefs(client, tech, {"types": {"comment_added": {"push": True}}})
     async with online(redis, settings, tech):
-        await assign_new_ticket(client, tokens, tech)
+        first = await assign_new_ticket(client, tokens, tech)
         await wait_for_pushes(push_emulator, tech, 1)
-    [notification_id] = await notification(db, tech, "ticket_assigned")
-    assert await push_delay_s(db, notification_id) < settings.push_grace_s
+        await comment(client, tokens, first, "Waits for the grace")
+        second = await assign_new_ticket(client, tokens, tech, "Critical, after the comment")
+        received = await wait_for_pushes(push_emulator, tech, 3)
+    assert [(p["data"]["type"], p["data"]["ticket_id"]) for p in received] == [
+        ("ticket_assigned", first),
+        ("ticket_assigned", second),
+        ("comment_added", first),
+    ]
 
 
 async def test_the_previous_assignee_of_a_reassignment_is_never_pushed(

@@ -229,3 +229,30 @@ async def test_a_cursor_not_given_by_the_list_is_a_422(
         "/api/tickets", query_string={"cursor": cursor}, headers=bearer(tokens["admin"])
     )
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "Bearing replaced, still noisy"),
+        ("description", "Noise above 1200 rpm"),
+        ("status", "diagnostic"),
+        ("priority", "critical"),
+        ("assigned_to", "tech2"),
+        ("scheduled_date", "2031-05-04T10:00:00+00:00"),
+    ],
+)
+async def test_put_changes_each_field(
+    client: Any, tokens: dict[str, str], users: dict[str, int], field: str, value: str
+) -> None:
+    ticket = await (await create(client, tokens["operator"])).get_json()
+    wanted: Any = users[value] if field == "assigned_to" else value
+    url, admin = f"/api/tickets/{ticket['id']}", bearer(tokens["admin"])
+    response = await client.put(url, json={field: wanted}, headers=admin)
+    assert response.status_code == 200, await response.get_json()
+    changed = await response.get_json()
+    stored = await (await client.get(url, headers=admin)).get_json()
+    for found in (changed, stored):
+        assert found[field] == wanted
+        untouched = {"title", "description", "status", "priority"} - {field}
+        assert {k: found[k] for k in untouched} == {k: ticket[k] for k in untouched}
