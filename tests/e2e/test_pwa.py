@@ -15,9 +15,9 @@ import pytest
 from playwright.async_api import expect
 
 from tests.e2e.browser import WAIT_MS, Contexts, card_in, new_ticket, signed_in
+from tests.faults.proxy import Proxy
 from tests.gateway_process import GatewayProcess, open_stream
 from tests.helpers import api, eventually
-from tests.tcp_proxy import DroppingProxy
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 STATUSES = ["received", "diagnostic", "in_progress", "waiting_parts", "completed", "archived"]
@@ -195,19 +195,20 @@ async def test_resume_after_forced_disconnect(
     session: aiohttp.ClientSession,
     tokens: dict[str, str],
 ) -> None:
-    proxy = DroppingProxy(gateway.port)
-    via = Via(await proxy.start())
+    proxy = Proxy("127.0.0.1", gateway.port)
+    await proxy.start()
+    via = Via(f"http://127.0.0.1:{proxy.port}")
     try:
         page = await signed_in(contexts, via)  # type: ignore[arg-type]
         await page.wait_for_load_state("networkidle")
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
 
-        proxy.drop()
+        await proxy.refuse()
         ticket = await new_ticket(session, gateway, tokens, "Created while the network was down")
         await page.wait_for_timeout(300)
         await expect(page.locator(f'[data-ticket-id="{ticket["id"]}"]')).to_have_count(0)
-        await proxy.restore()
+        await proxy.start()
 
         await expect(card_in(page, "received", ticket["id"])).to_have_count(1, timeout=WAIT_MS)
         await expect(page.locator("#live-status")).to_have_attribute(
@@ -220,7 +221,7 @@ async def test_resume_after_forced_disconnect(
             f"the card came from a refetch, not from the resumed stream: {refetches}"
         )
     finally:
-        await proxy.close()
+        await proxy.stop()
 
 
 async def test_installable(

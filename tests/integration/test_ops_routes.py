@@ -10,7 +10,7 @@ import pytest
 
 from gateway.api.app import create_app
 from gateway.config import Settings
-from tests.tcp_proxy import DroppingProxy
+from tests.faults.proxy import Proxy
 
 
 async def test_healthz_says_the_process_is_up(client: Any, settings: Settings) -> None:
@@ -34,7 +34,7 @@ async def test_readyz_names_the_service_that_does_not_answer(
     url = settings.database_url if lost == "postgresql" else settings.redis_url
     parts = urlsplit(url)
     assert parts.port is not None
-    proxy = DroppingProxy(parts.port, parts.hostname or "127.0.0.1")
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port)
     await proxy.start()
     netloc = parts.netloc.replace(f":{parts.port}", f":{proxy.port}")
     via = parts._replace(netloc=netloc).geturl()
@@ -44,16 +44,16 @@ async def test_readyz_names_the_service_that_does_not_answer(
         async with app.test_app() as test_app:
             client = test_app.test_client()
             assert (await client.get("/readyz")).status_code == 200
-            proxy.drop()
+            await proxy.refuse()
             response = await client.get("/readyz")
             body = await response.get_json()
             assert response.status_code == 503 and body["ready"] is False
             assert body["checks"][lost].startswith("unavailable")
             other = "redis" if lost == "postgresql" else "postgresql"
             assert body["checks"][other] == "ok"
-            await proxy.restore()
+            await proxy.start()
     finally:
-        await proxy.close()
+        await proxy.stop()
 
 
 async def test_docs_and_the_openapi_document_are_served(client: Any) -> None:

@@ -18,8 +18,8 @@ from gateway import db as db_module
 from gateway.api.app import create_app
 from gateway.api.resources import EXTENSION
 from gateway.config import Settings
+from tests.faults.proxy import Proxy
 from tests.helpers import bearer, eventually
-from tests.tcp_proxy import DroppingProxy
 
 TICKET = {"title": "Written during an outage?", "machine_id": 1}
 
@@ -48,17 +48,17 @@ async def tickets_titled(db: asyncpg.Pool, title: str) -> int:
 
 
 @pytest.fixture
-async def proxy(settings: Settings) -> AsyncIterator[DroppingProxy]:
+async def proxy(settings: Settings) -> AsyncIterator[Proxy]:
     parts = urlsplit(settings.database_url)
     assert parts.port is not None
-    cut = DroppingProxy(parts.port, parts.hostname or "127.0.0.1")
+    cut = Proxy(parts.hostname or "127.0.0.1", parts.port)
     await cut.start()
     yield cut
-    await cut.close()
+    await cut.stop()
 
 
 async def test_a_lost_database_is_a_503_until_it_is_back(
-    settings: Settings, db: asyncpg.Pool, tokens: dict[str, str], proxy: DroppingProxy
+    settings: Settings, db: asyncpg.Pool, tokens: dict[str, str], proxy: Proxy
 ) -> None:
     title = f"outage {uuid.uuid4().hex}"
     url = with_netloc(settings.database_url, f"postgres@127.0.0.1:{proxy.port}")
@@ -69,12 +69,12 @@ async def test_a_lost_database_is_a_503_until_it_is_back(
         created = await client.post("/api/tickets", json=ticket, headers=bearer(token))
         assert created.status_code == 201
 
-        proxy.drop()  # pooled connections reset, new ones refused
+        await proxy.refuse()  # pooled connections reset, new ones refused
         await assert_unavailable(client, token)
         failed = await client.post("/api/tickets", json=ticket, headers=bearer(token))
         assert failed.status_code == 503
 
-        await proxy.restore()
+        await proxy.start()
 
         async def created_again() -> bool:
             response = await client.post("/api/tickets", json=ticket, headers=bearer(token))
