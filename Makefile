@@ -4,7 +4,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: run test install test-tools lint help
+.PHONY: run test test-embedded install test-tools lint help
 .DEFAULT_GOAL := help
 
 help:
@@ -32,5 +32,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Every test against the services this machine has (or the embedded ones when it has
+# none), then the integration and end-to-end layers again on the embedded PostgreSQL and
+# Redis 6.2 that a laptop without its own gets (the minute of API fuzzing runs once).
 test: install test-tools lint
 	$(BIN)/pytest
+	$(MAKE) --no-print-directory test-embedded
+
+test-embedded: install test-tools
+	FLOORBELL_EMBEDDED=1 $(BIN)/pytest tests/integration tests/e2e -m "not fuzz"

@@ -1,5 +1,7 @@
 """Outbox relay benchmark: events/s from commit to the Redis stream, and the latency
-from a transaction's commit to its event being readable on the stream (p50/p99).
+from a transaction's commit to its event being readable on the stream (p50/p99); then
+the wake-up hints: how many NOTIFYs a burst of commits sends, and how soon commits that
+carried no hint are published by a relay whose poll is a minute away.
 
     .venv/bin/python bench/outbox.py [--events 5000] [--writers 8]
 
@@ -16,6 +18,7 @@ import time
 import uuid
 from pathlib import Path
 
+import asyncpg
 from redis.asyncio import Redis
 
 from domain.events import SettingsChanged
@@ -24,7 +27,7 @@ from gateway.keys import Keys
 from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database, provision
 from gateway.pipeline.relay import OutboxRelay
-from gateway.services.outbox import UnitOfWork
+from gateway.services.outbox import OUTBOX_CHANNEL, UnitOfWork, WakeHints
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,6 +77,58 @@ async def run(database_url: str, redis_url: str, events: int, writers: int) -> N
     await pool.close()
 
 
+async def _write_marked(pool: object, marker: str, hints: WakeHints | None) -> None:
+    async with UnitOfWork(pool, hints) as uow:  # type: ignore[arg-type]
+        uow.emit(SettingsChanged(None, [marker]))
+        await uow.commit()
+
+
+async def _published(redis: Redis, stream: str, count: int, timeout_s: float) -> bool:
+    """Whether `stream` holds `count` entries within `timeout_s` (checked every ms)."""
+    for _ in range(int(timeout_s * 1000)):
+        if await redis.xlen(stream) >= count:
+            return True
+        await asyncio.sleep(0.001)
+    return False
+
+
+async def hints(database_url: str, redis_url: str, offsets_s: list[float], every_s: float) -> None:
+    """Commit a write at each offset (seconds after the first) with one shared WakeHints,
+    a relay polling once a minute: the hints heard, and when the last write was published."""
+    keys = Keys(f"bench-hints-{uuid.uuid4().hex[:6]}:")
+    pool = await create_pool(database_url)
+    redis = Redis.from_url(redis_url)
+    listener = await asyncpg.connect(database_url)
+    heard: list[object] = []
+    stop = asyncio.Event()
+    relay = asyncio.create_task(OutboxRelay(database_url, redis, keys, poll_s=60).run(stop))
+    shared = WakeHints(every_s=every_s)
+    try:
+        await _write_marked(pool, "first", None)  # the relay leads and listens once it published
+        await _published(redis, keys.domain_stream, 1, 30)
+        await asyncio.sleep(0.1)  # quiet: the relay waits for a hint
+        await listener.add_listener(OUTBOX_CHANNEL, lambda *args: heard.append(args))
+        start = time.perf_counter()
+        for index, offset in enumerate(offsets_s):
+            await asyncio.sleep(max(0.0, start + offset - time.perf_counter()))
+            await _write_marked(pool, f"w-{index}", shared)
+        last_commit = time.perf_counter()
+        if not await _published(redis, keys.domain_stream, 1 + len(offsets_s), 30):
+            print("  not all published within 30 s (the poll would take a minute)")
+        published_ms = (time.perf_counter() - last_commit) * 1000
+        print(
+            f"  {len(offsets_s)} writes, hint at most every {every_s * 1000:g} ms:"
+            f" {len(heard)} hints, last published {published_ms:.1f} ms after its commit"
+        )
+    finally:
+        stop.set()
+        await relay
+        await listener.close()
+        await redis.delete(keys.domain_stream, keys.relay_published)
+        await redis.aclose()
+        await pool.close()
+
+
 async def _read(redis_url: str, stream: str, received: dict[str, float], expected: int) -> None:
     redis = Redis.from_url(redis_url)
     last = "0-0"
@@ -100,6 +155,9 @@ def main() -> None:
         migrate(url)
         try:
             asyncio.run(run(url, env["REDIS_URL"], args.events, args.writers))
+            print("wake-up hints:")
+            asyncio.run(hints(url, env["REDIS_URL"], [0.0] * 40, 0.005))  # a burst
+            asyncio.run(hints(url, env["REDIS_URL"], [i * 0.005 for i in range(20)], 60))
         finally:
             drop_database(url)
 

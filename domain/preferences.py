@@ -17,11 +17,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from domain.errors import Invalid
-from domain.notify import CRITICAL_TYPES, NOTIFICATION_TYPES
+from domain.notify import NOTIFICATION_TYPES
 
-# Types that can be critical (a priority raised to critical included) and direct messages
-# push by default; everything stays in the in-app inbox.
-DEFAULT_PUSH = CRITICAL_TYPES | {"ticket_priority_changed", "new_message"}
+# Every type pushes by default but these four, in-app only (CONTRACT section 5); everything
+# stays in the in-app inbox.
+IN_APP_ONLY = frozenset({"maintenance_due", "user_registered", "role_changed", "settings_changed"})
+DEFAULT_PUSH = frozenset(NOTIFICATION_TYPES) - IN_APP_ONLY
 DEFAULT_DND: dict[str, Any] = {
     "enabled": False, "start": "22:00", "end": "06:00", "timezone": "UTC", "allow_critical": True,
 }  # fmt: skip

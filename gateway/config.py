@@ -35,6 +35,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+    return raw in ("1", "true", "yes", "on")
+
+
 def _timezone(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name) or default
     try:
@@ -81,7 +90,7 @@ class Settings:
     dead_letter_attempts: int = 5  # failures of one entry before it is set aside
     push_digest_interval_s: int = 15  # how soon after quiet hours end their digest leaves
     demo_password: str = "floorbell"
-    demo_mode: bool = True
+    demo_mode: bool = False  # `floorbell up` turns it on: the login page offers the logins
     max_body_bytes: int = 6 * 1024 * 1024
     login_attempts_per_minute: int = 10
     clock_interval_s: int = 60
@@ -139,7 +148,7 @@ class Settings:
                 env, "PUSH_DIGEST_INTERVAL_SECONDS", defaults.push_digest_interval_s, 1
             ),
             demo_password=env.get("DEMO_PASSWORD") or defaults.demo_password,
-            demo_mode=env.get("DEMO_MODE", "1") not in ("0", "false", "no"),
+            demo_mode=_flag(env, "DEMO_MODE", defaults.demo_mode),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", defaults.max_body_bytes, 1024),
             login_attempts_per_minute=_int(
                 env, "LOGIN_ATTEMPTS_PER_MINUTE", defaults.login_attempts_per_minute, 1

@@ -1,4 +1,6 @@
-"""The PostgreSQL pool: JSON codecs set once, so jsonb columns read and write as Python."""
+"""The PostgreSQL pool: JSON codecs set once, so jsonb columns read and write as Python;
+deadlines on connecting and on waiting for a free connection, so that a request facing a
+stalled or unreachable database fails (503) instead of hanging."""
 
 from __future__ import annotations
 
@@ -6,6 +8,11 @@ import json
 from typing import Any
 
 import asyncpg
+from asyncpg.pool import PoolAcquireContext
+
+CONNECT_TIMEOUT_S = 5.0
+ACQUIRE_TIMEOUT_S = 10.0  # connecting included
+COMMAND_TIMEOUT_S = 30.0
 
 
 def _dumps(value: Any) -> str:
@@ -23,15 +30,30 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     would be a wasted round trip; open transactions are still rolled back."""
 
 
+class Pool(asyncpg.Pool):  # type: ignore[misc]
+    """asyncpg's pool, whose `acquire` (and so `fetch`, `execute`…) waits
+    ACQUIRE_TIMEOUT_S at most unless told otherwise."""
+
+    def acquire(self, *, timeout: float | None = None) -> PoolAcquireContext:
+        return super().acquire(timeout=ACQUIRE_TIMEOUT_S if timeout is None else timeout)
+
+
 async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncpg.Pool:
-    pool: asyncpg.Pool = await asyncpg.create_pool(
+    pool = Pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=_init_connection,
         reset=_keep_session,
-        command_timeout=30,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        command_timeout=COMMAND_TIMEOUT_S,
+        timeout=CONNECT_TIMEOUT_S,
     )
+    await pool
     return pool
 
 

@@ -1,5 +1,8 @@
 """One place maps every refusal to an HTTP status and the JSON error shape
-`{"error": {"code", "message"}}` — never a bare 500 page."""
+`{"error": {"code", "message"}}` — never a bare 500 page. An outage of PostgreSQL or
+Redis (refused, reset or timed-out connections, a server shutting down or out of
+connection slots) is a 503 with `Retry-After`: nothing was half written, and the same
+request will work once the service is back."""
 
 from __future__ import annotations
 
@@ -23,6 +26,19 @@ from domain.errors import (
 from gateway.retry import is_transient
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_S = 2
+
+# PostgreSQL unavailable, as opposed to refusing what was asked.
+POSTGRES_OUTAGES: tuple[type[Exception], ...] = (
+    asyncpg.PostgresConnectionError,  # class 08: cannot connect, connection lost
+    asyncpg.exceptions.OperatorInterventionError,  # 57: shutting down, starting up
+    asyncpg.exceptions.InsufficientResourcesError,  # 53: too many connections, disk full
+    asyncpg.exceptions.ReadOnlySQLTransactionError,  # a failover left us on a standby
+    asyncpg.ConnectionDoesNotExistError,  # the connection died mid-query
+    # A pooled connection the server terminated while it sat idle: asyncpg finds its
+    # protocol state broken at the next query, and the pool drops it on release.
+    asyncpg.InternalClientError,
+)
 
 DOMAIN_STATUS: dict[type[DomainError], int] = {
     NotFound: 404,
@@ -44,6 +60,16 @@ class ApiError(Exception):
 def error_response(status: int, code: str, message: str, **extra: Any) -> tuple[Response, int]:
     body: dict[str, Any] = {"code": code, "message": message, **extra}
     return jsonify({"error": body}), status
+
+
+def unavailable(message: str) -> tuple[Response, int]:
+    response, status = error_response(503, "unavailable", message)
+    response.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return response, status
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
 
 
 def _validation_message(error: RequestSchemaValidationError) -> tuple[str, list[Any]]:
@@ -89,7 +115,22 @@ def register_error_handlers(app: Quart) -> None:
     @app.errorhandler(RedisError)
     async def redis_down(error: RedisError) -> tuple[Response, int]:
         log.warning("Redis unavailable: %s", error)
-        return error_response(503, "unavailable", "Live services are briefly unavailable; retry.")
+        return unavailable("Live services are briefly unavailable; retry.")
+
+    async def postgres_down(error: Exception) -> tuple[Response, int]:
+        log.warning("PostgreSQL unavailable: %s", _describe(error))
+        return unavailable("The database is briefly unavailable; retry.")
+
+    async def service_down(error: Exception) -> tuple[Response, int]:
+        # Refused or reset sockets and timeouts (connecting to PostgreSQL, waiting for a
+        # pooled connection, a query past its deadline) come from a service we wait on.
+        log.warning("a service is unavailable: %s", _describe(error))
+        return unavailable("A service this request needs is briefly unavailable; retry.")
+
+    for outage in POSTGRES_OUTAGES:
+        app.register_error_handler(outage, postgres_down)
+    for outage in (OSError, TimeoutError):
+        app.register_error_handler(outage, service_down)
 
     @app.errorhandler(OverflowError)
     async def overflow(error: OverflowError) -> tuple[Response, int]:

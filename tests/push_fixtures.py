@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -178,6 +179,9 @@ class FakePushService:
         self.script: Script = script or (lambda _: (201, {}))
         self.delay_s = delay_s
         self.received: list[Received] = []
+        self.in_flight = self.max_in_flight = 0
+        self.hold_until: int | None = None  # hold pushes until this many are in flight (1 s)
+        self._crowd = asyncio.Event()
         self._socket = socket.socket()
         self._socket.bind(("127.0.0.1", 0))  # held from now on: no other process can take it
         self.port = int(self._socket.getsockname()[1])
@@ -211,8 +215,18 @@ class FakePushService:
             payload = None
         received = Received(request.path, dict(request.headers), payload, time.monotonic())
         self.received.append(received)
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.hold_until is not None:
+                if self.in_flight >= self.hold_until:
+                    self._crowd.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._crowd.wait(), 1)
+            if self.delay_s:
+                await asyncio.sleep(self.delay_s)
+        finally:
+            self.in_flight -= 1
         status, headers = self.script(received)
         return web.Response(status=status, headers=headers)
 

@@ -1,6 +1,8 @@
 // board.js — the Kanban board: six columns (data-status) holding cards (data-ticket-id),
 // drag and drop between columns, a per-card "Move to…" menu for touch and keyboard,
 // live updates from board events, filters, and a clear message when a move is refused.
+// The open columns load whole; completed and archived only their latest cards, with
+// older ones a page at a time on demand (GET /api/tickets is paged by column).
 
 import { api } from './api.js';
 import { $, h, fill, priorityChip, fmtDay, parseDate, STATUS_LABELS, toast } from './ui.js';
@@ -10,6 +12,10 @@ import { isOnline } from './presence.js';
 export const STATUSES = ['received', 'diagnostic', 'in_progress', 'waiting_parts', 'completed', 'archived'];
 const PRIORITY_RANK = { critical: 0, high: 1, medium: 2, low: 3 };
 const SNAPSHOT_KEY = 'floorbell.board';
+const OPEN_STATUSES = STATUSES.slice(0, 4);
+const CLOSED_PAGE = 20; // cards of a closed column loaded at first, and per "Show older"
+const OPEN_PAGE = 500;
+const olderCursor = new Map(); // closed status -> cursor of its next page, if any
 
 const tickets = new Map(); // id -> card fields
 const columns = new Map(); // status -> {section, list, count}
@@ -50,7 +56,15 @@ export function initBoard({ onOpen }) {
       draggingId = null;
       if (id) moveTicket(id, status);
     });
-    columns.set(status, { section, list, count });
+    let more = null;
+    if (!OPEN_STATUSES.includes(status)) {
+      more = h('button', {
+        type: 'button', class: 'column-more', 'data-more': status, hidden: true,
+        onclick: () => loadOlder(status).catch((err) => toast('Could not load older tickets', { body: err.message, kind: 'error' })),
+      }, 'Show older');
+      section.append(more);
+    }
+    columns.set(status, { section, list, count, more });
     return section;
   }));
 
@@ -67,10 +81,53 @@ export function initBoard({ onOpen }) {
   on('users', () => { for (const t of tickets.values()) renderCard(t); });
 }
 
-/** GET /api/tickets and replace the whole board. */
+function ticketsPage(status, limit, cursor) {
+  const query = new URLSearchParams({ status, limit: String(limit) });
+  if (cursor) query.set('cursor', cursor);
+  return api(`/api/tickets?${query}`);
+}
+
+async function wholeColumn(status) {
+  const cards = [];
+  let cursor = null;
+  do {
+    const page = await ticketsPage(status, OPEN_PAGE, cursor);
+    cards.push(...page.tickets);
+    cursor = page.next_cursor;
+  } while (cursor);
+  return cards;
+}
+
+async function latestOfColumn(status) {
+  const page = await ticketsPage(status, CLOSED_PAGE, null);
+  setOlder(status, page.next_cursor);
+  return page.tickets;
+}
+
+function setOlder(status, cursor) {
+  if (cursor) olderCursor.set(status, cursor);
+  else olderCursor.delete(status);
+  const more = columns.get(status)?.more;
+  if (more) more.hidden = !cursor;
+}
+
+/** The next page of a closed column, below what it shows. */
+export async function loadOlder(status) {
+  const cursor = olderCursor.get(status);
+  if (!cursor) return;
+  const page = await ticketsPage(status, CLOSED_PAGE, cursor);
+  for (const t of page.tickets) upsert(t, { save: false });
+  setOlder(status, page.next_cursor);
+  updateCounts();
+}
+
+/** The board from GET /api/tickets: the open columns whole, the latest closed cards. */
 export async function loadBoard() {
   try {
-    replaceAll(await api('/api/tickets'));
+    const columnsCards = await Promise.all(STATUSES.map(
+      (status) => (OPEN_STATUSES.includes(status) ? wholeColumn(status) : latestOfColumn(status)),
+    ));
+    replaceAll(columnsCards.flat());
     saveSnapshot();
   } catch (err) {
     if (err.offline && tickets.size === 0) restoreSnapshot();

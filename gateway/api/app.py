@@ -22,6 +22,8 @@ from gateway.api import (
     web,
 )
 from gateway.api import settings as settings_api
+from gateway.api.inputs import ID_ROUTE, JsonRequest, RowId
+from gateway.api.openapi import DeclaredResponses
 from gateway.api.resources import EXTENSION, Resources
 from gateway.config import Settings
 from gateway.errors import register_error_handlers
@@ -32,6 +34,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     settings = settings or Settings.from_env()
     settings.require_jwt_secret()
     app = Quart("floorbell", static_folder=None)
+    app.request_class = JsonRequest
+    app.url_map.converters[ID_ROUTE] = RowId
     app.config.update(MAX_CONTENT_LENGTH=settings.max_body_bytes, JSON_SORT_KEYS=False)
     # Our routes return JSON-ready dicts and lists. quart-schema would convert each of them
     # again through a pydantic TypeAdapter built per response (about 130 µs, more than the
@@ -45,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         scalar_ui_path=None,
         info={"title": "Floorbell", "version": "0.1.0"},
         convert_casing=False,
+        openapi_provider_class=DeclaredResponses,
     )
     app.make_response = plain_make_response  # type: ignore[method-assign]
     res = Resources(settings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -10,14 +11,17 @@ from quart import Blueprint, Response, jsonify, request
 from quart_schema import validate_request
 from redis.exceptions import RedisError
 
-from gateway.api.guard import SESSION_COOKIE, authenticated, current_actor
+from gateway.api.guard import SESSION_COOKIE, authenticated, current_actor, current_session
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.errors import ApiError
 from gateway.services.credentials import issue_token, verify_password
+from gateway.services.login_limit import count_attempts
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__, url_prefix="/api/auth")
 USER_COLUMNS = "id, email, full_name, role"
+RATE_WINDOW_S = 60
 
 
 class Login(BaseModel):
@@ -30,22 +34,22 @@ class Logout(BaseModel):
 
 
 async def _check_rate(email: str) -> None:
-    """At most N attempts a minute per email and per client address."""
+    """At most N attempts a minute per email, five times that per client address."""
     res = resources()
     limit = res.settings.login_attempts_per_minute
+    limits = {f"email:{email}": limit, f"ip:{request.remote_addr}": limit * 5}
+    counters = [res.keys.login_attempts(subject) for subject in limits]
     try:
-        for subject in (f"email:{email}", f"ip:{request.remote_addr}"):
-            key = res.keys.login_attempts(subject)
-            attempts = await res.redis.incr(key)
-            if attempts == 1:
-                await res.redis.expire(key, 60)
-            if attempts > limit * (5 if subject.startswith("ip:") else 1):
-                raise ApiError(429, "too_many_attempts", "Too many login attempts; wait a minute.")
+        counts = await count_attempts(res.redis, counters, RATE_WINDOW_S)
     except RedisError as exc:  # limiting is a guard, not a gate: log and let the login proceed
         log.warning("login rate limit unavailable: %s", exc)
+        return
+    if any(count > allowed for count, allowed in zip(counts, limits.values(), strict=True)):
+        raise ApiError(429, "too_many_attempts", "Too many login attempts; wait a minute.")
 
 
 @blueprint.post("/login")
+@answers(200, 401, 429)
 @validate_request(Login)
 async def login(data: Login) -> Response:
     email = data.email.strip().lower()
@@ -54,7 +58,10 @@ async def login(data: Login) -> Response:
     row = await res.pool.fetchrow(
         f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(email) = $1", email
     )
-    if not verify_password(row["password_hash"] if row else None, data.password) or row is None:
+    # argon2 takes tens of milliseconds of CPU by design: off the event loop, so that a
+    # shift change's logins do not stall every stream of this instance.
+    stored = row["password_hash"] if row else None
+    if not await asyncio.to_thread(verify_password, stored, data.password) or row is None:
         raise ApiError(401, "invalid_credentials", "Wrong email or password.")
     settings = res.settings
     token = issue_token(settings.require_jwt_secret(), row["id"], row["role"], settings.jwt_ttl_s)
@@ -73,23 +80,34 @@ async def login(data: Login) -> Response:
 
 
 @blueprint.post("/logout")
+@answers(200)
 @authenticated
 async def logout() -> Response:
     body: dict[str, Any] = await request.get_json(silent=True) or {}
     endpoint = Logout.model_validate(body).endpoint if isinstance(body, dict) else None
-    if endpoint:
-        # A shared phone stops ringing for the person who logged out of it.
-        await resources().pool.execute(
-            "DELETE FROM push_subscriptions WHERE endpoint = $1 AND user_id = $2",
-            endpoint,
-            current_actor().id,
+    session = current_session()
+    async with resources().pool.acquire() as conn, conn.transaction():
+        # The token stops working everywhere (bearer or cookie), not only in this browser.
+        await conn.execute(
+            "INSERT INTO revoked_tokens (digest, expires_at) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING",
+            session.token_digest,
+            session.expires_at,
         )
+        if endpoint:
+            # A shared phone stops ringing for the person who logged out of it.
+            await conn.execute(
+                "DELETE FROM push_subscriptions WHERE endpoint = $1 AND user_id = $2",
+                endpoint,
+                current_actor().id,
+            )
     response = jsonify({"ok": True})
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
 @blueprint.get("/me")
+@answers(200)
 @authenticated
 async def me() -> dict[str, Any]:
     row = await resources().pool.fetchrow(

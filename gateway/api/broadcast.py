@@ -10,6 +10,7 @@ from quart_schema import validate_request
 
 from gateway.api.guard import authenticated, current_actor
 from gateway.api.inputs import Id, Text
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.services import messages
 
@@ -23,6 +24,7 @@ class BroadcastIn(BaseModel):
 
 
 @blueprint.post("/broadcast")
+@answers(202, 403)
 @authenticated
 @validate_request(BroadcastIn)
 async def broadcast(data: BroadcastIn) -> tuple[dict[str, Any], int]:

@@ -1,18 +1,22 @@
 """The `authenticated` guard of every `/api/` route but login and the VAPID key: a
-bearer header or the session cookie, the role read afresh on each request."""
+bearer header or the session cookie, the role read afresh on each request, and a token
+whose session was ended by logout refused."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
 from quart import g, request
 
 from domain.model import Actor, Role
+from gateway.api.openapi import NEEDS_SESSION
 from gateway.api.resources import resources
 from gateway.errors import ApiError
-from gateway.services.credentials import decode_token
+from gateway.services.credentials import decode_session, token_digest
 
 SESSION_COOKIE = "floorbell_session"
 
@@ -38,16 +42,32 @@ def authenticated(
         if not token:
             raise ApiError(401, "unauthorized", "Log in first.")
         res = resources()
-        claimed = decode_token(res.settings.require_jwt_secret(), token)
-        # The role is read afresh: a demotion or a deleted account takes effect at once,
-        # not when the token expires.
-        role = await res.roles.of(claimed.id)
+        claimed, expires_at = decode_session(res.settings.require_jwt_secret(), token)
+        # The role is read afresh: a demotion, a deleted account or a logout takes effect
+        # at once, not when the token expires.
+        digest = token_digest(token)
+        role = await res.roles.of(claimed.id, digest)
         if role is None:
-            raise ApiError(401, "unauthorized", "This account no longer exists.")
+            raise ApiError(401, "unauthorized", "This session has ended; log in again.")
         g.actor = Actor(claimed.id, Role(role))
+        g.session = Session(digest, expires_at)
         return await handler(*args, **kwargs)
 
+    setattr(guarded, NEEDS_SESSION, True)  # the OpenAPI document says 401
     return guarded
+
+
+@dataclass(frozen=True)
+class Session:
+    """The caller's session: its token's digest and expiry (what logout revokes)."""
+
+    token_digest: bytes
+    expires_at: datetime
+
+
+def current_session() -> Session:
+    session: Session = g.session
+    return session
 
 
 def current_actor() -> Actor:

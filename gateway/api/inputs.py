@@ -1,5 +1,6 @@
-"""What the HTTP edge accepts: the request field types every area shares, query and path
-integers (ASCII digits only), and commands made idempotent by an `Idempotency-Key`."""
+"""What the HTTP edge accepts: JSON bodies in UTF-8, the request field types every area
+shares, query and path integers (ASCII digits only), and commands made idempotent by an
+`Idempotency-Key`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field, StringConstraints
-from quart import request
+from quart import Request, request
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
 
 from gateway.api.guard import current_actor
 from gateway.api.resources import resources
@@ -20,6 +23,19 @@ ID_MAX = 2**63 - 1  # PostgreSQL bigint
 IDEMPOTENCY_KEY_MAX = 200
 # ASCII only: str.isdigit() also accepts "²", which int() then refuses.
 _POSITIVE_INT = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
+
+
+class JsonRequest(Request):
+    """Quart's request, whose JSON body must be UTF-8: other bytes are the client's
+    mistake (400), not a decoding failure of ours."""
+
+    async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        try:
+            return await super().get_json(force, silent, cache)
+        except UnicodeDecodeError:
+            if silent:
+                return None
+            raise BadRequest("The request body is not valid UTF-8.") from None
 
 
 def storable(value: str) -> str:
@@ -34,8 +50,21 @@ def storable(value: str) -> str:
 Text = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(storable)]
 # A row id in a JSON body: a true integer (not "7", 7.0 or true) that fits a bigint.
 Id = Annotated[int, Field(strict=True, gt=0, le=ID_MAX)]
-# An id in a URL: larger values are a 404 rather than an overflow.
-ID_ROUTE = f"int(max={ID_MAX})"
+
+
+class RowId(IntegerConverter):
+    """A row id in a URL: ASCII digits. One past a bigint names no row, so it becomes 0
+    (no row has it: a plain 404). A refusing converter would not do: werkzeug then
+    answers 405 when the same path exists for another method."""
+
+    regex = r"[0-9]{1,20}"
+
+    def to_python(self, value: str) -> int:
+        number = int(value)
+        return number if number <= ID_MAX else 0
+
+
+ID_ROUTE = "row_id"  # registered as RowId by the app factory
 
 
 def positive_int(text: str) -> int | None:

@@ -12,6 +12,7 @@ from quart_schema import validate_request
 from domain.model import MachineStatus, Priority
 from gateway.api.guard import authenticated, current_actor
 from gateway.api.inputs import ID_ROUTE, Id, Text
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.api.tickets import as_utc
 from gateway.services import machines
@@ -44,6 +45,7 @@ class InterventionIn(BaseModel):
 
 
 @blueprint.get("")
+@answers(200)
 @authenticated
 async def list_machines() -> list[dict[str, Any]]:
     async with resources().pool.acquire() as conn:
@@ -51,6 +53,7 @@ async def list_machines() -> list[dict[str, Any]]:
 
 
 @blueprint.post("")
+@answers(201, 403, 409)
 @authenticated
 @validate_request(MachineIn)
 async def create_machine(data: MachineIn) -> tuple[dict[str, Any], int]:
@@ -61,6 +64,7 @@ async def create_machine(data: MachineIn) -> tuple[dict[str, Any], int]:
 
 
 @blueprint.get(f"/<{ID_ROUTE}:machine_id>")
+@answers(200)
 @authenticated
 async def get_machine(machine_id: int) -> dict[str, Any]:
     async with resources().pool.acquire() as conn:
@@ -68,6 +72,7 @@ async def get_machine(machine_id: int) -> dict[str, Any]:
 
 
 @blueprint.post(f"/<{ID_ROUTE}:machine_id>/breakdown")
+@answers(201, 403)
 @authenticated
 @validate_request(BreakdownIn)
 async def report_breakdown(machine_id: int, data: BreakdownIn) -> tuple[dict[str, Any], int]:
@@ -80,6 +85,7 @@ async def report_breakdown(machine_id: int, data: BreakdownIn) -> tuple[dict[str
 
 
 @blueprint.post(f"/<{ID_ROUTE}:machine_id>/interventions")
+@answers(201, 403)
 @authenticated
 @validate_request(InterventionIn)
 async def plan_intervention(machine_id: int, data: InterventionIn) -> tuple[dict[str, Any], int]:

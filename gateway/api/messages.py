@@ -9,12 +9,13 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, Field
 from quart import Blueprint, Response, request
-from quart_schema import DataSource, validate_request
+from quart_schema import DataSource, document_querystring, validate_request
 from quart_schema.pydantic import File
 
 from domain.model import MessageType
 from gateway.api.guard import authenticated, current_actor
 from gateway.api.inputs import ID_MAX, ID_ROUTE, Id, Text, idempotent, positive_arg
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.errors import ApiError
 from gateway.services import messages
@@ -84,6 +85,7 @@ def _limit_arg() -> tuple[int, int | None]:
 
 
 @blueprint.post("")
+@answers(201, 403)
 @authenticated
 @validate_request(MessageIn)
 async def send_message(data: MessageIn) -> tuple[Any, int]:
@@ -95,6 +97,7 @@ async def send_message(data: MessageIn) -> tuple[Any, int]:
 
 
 @blueprint.post("/audio")
+@answers(201, 403)
 @authenticated
 @validate_request(AudioIn, source=DataSource.FORM_MULTIPART)
 async def send_audio(data: AudioIn) -> tuple[Any, int]:
@@ -105,6 +108,7 @@ async def send_audio(data: AudioIn) -> tuple[Any, int]:
 
 
 @blueprint.get(f"/<{ID_ROUTE}:message_id>/audio")
+@answers(200, 206, 304, 403, 416, content=("audio/*", "application/octet-stream"))
 @authenticated
 async def get_audio(message_id: int) -> Response:
     async with resources().pool.acquire() as conn:
@@ -120,6 +124,7 @@ async def get_audio(message_id: int) -> Response:
 
 
 @blueprint.get("/unread-count")
+@answers(200)
 @authenticated
 async def unread_count() -> dict[str, int]:
     async with resources().pool.acquire() as conn:
@@ -127,6 +132,7 @@ async def unread_count() -> dict[str, int]:
 
 
 @blueprint.get("/conversations")
+@answers(200)
 @authenticated
 async def conversations() -> list[dict[str, Any]]:
     async with resources().pool.acquire() as conn:
@@ -134,13 +140,21 @@ async def conversations() -> list[dict[str, Any]]:
 
 
 @blueprint.get("/public")
+@answers(200)
 @authenticated
 async def public_feed() -> list[dict[str, Any]]:
     async with resources().pool.acquire() as conn:
         return await messages.public_feed(conn)
 
 
+class ThreadQuery(BaseModel):
+    limit: int | None = Field(default=None, gt=0)
+    before: int | None = Field(default=None, gt=0, description="a message id: older ones")
+
+
 @blueprint.get(f"/private/<{ID_ROUTE}:contact_id>")
+@answers(200)
+@document_querystring(ThreadQuery)
 @authenticated
 async def private_thread(contact_id: int) -> list[dict[str, Any]]:
     limit, before = _limit_arg()
@@ -149,6 +163,7 @@ async def private_thread(contact_id: int) -> list[dict[str, Any]]:
 
 
 @blueprint.post(f"/private/<{ID_ROUTE}:contact_id>/read")
+@answers(200)
 @authenticated
 async def mark_read(contact_id: int) -> dict[str, int]:
     async with resources().unit_of_work() as uow:

@@ -6,10 +6,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 from quart import Blueprint, request
-from quart_schema import validate_request
+from quart_schema import document_querystring, validate_request
 
 from gateway.api.guard import authenticated, current_actor
-from gateway.api.inputs import positive_arg
+from gateway.api.inputs import ID_ROUTE, positive_arg
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.services import inbox
 
@@ -21,7 +22,15 @@ class SeenIds(BaseModel):
     ids: list[int] = Field(min_length=1, max_length=500)
 
 
+class InboxQuery(BaseModel):
+    unread: bool | None = None
+    limit: int | None = Field(default=None, ge=1, le=PAGE_MAX)
+    before: int | None = Field(default=None, gt=0, description="a notification id: older ones")
+
+
 @blueprint.get("")
+@answers(200)
+@document_querystring(InboxQuery)
 @authenticated
 async def list_notifications() -> list[dict[str, Any]]:
     limit = positive_arg("limit", PAGE_MAX) or 50
@@ -31,6 +40,7 @@ async def list_notifications() -> list[dict[str, Any]]:
 
 
 @blueprint.get("/unread-count")
+@answers(200)
 @authenticated
 async def unread_count() -> dict[str, int]:
     return {"count": await inbox.unread_count(resources().pool, current_actor().id)}
@@ -41,7 +51,8 @@ async def _mark(column: str, ids: list[int] | None) -> dict[str, int]:
         return {"updated": await inbox.mark(uow, current_actor().id, column, ids)}
 
 
-@blueprint.post("/<int:notification_id>/read")
+@blueprint.post(f"/<{ID_ROUTE}:notification_id>/read")
+@answers(200)
 @authenticated
 async def read_one(notification_id: int) -> dict[str, int]:
     await inbox.require_own(resources().pool, current_actor().id, notification_id)
@@ -49,12 +60,14 @@ async def read_one(notification_id: int) -> dict[str, int]:
 
 
 @blueprint.post("/read-all")
+@answers(200)
 @authenticated
 async def read_all() -> dict[str, int]:
     return await _mark("read_at", None)
 
 
 @blueprint.post("/seen")
+@answers(200)
 @authenticated
 @validate_request(SeenIds)
 async def seen(data: SeenIds) -> dict[str, int]:
@@ -62,7 +75,8 @@ async def seen(data: SeenIds) -> dict[str, int]:
     return await _mark("seen_at", data.ids)
 
 
-@blueprint.post("/<int:notification_id>/clicked")
+@blueprint.post(f"/<{ID_ROUTE}:notification_id>/clicked")
+@answers(200)
 @authenticated
 async def clicked(notification_id: int) -> dict[str, int]:
     await inbox.require_own(resources().pool, current_actor().id, notification_id)

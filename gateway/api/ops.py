@@ -6,6 +6,7 @@ from typing import Any
 
 from quart import Blueprint, Response
 
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.health import readiness
 from gateway.metrics import exposition
@@ -14,11 +15,13 @@ blueprint = Blueprint("ops", __name__)
 
 
 @blueprint.get("/healthz")
+@answers(200)
 async def healthz() -> dict[str, Any]:
     return {"status": "ok", "instance": resources().settings.instance_id}
 
 
 @blueprint.get("/readyz")
+@answers(200, 503)
 async def readyz() -> tuple[dict[str, Any], int]:
     """PostgreSQL and Redis answer, and the hub's loops made progress lately."""
     res = resources()
@@ -27,6 +30,7 @@ async def readyz() -> tuple[dict[str, Any], int]:
 
 
 @blueprint.get("/metrics")
+@answers(200, content="text/plain")
 async def metrics() -> Response:
     body, content_type = exposition()
     return Response(body, content_type=content_type)

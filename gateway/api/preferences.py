@@ -9,6 +9,7 @@ from quart import Blueprint
 from quart_schema import validate_request
 
 from gateway.api.guard import authenticated, current_actor
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.services import preferences
 
@@ -42,12 +43,14 @@ class PreferencesIn(BaseModel):
 
 
 @blueprint.get("/notifications/preferences")
+@answers(200)
 @authenticated
 async def get_preferences() -> dict[str, Any]:
     return (await preferences.load_preferences(resources().pool, current_actor().id)).as_json()
 
 
 @blueprint.put("/notifications/preferences")
+@answers(200)
 @authenticated
 @validate_request(PreferencesIn)
 async def put_preferences(data: PreferencesIn) -> dict[str, Any]:

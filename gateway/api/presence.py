@@ -7,6 +7,7 @@ from typing import Any
 from quart import Blueprint
 
 from gateway.api.guard import authenticated
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.realtime.presence import Presence
 
@@ -14,6 +15,7 @@ blueprint = Blueprint("presence", __name__, url_prefix="/api")
 
 
 @blueprint.get("/presence")
+@answers(200)
 @authenticated
 async def presence() -> list[dict[str, Any]]:
     res = resources()

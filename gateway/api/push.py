@@ -9,6 +9,7 @@ from quart import Blueprint
 from quart_schema import validate_request
 
 from gateway.api.guard import authenticated, current_actor
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.errors import ApiError
 from gateway.push import subscriptions
@@ -54,6 +55,7 @@ def _sender() -> PushSender:
 
 
 @blueprint.get("/vapid-public-key")
+@answers(200, 503)
 async def vapid_public_key() -> dict[str, str]:
     settings = resources().settings
     if not push_configured(settings):
@@ -62,6 +64,7 @@ async def vapid_public_key() -> dict[str, str]:
 
 
 @blueprint.post("/subscribe")
+@answers(200, 201)
 @authenticated
 @validate_request(SubscribeIn)
 async def subscribe(data: SubscribeIn) -> tuple[dict[str, Any], int]:
@@ -82,6 +85,7 @@ async def subscribe(data: SubscribeIn) -> tuple[dict[str, Any], int]:
 
 
 @blueprint.post("/unsubscribe")
+@answers(200)
 @authenticated
 @validate_request(UnsubscribeIn)
 async def unsubscribe(data: UnsubscribeIn) -> dict[str, bool]:
@@ -90,12 +94,14 @@ async def unsubscribe(data: UnsubscribeIn) -> dict[str, bool]:
 
 
 @blueprint.get("/subscriptions")
+@answers(200)
 @authenticated
 async def list_devices() -> list[dict[str, Any]]:
     return await subscriptions.devices(resources().pool, current_actor().id)
 
 
 @blueprint.post("/test")
+@answers(200, 503)
 @authenticated
 async def test_push() -> dict[str, int]:
     dispatcher = Dispatcher(resources().pool, _sender())

@@ -9,6 +9,7 @@ from quart import Blueprint
 from quart_schema import validate_request
 
 from gateway.api.guard import authenticated, current_actor
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.services import users
 
@@ -24,6 +25,7 @@ class SettingsIn(RootModel[dict[SettingKey, Any]]):
 
 
 @blueprint.get("")
+@answers(200, 403)
 @authenticated
 async def read_settings() -> dict[str, Any]:
     async with resources().pool.acquire() as conn:
@@ -31,6 +33,7 @@ async def read_settings() -> dict[str, Any]:
 
 
 @blueprint.put("")
+@answers(200, 403)
 @authenticated
 @validate_request(SettingsIn)
 async def write_settings(data: SettingsIn) -> dict[str, Any]:

@@ -8,10 +8,13 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any, cast
 
+from pydantic import BaseModel, Field
 from quart import Blueprint, Response, make_response, request
+from quart_schema import document_querystring
 from redis.exceptions import RedisError
 
 from gateway.api.guard import authenticated, current_actor
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.config import Settings
 from gateway.errors import ApiError
@@ -44,7 +47,13 @@ def _control_frame(cursor: Cursor, event_type: str, data: dict[str, object]) -> 
     return frame(cursor.encode(), event_type, envelope(event_type, data)[1:])
 
 
+class StreamQuery(BaseModel):
+    last_event_id: str | None = Field(default=None, description="for clients without headers")
+
+
 @blueprint.get("/stream")
+@answers(200, content="text/event-stream")
+@document_querystring(StreamQuery)
 @authenticated
 async def stream() -> Response:
     actor, settings = current_actor(), resources().settings

@@ -6,6 +6,7 @@ from quart import Blueprint
 
 from domain import permissions
 from gateway.api.guard import authenticated, current_actor
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.services import stats
 
@@ -13,6 +14,7 @@ blueprint = Blueprint("stats", __name__, url_prefix="/api/admin")
 
 
 @blueprint.get("/notification-stats")
+@answers(200, 403)
 @authenticated
 async def notification_stats() -> dict[str, dict[str, int]]:
     permissions.require_admin(current_actor(), "see delivery statistics")

@@ -7,11 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 from quart import Blueprint, request
-from quart_schema import validate_request
+from quart_schema import document_querystring, validate_request
 
 from domain.model import Priority, Status
 from gateway.api.guard import authenticated, current_actor
-from gateway.api.inputs import idempotent, positive_arg
+from gateway.api.inputs import ID_ROUTE, idempotent, positive_arg, positive_int
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.errors import ApiError
 from gateway.services import ticket_store, tickets
@@ -20,6 +21,7 @@ from gateway.services.ticket_store import ticket_json
 
 blueprint = Blueprint("tickets", __name__, url_prefix="/api/tickets")
 
+PAGE_DEFAULT, PAGE_MAX = 100, 500
 Title = Field(min_length=1, max_length=200)
 Text = Field(default="", max_length=10_000)
 
@@ -75,15 +77,46 @@ def _filters() -> dict[str, Any]:
     return filters
 
 
+def _page_after() -> ticket_store.PageAfter | None:
+    """The `cursor` argument: `<status>.<id>` of the previous page's last card."""
+    raw = request.args.get("cursor", "")
+    if raw == "":
+        return None
+    status, _, last = raw.rpartition(".")
+    ticket_id = positive_int(last)
+    if status not in Status.__members__.values() or ticket_id is None:
+        raise ApiError(422, "validation_error", "cursor must be a next_cursor of this list.")
+    return Status(status), ticket_id
+
+
+class TicketQuery(BaseModel):
+    """The list's filters and paging (documentation: `_filters` and `_page_after` read them)."""
+
+    status: Status | None = None
+    priority: Priority | None = None
+    assigned_to: str | None = Field(default=None, description="`me` or a user id")
+    machine_id: int | None = Field(default=None, gt=0)
+    limit: int | None = Field(default=None, ge=1, le=PAGE_MAX)
+    cursor: str | None = Field(default=None, description="a `next_cursor` of this list")
+
+
 @blueprint.get("")
+@answers(200)
+@document_querystring(TicketQuery)
 @authenticated
-async def list_tickets() -> list[dict[str, Any]]:
-    filters = _filters()
+async def list_tickets() -> dict[str, Any]:
+    """A page of the board: by column, newest first within each. `next_cursor`, when not
+    null, is the `cursor` of the next page."""
+    filters, after = _filters(), _page_after()
+    limit = positive_arg("limit", PAGE_MAX) or PAGE_DEFAULT
     async with resources().pool.acquire() as conn:
-        return [ticket_json(t) for t in await ticket_store.search(conn, filters)]
+        found, next_after = await ticket_store.search(conn, filters, limit, after)
+    cursor = f"{next_after[0]}.{next_after[1]}" if next_after else None
+    return {"tickets": [ticket_json(t) for t in found], "next_cursor": cursor}
 
 
 @blueprint.post("")
+@answers(201, 403)
 @authenticated
 @validate_request(TicketIn)
 async def create_ticket(data: TicketIn) -> tuple[Any, int]:
@@ -95,19 +128,21 @@ async def create_ticket(data: TicketIn) -> tuple[Any, int]:
     return await idempotent("tickets", create)
 
 
-@blueprint.get("/<int:ticket_id>")
+@blueprint.get(f"/<{ID_ROUTE}:ticket_id>")
+@answers(200)
 @authenticated
 async def get_ticket(ticket_id: int) -> dict[str, Any]:
     async with resources().pool.acquire() as conn:
         return ticket_json(await ticket_store.load(conn, ticket_id))
 
 
-@blueprint.put("/<int:ticket_id>")
+@blueprint.put(f"/<{ID_ROUTE}:ticket_id>")
+@answers(200, 403, 409)
 @authenticated
 @validate_request(TicketChange)
 async def update_ticket(ticket_id: int, data: TicketChange) -> dict[str, Any]:
     changes = data.model_dump(exclude_unset=True)
-    for name in ("title", "status", "priority"):
+    for name in ("title", "description", "status", "priority"):  # null clears only the others
         if name in changes and changes[name] is None:
             raise ApiError(422, "validation_error", f"{name} cannot be null.")
     async with resources().unit_of_work() as uow:
@@ -116,7 +151,8 @@ async def update_ticket(ticket_id: int, data: TicketChange) -> dict[str, Any]:
     return ticket_json(ticket)
 
 
-@blueprint.post("/<int:ticket_id>/assign")
+@blueprint.post(f"/<{ID_ROUTE}:ticket_id>/assign")
+@answers(200, 403, 409)
 @authenticated
 @validate_request(Assignment)
 async def assign_ticket(ticket_id: int, data: Assignment) -> dict[str, Any]:
@@ -126,7 +162,8 @@ async def assign_ticket(ticket_id: int, data: Assignment) -> dict[str, Any]:
     return ticket_json(ticket)
 
 
-@blueprint.post("/<int:ticket_id>/acknowledge")
+@blueprint.post(f"/<{ID_ROUTE}:ticket_id>/acknowledge")
+@answers(200, 403, 409)
 @authenticated
 async def acknowledge_ticket(ticket_id: int) -> dict[str, Any]:
     async with resources().unit_of_work() as uow:
@@ -135,7 +172,8 @@ async def acknowledge_ticket(ticket_id: int) -> dict[str, Any]:
     return ticket_json(ticket)
 
 
-@blueprint.post("/<int:ticket_id>/comments")
+@blueprint.post(f"/<{ID_ROUTE}:ticket_id>/comments")
+@answers(201)
 @authenticated
 @validate_request(CommentIn)
 async def add_comment(ticket_id: int, data: CommentIn) -> tuple[dict[str, Any], int]:
@@ -145,20 +183,23 @@ async def add_comment(ticket_id: int, data: CommentIn) -> tuple[dict[str, Any], 
     return comment, 201
 
 
-@blueprint.get("/<int:ticket_id>/comments")
+@blueprint.get(f"/<{ID_ROUTE}:ticket_id>/comments")
+@answers(200)
 @authenticated
 async def list_comments(ticket_id: int) -> list[dict[str, Any]]:
     async with resources().unit_of_work() as uow:
         return await tickets.list_comments(uow, ticket_id)
 
 
-@blueprint.post("/<int:ticket_id>/follow")
+@blueprint.post(f"/<{ID_ROUTE}:ticket_id>/follow")
+@answers(200)
 @authenticated
 async def follow(ticket_id: int) -> dict[str, Any]:
     return await _set_follow(ticket_id, True)
 
 
-@blueprint.delete("/<int:ticket_id>/follow")
+@blueprint.delete(f"/<{ID_ROUTE}:ticket_id>/follow")
+@answers(200)
 @authenticated
 async def unfollow(ticket_id: int) -> dict[str, Any]:
     return await _set_follow(ticket_id, False)

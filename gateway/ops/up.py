@@ -1,26 +1,34 @@
 """`floorbell up` (what `make run` does): provision, migrate, seed, then run the Procfile.
 
 The Procfile processes run under honcho, each in its own session: Ctrl-C reaches this
-process only, which stops them (SIGTERM, SIGKILL after honcho's grace period), and then
-the embedded PostgreSQL and Redis when `provision` started them.
+process only, which stops them (SIGTERM, SIGKILL after honcho's grace period or at a
+second Ctrl-C), and then the embedded PostgreSQL and Redis when `provision` started them.
+
+A signal handler runs between any two bytecodes of the main thread, so whatever it calls
+must never wait for something the interrupted code may hold: here it only queues its
+lines (`queue.SimpleQueue.put` is reentrant) and sends signals. One thread prints.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
+import queue
+import signal
 import socket
 import sys
 import threading
 import time
 import urllib.request
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import asyncpg
 from honcho.environ import parse_procfile
-from honcho.manager import Manager
-from honcho.printer import Printer
+from honcho.manager import SYSTEM_PRINTER_NAME, Manager
+from honcho.printer import Message, Printer
 
 from gateway.config import Settings
 from gateway.ops.key_files import (
@@ -37,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PROCFILE = ROOT / "Procfile"
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 60.0
+FLUSH_TIMEOUT_S = 5.0  # for the console to take the last lines before the databases stop
 # Terminated by our own SIGINT/SIGTERM handling (honcho's return codes): a clean stop.
 STOPPED_BY_SIGNAL = (130, 143)
 
@@ -45,6 +54,7 @@ def up(data_dir: Path, port: int | None) -> None:
     """Provision, migrate, seed, create secrets, run every Procfile process until Ctrl-C."""
     data_dir = data_dir.absolute()
     env = dict(os.environ)
+    env.setdefault("DEMO_MODE", "1")  # a demo is what this command runs
     if port is not None:
         env["PORT"] = str(port)
     port = Settings.from_env(env).port  # a malformed PORT fails here, before anything starts
@@ -111,41 +121,90 @@ def _process_env(env: dict[str, str], data_dir: Path) -> dict[str, str]:
 def _run_procfile(env: dict[str, str], port: int) -> int | None:
     """Run every Procfile process until Ctrl-C or until one of them exits."""
     processes = parse_procfile(PROCFILE.read_text()).processes
-    printer = _AnnouncingPrinter(f"http://{HOST}:{port}")
-    manager = Manager(printer=printer)
+    printer = _QueuedPrinter(f"http://{HOST}:{port}")
+    manager = _Manager(printer=printer)
     for name, command in processes.items():
         manager.add_process(name, command, env={**env, "PORT": str(port)}, cwd=str(ROOT))
     try:
         manager.loop()
     finally:
-        printer.done.set()
-    return manager.returncode  # type: ignore[no-any-return]
+        printer.close()
+    return manager.returncode
 
 
-class _AnnouncingPrinter(Printer):  # type: ignore[misc]
-    """honcho's console printer that also says the app's URL once the app answers.
+class _Manager(Manager):  # type: ignore[misc]
+    """honcho's process manager, safe whenever a signal lands.
 
-    The readiness probe thread starts at the first line printed, after honcho forked its
-    process runners: no fork ever happens while the thread runs.
+    honcho's own handler may run before every process has said its pid (it would fail on
+    the missing one) and only ever waits for the grace period; this one sends what can be
+    sent, and a second Ctrl-C kills at once. Its lines go through the queued printer.
     """
+
+    returncode: int | None
+
+    def _start(self) -> None:
+        super()._start()  # forks the process runners: no thread of ours exists before
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        self._printer.start()
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._system_print(f"{signal.Signals(signum).name} received\n")
+        if self.returncode is None:
+            self.returncode = 128 + signum
+        if self._terminating:
+            self.kill()
+        else:
+            self.terminate()
+
+    def _killall(self, force: bool = False) -> None:
+        for name, process in self._processes.items():
+            if "returncode" in process or "pid" not in process:
+                continue  # stopped, or not started yet (the final SIGKILL reaches it)
+            signame = "SIGKILL" if force else "SIGTERM"
+            self._system_print(f"sending {signame} to {name} (pid {process['pid']})\n")
+            if force:
+                self._procmgr.kill(process["pid"])
+            else:
+                self._procmgr.terminate(process["pid"])
+
+
+class _QueuedPrinter(Printer):  # type: ignore[misc]
+    """honcho's console printer made safe for signal handlers: `write` only queues, and a
+    thread prints, so a handler interrupting a line being printed never waits for it.
+    The thread also says the app's URL once the app answers."""
 
     def __init__(self, url: str) -> None:
         super().__init__(sys.stdout)
         self.url = url
-        self.done = threading.Event()
-        self._lock = threading.Lock()
-        self._probe: threading.Thread | None = None
+        self._lines: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._done = threading.Event()
+        self._threads: list[threading.Thread] = []
 
     def write(self, message: Any) -> None:
-        with self._lock:
+        self._lines.put(message)
+
+    def start(self) -> None:
+        """Start printing, and probing for the app (after honcho forked its runners)."""
+        for target, name in ((self._print_lines, "console"), (self._announce, "ready-probe")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        """Print what is queued (for a few seconds at most: the console may be stuck)."""
+        self._done.set()
+        self._lines.put(None)
+        for thread in self._threads:
+            thread.join(FLUSH_TIMEOUT_S)
+
+    def _print_lines(self) -> None:
+        while (message := self._lines.get()) is not None:
             super().write(message)
-        if self._probe is None:
-            self._probe = threading.Thread(target=self._announce, name="ready-probe", daemon=True)
-            self._probe.start()
 
     def _announce(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT_S
-        while not self.done.wait(0.2):
+        while not self._done.wait(0.2):
             if _answers(f"{self.url}/healthz"):
                 self._say(f"Floorbell is running at {self.url} (Ctrl-C stops everything)")
                 return
@@ -154,8 +213,8 @@ class _AnnouncingPrinter(Printer):  # type: ignore[misc]
                 return
 
     def _say(self, text: str) -> None:
-        with self._lock:
-            print(text, file=self.output, flush=True)
+        now = datetime.datetime.now()
+        self.write(Message("line", text + "\n", now, SYSTEM_PRINTER_NAME, None))
 
 
 def _answers(url: str) -> bool:

@@ -6,6 +6,7 @@ stay bounded:
 - outbox rows published longer ago than that (the domain stream held them meanwhile;
   rows not yet published are never touched);
 - `Idempotency-Key` records once their window has passed;
+- revoked session tokens once they have expired;
 - `push_logs` older than `PUSH_LOG_RETENTION_DAYS`, which is therefore the window the
   admin's delivery statistics cover.
 
@@ -49,6 +50,7 @@ def _rules(settings: Settings) -> list[tuple[str, str, list[int]]]:
             [settings.stream_retention_hours],
         ),
         ("idempotency_keys", f"created_at < now() - interval '{WINDOW}'", []),
+        ("revoked_tokens", "expires_at < now()", []),  # expired tokens are refused anyway
         (
             "push_logs",
             "created_at < now() - make_interval(days => $1)",

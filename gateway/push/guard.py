@@ -29,7 +29,23 @@ Resolve = Callable[[str, int], Awaitable[list[tuple[int, str]]]]
 
 RESOLVE_TIMEOUT_S = 3.0
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_V4, _V6 = ipaddress.IPv4Network, ipaddress.IPv6Network
+_NOT_GLOBAL_V4 = tuple(
+    _V4(net)
+    for net in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16",
+        "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+    )
+)  # fmt: skip
+_GLOBAL_UNICAST = _V6("2000::/3")
+# IETF protocol assignments (Teredo, benchmarking, ORCHID…), documentation.
+_NOT_GLOBAL_V6 = (_V6("2001::/23"), _V6("2001:db8::/32"), _V6("3fff::/20"))
+_MAPPED = _V6("::ffff:0:0/96")
+_NAT64 = _V6("64:ff9b::/96")
+# A host name whose last label is a number is an IPv4 address in another spelling
+# (127.1, 2130706433, 0x7f.0.0.1): resolvers take it as one.
+_NUMERIC_LABEL = re.compile(r"(0x[0-9a-f]*|[0-9]+)", re.ASCII)
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -46,18 +62,25 @@ async def system_resolve(host: str, port: int) -> list[tuple[int, str]]:
 
 
 def is_public(address: Address) -> bool:
-    """Globally routable unicast: not loopback, private, link-local (cloud metadata lives
-    at 169.254.169.254), shared (100.64/10), reserved, multicast or unspecified — also when
-    an IPv4 address hides inside an IPv6 one."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour
-        if embedded is None and address in _NAT64:
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None:
-            return is_public(embedded)
-        if address.teredo is not None:
-            return False
-    return address.is_global and not address.is_multicast
+    """Globally routable unicast, whatever the spelling: IPv4 outside every special-purpose
+    block of the IANA registry (loopback, private, link-local — cloud metadata lives at
+    169.254.169.254 —, shared 100.64/10, 192.0.0/24, documentation, benchmarking,
+    multicast, reserved); IPv6 in global unicast 2000::/3 outside its special blocks, or an
+    IPv4-mapped (::ffff:a.b.c.d), NAT64 (64:ff9b::/96) or 6to4 address whose IPv4 is public.
+    Every other IPv6 form is refused: IPv4-compatible ::a.b.c.d, IPv4-translated
+    ::ffff:0:a.b.c.d, local-use NAT64 64:ff9b:1::/48, ULA, link- and site-local, multicast.
+    The tables are written out, so the answer does not depend on the Python version."""
+    if isinstance(address, ipaddress.IPv4Address):
+        return address.is_global and not any(address in net for net in _NOT_GLOBAL_V4)
+    if address in _MAPPED or address in _NAT64:
+        return is_public(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    if address.sixtofour is not None:
+        return is_public(address.sixtofour)
+    return (
+        address in _GLOBAL_UNICAST
+        and not any(address in net for net in _NOT_GLOBAL_V6)
+        and address.is_global
+    )
 
 
 def _origin(scheme: str, host: str, port: int | None) -> tuple[str, str, int]:
@@ -105,6 +128,8 @@ class EndpointGuard:
         if literal is not None:
             if not is_public(literal):
                 raise EndpointRefused(f"the endpoint's address {host} is not public")
+        elif _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1]):
+            raise EndpointRefused(f"the endpoint's host {host!r} is an address, oddly spelt")
         elif "." not in host or not all(_LABEL.match(label) for label in host.split(".")):
             raise EndpointRefused(f"the endpoint's host {host!r} is not a public DNS name")
         return host, origin[2], False

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from gateway.wire import START, parse_stream_id, sse_id
 
 _EPOCH = re.compile(r"[0-9a-f]{1,32}", re.ASCII)
+_USER_ID = re.compile(r"[0-9]{1,19}", re.ASCII)  # not "²", nor digits past a bigint
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def parse_cursor(raw: str, user_id: int) -> Cursor:
     parts = raw.strip().split(":")
     if (
         len(parts) not in (3, 4)
-        or not (parts[0].isascii() and parts[0].isdigit())
+        or not _USER_ID.fullmatch(parts[0])
         or not all(parse_stream_id(p) for p in parts[1:3])
         or not (len(parts) == 3 or _EPOCH.fullmatch(parts[3]))
     ):

@@ -1,8 +1,12 @@
-"""Credentials: argon2 password hashes and HS256 session tokens (`exp` required)."""
+"""Credentials: argon2 password hashes and HS256 session tokens (`exp` required; a
+random `jti` makes every login's token its own, so that logging out revokes only it)."""
 
 from __future__ import annotations
 
+import hashlib
 import time
+import uuid
+from datetime import UTC, datetime
 
 import jwt
 from argon2 import PasswordHasher
@@ -29,11 +33,23 @@ def verify_password(password_hash: str | None, password: str) -> bool:
 
 def issue_token(secret: str, user_id: int, role: str, ttl_s: int) -> str:
     now = int(time.time())
-    claims = {"sub": str(user_id), "role": role, "iat": now, "exp": now + ttl_s}
+    claims = {
+        "sub": str(user_id),
+        "role": role,
+        "iat": now,
+        "exp": now + ttl_s,
+        "jti": uuid.uuid4().hex,
+    }
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def decode_token(secret: str, token: str) -> Actor:
+    actor, _ = decode_session(secret, token)
+    return actor
+
+
+def decode_session(secret: str, token: str) -> tuple[Actor, datetime]:
+    """Who the token speaks for, and when it expires; 401 for anything not ours."""
     try:
         claims = jwt.decode(
             token,
@@ -41,6 +57,12 @@ def decode_token(secret: str, token: str) -> Actor:
             algorithms=["HS256"],
             options={"require": ["sub", "role", "iat", "exp"]},
         )
-        return Actor(int(claims["sub"]), Role(claims["role"]))
-    except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
+        actor = Actor(int(claims["sub"]), Role(claims["role"]))
+        return actor, datetime.fromtimestamp(int(claims["exp"]), UTC)
+    except (jwt.InvalidTokenError, ValueError, TypeError, OverflowError) as exc:
         raise ApiError(401, "unauthorized", "The session is invalid or has expired.") from exc
+
+
+def token_digest(token: str) -> bytes:
+    """What names a token among the revoked ones (the token itself is never stored)."""
+    return hashlib.sha256(token.encode()).digest()

@@ -127,12 +127,29 @@ async def require_machine(conn: asyncpg.Connection, machine_id: int) -> str:
     return str(name)
 
 
-async def search(conn: asyncpg.Connection, filters: dict[str, Any]) -> list[Ticket]:
+# Kanban column order, then newest first: the order of the board and of its pages.
+_RANK = "CASE t.status " + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(Status)) + " END"
+PageAfter = tuple[Status, int]  # the last card of the previous page: its status and id
+
+
+async def search(
+    conn: asyncpg.Connection, filters: dict[str, Any], limit: int, after: PageAfter | None
+) -> tuple[list[Ticket], PageAfter | None]:
+    """A page of tickets by column, newest first within each, and where the next page
+    starts (None on the last)."""
     clauses, args = [], []
     for column in ("status", "priority", "assigned_to", "machine_id"):
         if filters.get(column) is not None:
             args.append(filters[column])
             clauses.append(f"t.{column} = ${len(args)}")
+    if after is not None:
+        args += [list(Status).index(after[0]), after[1]]
+        rank, last = f"${len(args) - 1}", f"${len(args)}"
+        clauses.append(f"({_RANK} > {rank} OR ({_RANK} = {rank} AND t.id < {last}))")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    rows = await conn.fetch(TICKET_SELECT + where + " ORDER BY t.id", *args)
-    return [ticket_from_row(row) for row in rows]
+    args.append(limit + 1)  # one more says whether a next page exists
+    order = f" ORDER BY {_RANK}, t.id DESC LIMIT ${len(args)}"
+    rows = await conn.fetch(TICKET_SELECT + where + order, *args)
+    tickets = [ticket_from_row(row) for row in rows[:limit]]
+    more = len(rows) > limit
+    return tickets, (tickets[-1].status, tickets[-1].id) if more else None

@@ -5,20 +5,48 @@ Only the stable hooks of the contract (section 6) are relied on for assertions."
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 import pytest
 from playwright.async_api import expect
 
 from tests.e2e.browser import WAIT_MS, Contexts, card_in, new_ticket, signed_in
+from tests.faults.proxy import Proxy
 from tests.gateway_process import GatewayProcess, open_stream
 from tests.helpers import api, eventually
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 STATUSES = ["received", "diagnostic", "in_progress", "waiting_parts", "completed", "archived"]
+OPEN, CLOSED = STATUSES[:4], STATUSES[4:]
+CLOSED_PAGE = 20  # cards a closed column shows before "Show older" (web/board.js)
+
+
+async def tickets_page(
+    session: aiohttp.ClientSession,
+    gateway: GatewayProcess,
+    token: str,
+    status: str,
+    limit: int,
+    cursor: str | None = None,
+) -> Any:
+    query = {"status": status, "limit": limit} | ({"cursor": cursor} if cursor else {})
+    return await api(session, gateway, token, "GET", f"/api/tickets?{urlencode(query)}")
+
+
+async def column(
+    session: aiohttp.ClientSession, gateway: GatewayProcess, token: str, status: str
+) -> list[Any]:
+    """Every card of a column, page after page."""
+    cards, cursor = [], None
+    while True:
+        page = await tickets_page(session, gateway, token, status, 500, cursor)
+        cards += page["tickets"]
+        if (cursor := page["next_cursor"]) is None:
+            return cards
 
 
 async def test_login_renders_board(
@@ -30,12 +58,33 @@ async def test_login_renders_board(
     page = await signed_in(contexts, gateway)
     for status in STATUSES:
         await expect(page.locator(f"[data-status={status}]")).to_have_count(1, timeout=WAIT_MS)
-    tickets = await api(session, gateway, tokens["tech1"], "GET", "/api/tickets")
+    token = tokens["tech1"]
+    tickets = [t for status in OPEN for t in await column(session, gateway, token, status)]
+    for status in CLOSED:  # the latest cards only
+        tickets += (await tickets_page(session, gateway, token, status, CLOSED_PAGE))["tickets"]
     assert tickets, "the demo data has tickets"
     cards = page.locator("[data-status] [data-ticket-id]")
     await expect(cards).to_have_count(len(tickets), timeout=WAIT_MS)
     for ticket in tickets:
         await expect(card_in(page, ticket["status"], ticket["id"])).to_have_count(1)
+
+
+async def test_older_closed_cards_load_on_demand(
+    contexts: Contexts, gateway: GatewayProcess, db: Any
+) -> None:
+    ids = await db.fetch(
+        "INSERT INTO tickets (ticket_id, title, machine_id, priority, status, reported_by,"
+        " closed_at) SELECT 'T-1999-' || gen_random_uuid(), 'Done long ago ' || n, 1, 'low',"
+        " 'completed', 1, now() FROM generate_series(1, $1) AS n RETURNING id",
+        CLOSED_PAGE + 5,
+    )
+    page = await signed_in(contexts, gateway)
+    completed = page.locator('[data-status="completed"] [data-ticket-id]')
+    await expect(completed).to_have_count(CLOSED_PAGE, timeout=WAIT_MS)  # the newest: ours
+    await page.locator('[data-more="completed"]').click()
+    for row in ids:
+        await expect(card_in(page, "completed", row["id"])).to_have_count(1, timeout=WAIT_MS)
+    assert await completed.count() > CLOSED_PAGE
 
 
 async def test_board_is_live(
@@ -133,55 +182,6 @@ async def test_badges_follow_across_pages(
     await expect(notifications_badge).to_have_text("0", timeout=WAIT_MS)
 
 
-class DroppingProxy:
-    """A TCP proxy in front of the gateway that can cut every connection, as a flaky
-    shop-floor network does: `drop()` closes all and refuses new ones until `restore()`."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.up = True
-        self.writers: set[asyncio.StreamWriter] = set()
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> str:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.up:
-            writer.close()
-            return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
-        self.writers |= {writer, up_writer}
-
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-            try:
-                while data := await source.read(65536):
-                    sink.write(data)
-                    await sink.drain()
-            except (ConnectionError, OSError):
-                pass
-            finally:
-                sink.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self.writers -= {writer, up_writer}
-
-    def drop(self) -> None:
-        self.up = False
-        for writer in list(self.writers):
-            writer.transport.abort()
-
-    def restore(self) -> None:
-        self.up = True
-
-    async def close(self) -> None:
-        self.drop()
-        assert self.server is not None
-        self.server.close()
-        await self.server.wait_closed()
-
-
 class Via:
     """Stands in for a GatewayProcess, with the proxy's address."""
 
@@ -195,19 +195,20 @@ async def test_resume_after_forced_disconnect(
     session: aiohttp.ClientSession,
     tokens: dict[str, str],
 ) -> None:
-    proxy = DroppingProxy(gateway.port)
-    via = Via(await proxy.start())
+    proxy = Proxy("127.0.0.1", gateway.port)
+    await proxy.start()
+    via = Via(f"http://127.0.0.1:{proxy.port}")
     try:
         page = await signed_in(contexts, via)  # type: ignore[arg-type]
         await page.wait_for_load_state("networkidle")
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
 
-        proxy.drop()
+        await proxy.refuse()
         ticket = await new_ticket(session, gateway, tokens, "Created while the network was down")
         await page.wait_for_timeout(300)
         await expect(page.locator(f'[data-ticket-id="{ticket["id"]}"]')).to_have_count(0)
-        proxy.restore()
+        await proxy.start()
 
         await expect(card_in(page, "received", ticket["id"])).to_have_count(1, timeout=WAIT_MS)
         await expect(page.locator("#live-status")).to_have_attribute(
@@ -220,7 +221,7 @@ async def test_resume_after_forced_disconnect(
             f"the card came from a refetch, not from the resumed stream: {refetches}"
         )
     finally:
-        await proxy.close()
+        await proxy.stop()
 
 
 async def test_installable(

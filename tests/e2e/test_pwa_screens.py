@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -121,7 +122,8 @@ async def test_report_a_problem(
         toast = page.locator("#toasts .toast", has_text="Ticket created").last
         await expect(toast).to_contain_text(title, timeout=WAIT_MS)
 
-        tickets = await api(session, gateway, tokens["operator"], "GET", "/api/tickets")
+        path = "/api/tickets?status=received"  # the newest first: this one on the first page
+        tickets = (await api(session, gateway, tokens["operator"], "GET", path))["tickets"]
         [created] = [t for t in tickets if title in t["title"]]
         await expect(card_in(page, "received", created["id"])).to_have_count(1, timeout=WAIT_MS)
         await toast.get_by_role("button", name="Open").click()
@@ -231,12 +233,12 @@ async def test_preferences(
     await expect(rows).to_have_count(12, timeout=WAIT_MS)  # the technician's types
     await expect(page.locator("#preferences-rows tr[data-type=user_registered]")).to_have_count(0)
     await expect(page.locator('input[name="push:new_message"]')).to_be_checked()
-    await expect(page.locator('input[name="push:ticket_closed"]')).not_to_be_checked()
+    await expect(page.locator('input[name="push:role_changed"]')).not_to_be_checked()
     await expect(page.locator("#dnd-start")).to_have_value("22:00")
     await expect(page.locator("#dnd-timezone")).to_have_value("UTC")
 
     try:
-        await page.locator('input[name="push:ticket_closed"]').check()
+        await page.locator('input[name="push:role_changed"]').check()
         await page.locator("#dnd-enabled").check()
         await page.locator("#dnd-start").fill("21:30")
         await page.locator("#preferences-form button[type=submit]").click()
@@ -244,11 +246,11 @@ async def test_preferences(
         prefs = await api(
             session, gateway, tokens["tech1"], "GET", "/api/notifications/preferences"
         )
-        assert prefs["types"]["ticket_closed"] == {"push": True, "inapp": True}
+        assert prefs["types"]["role_changed"] == {"push": True, "inapp": True}
         assert (prefs["dnd"]["enabled"], prefs["dnd"]["start"]) == (True, "21:30")
     finally:
         restore = {
-            "types": {"ticket_closed": {"push": False}},
+            "types": {"role_changed": {"push": False}},
             "dnd": {"enabled": False, "start": "22:00"},
         }
         await api(
@@ -274,7 +276,10 @@ async def test_admin_broadcast_and_statistics(
     await expect(toast).to_contain_text("Assemble at gate 2", timeout=WAIT_MS)
 
 
-async def test_demo_logins_and_sign_out(contexts: Contexts, gateway: GatewayProcess) -> None:
+async def test_demo_logins_and_sign_out(
+    contexts: Contexts, spare_gateway: Callable[..., GatewayProcess]
+) -> None:
+    gateway = spare_gateway("gw-demo", DEMO_MODE="1")  # what `make run` starts; off by default
     context = await contexts.open()
     page = await context.new_page()
     await page.goto(gateway.url + "/")

@@ -181,16 +181,26 @@ async def test_user_never_sees_anothers_notifications(
     users: dict[str, int],
 ) -> None:
     spy = await open_stream(session, gateway.url, tokens["operator"])
+    owner = await open_stream(session, gateway.url, tokens["tech1"])
     await spy.next_event()
+    await owner.next_event()
     ticket = await new_ticket(
         session, gateway, tokens, assignee=users["tech1"], title="private to tech1"
     )
-    seen = await spy.events_until(
-        lambda e: e.event == "ticket_created" and e.data["data"]["ticket"]["id"] == ticket["id"]
+    await owner.events_until(
+        lambda e: e.event == "ticket_assigned" and e.data["data"]["ticket_id"] == ticket["id"]
     )
-    await asyncio.sleep(0.5)
-    assert not any(e.data.get("notification_id") for e in seen)
+    # A notification of the spy's own, written after tech1's arrived: tech1's, had it leaked
+    # into the spy's stream, would come before it.
+    body = {"message_type": "private", "recipient_id": users["operator"], "content": "marker"}
+    marker = await api(session, gateway, tokens["admin"], "POST", "/api/messages", body)
+    seen = await spy.events_until(
+        lambda e: e.event == "new_message" and e.data["data"]["message_id"] == marker["id"]
+    )
+    personal = [(e.event, e.data["data"]) for e in seen if e.data.get("notification_id")]
+    assert [event for event, _ in personal] == ["new_message"], personal
     spy.response.close()
+    owner.response.close()
 
 
 async def test_several_connections_of_one_user_each_get_everything(

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import re
+import threading
 import time
+import uuid
+from dataclasses import replace
 from typing import Any
 
 import jwt
 import pytest
 
+from gateway.api import auth
+from gateway.api.app import create_app
 from gateway.config import Settings
+from gateway.keys import Keys
+from gateway.services import credentials
 from tests.helpers import PASSWORD, bearer
+from tests.push_fixtures import Device, PushEmulator
 
 
 async def test_login_sets_a_strict_httponly_cookie(client: Any) -> None:
@@ -86,10 +94,86 @@ async def test_every_api_route_needs_a_token(app: Any) -> None:
             assert response.status_code == 401, (method, path)
 
 
-async def test_logout_clears_cookie(client: Any, tokens: dict[str, str]) -> None:
-    response = await client.post("/api/auth/logout", headers=bearer(tokens["operator"]))
+async def login(client: Any, email: str = "operator@example.com") -> str:
+    response = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200
+    return str((await response.get_json())["token"])
+
+
+async def test_logout_ends_that_session_everywhere_and_only_it(client: Any) -> None:
+    phone, desktop = await login(client), await login(client)
+    assert phone != desktop  # every login is a session of its own
+    response = await client.post("/api/auth/logout", headers=bearer(phone))
     assert response.status_code == 200
     assert "floorbell_session=;" in response.headers["Set-Cookie"]
+    for presented in (bearer(phone), {"Cookie": f"floorbell_session={phone}"}):
+        refused = await client.get("/api/auth/me", headers=presented)
+        assert refused.status_code == 401
+        assert (await refused.get_json())["error"]["code"] == "unauthorized"
+    assert (await client.get("/api/auth/me", headers=bearer(desktop))).status_code == 200
+    again = await client.post("/api/auth/logout", headers=bearer(phone))
+    assert again.status_code == 401
+
+
+async def test_logout_with_an_endpoint_unsubscribes_that_device(
+    client: Any, db: Any, settings: Settings, push_emulator: PushEmulator
+) -> None:
+    token = await login(client, "tech2@example.com")
+    for _ in range(2):
+        browser = await push_emulator.subscribe(settings.vapid_public_key)
+        body = {"subscription": {"endpoint": browser["endpoint"], "keys": Device().keys}}
+        subscribed = await client.post("/api/push/subscribe", json=body, headers=bearer(token))
+        assert subscribed.status_code in (200, 201)
+    endpoints = {row["endpoint"] for row in await db.fetch(
+        "SELECT endpoint FROM push_subscriptions WHERE user_id = $1", await user_id_of(db, token)
+    )}  # fmt: skip
+    assert len(endpoints) >= 2
+    gone = next(iter(endpoints))
+    response = await client.post("/api/auth/logout", json={"endpoint": gone}, headers=bearer(token))
+    assert response.status_code == 200
+    left = await db.fetch("SELECT endpoint FROM push_subscriptions WHERE endpoint = ANY($1)",
+                          list(endpoints))  # fmt: skip
+    assert {row["endpoint"] for row in left} == endpoints - {gone}
+
+
+async def user_id_of(db: Any, token: str) -> int:
+    return int(jwt.decode(token, options={"verify_signature": False})["sub"])
+
+
+async def test_login_counters_always_expire(client: Any, redis: Any, settings: Settings) -> None:
+    email = f"nobody-{uuid.uuid4().hex}@example.com"
+    counter = Keys(settings.redis_prefix).login_attempts(f"email:{email}")
+    await redis.set(counter, 4)  # as a crash between INCR and EXPIRE once left it
+    await client.post("/api/auth/login", json={"email": email, "password": "wrong"})
+    assert await redis.get(counter) == b"5"
+    assert 0 < await redis.ttl(counter) <= 60
+    fresh = f"other-{uuid.uuid4().hex}@example.com"
+    await client.post("/api/auth/login", json={"email": fresh, "password": "wrong"})
+    assert 0 < await redis.ttl(Keys(settings.redis_prefix).login_attempts(f"email:{fresh}")) <= 60
+
+
+async def test_too_many_attempts_are_429(settings: Settings, db: Any) -> None:
+    prefix = f"limit-{uuid.uuid4().hex[:8]}:"  # counters of its own, the address's included
+    app = create_app(replace(settings, login_attempts_per_minute=2, redis_prefix=prefix))
+    body = {"email": f"limited-{uuid.uuid4().hex}@example.com", "password": "wrong"}
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        codes = [(await client.post("/api/auth/login", json=body)).status_code for _ in range(3)]
+    assert codes == [401, 401, 429]
+
+
+async def test_passwords_are_verified_off_the_event_loop(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[threading.Thread] = []
+
+    def verify(stored: str | None, password: str) -> bool:
+        threads.append(threading.current_thread())
+        return credentials.verify_password(stored, password)
+
+    monkeypatch.setattr(auth, "verify_password", verify)
+    await login(client)
+    assert threads and threading.main_thread() not in threads
 
 
 async def test_a_demotion_takes_effect_at_once(

@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.keys import Keys
-from tests.helpers import bearer, eventually
+from tests.helpers import bearer, eventually, fresh_user, token_for
 
 
 async def _assign_new_ticket(client: Any, tokens: dict[str, str], assignee: int) -> dict[str, Any]:
@@ -43,40 +43,48 @@ async def test_notification_lands_in_the_assignees_inbox_only(
     assert not await _about(client, tokens["supervisor"], ticket["id"])  # the actor
 
 
+async def _unread_counts(redis: Redis, stream: str) -> list[dict[str, int]]:
+    """The `unread_count` events of a user's stream, in order."""
+    return [
+        json.loads(fields[b"e"])["data"]
+        for _, fields in await redis.xrange(stream)
+        if fields[b"t"] == b"unread_count"
+    ]
+
+
 async def test_read_updates_counts_on_every_device(
     client: Any,
     tokens: dict[str, str],
-    users: dict[str, int],
     worker: None,
     redis: Redis,
     settings: Settings,
     db: Any,
 ) -> None:
-    ticket = await _assign_new_ticket(client, tokens, users["tech1"])
+    """A person of one's own, so the counts are known: 1 unread once assigned, 0 once read;
+    the stream every device follows says both, in that order."""
+    tech = await fresh_user(db)
+    token = token_for(settings.jwt_secret, tech)
+    ticket = await _assign_new_ticket(client, tokens, tech)
+    stream = Keys(settings.redis_prefix).user_stream(tech)
 
-    found = await eventually(lambda: _about(client, tokens["tech1"], ticket["id"], "?unread=true"))
-    item = found[0]
-    stream = Keys(settings.redis_prefix).user_stream(users["tech1"])
-    position = (await redis.xrevrange(stream, count=1))[0][0].decode()
-    before = await db.fetchval(
-        "SELECT count(*) FROM notifications WHERE user_id = $1 AND read_at IS NULL", users["tech1"]
-    )
-    response = await client.post(
-        f"/api/notifications/{item['id']}/read", headers=bearer(tokens["tech1"])
-    )
+    async def told_of_one() -> bool:
+        return [c["notifications"] for c in await _unread_counts(redis, stream)] == [1]
+
+    assert await eventually(told_of_one)
+    [item] = await _about(client, token, ticket["id"], "?unread=true")
+    response = await client.post(f"/api/notifications/{item['id']}/read", headers=bearer(token))
     assert (await response.get_json()) == {"updated": 1}
-    after = (
-        await (
-            await client.get("/api/notifications/unread-count", headers=bearer(tokens["tech1"]))
-        ).get_json()
-    )["count"]
-    assert after <= before - 1
+    count = await client.get("/api/notifications/unread-count", headers=bearer(token))
+    assert await count.get_json() == {"count": 0}
 
-    async def badge_update() -> bool:
-        later = await redis.xrange(stream, min=f"({position}")
-        return any(fields[b"t"] == b"unread_count" for _, fields in later)
+    async def told_of_none() -> list[int]:
+        return [c["notifications"] for c in await _unread_counts(redis, stream)]
 
-    assert await eventually(badge_update)  # every device of tech1 hears the new count
+    assert await eventually(lambda: _equals(told_of_none, [1, 0]))
+
+
+async def _equals(probe: Any, expected: Any) -> bool:
+    return bool(await probe() == expected)
 
 
 async def test_others_notifications_are_404(
@@ -124,18 +132,18 @@ async def test_read_all_and_bad_input(client: Any, tokens: dict[str, str]) -> No
 async def test_inapp_off_keeps_the_inbox_but_sends_no_live_toast(
     client: Any,
     tokens: dict[str, str],
-    users: dict[str, int],
     worker: None,
     redis: Redis,
     settings: Settings,
+    db: Any,
 ) -> None:
+    operator = await fresh_user(db, "operator")
+    headers = bearer(token_for(settings.jwt_secret, operator, "operator"))
     off = {"types": {"comment_added": {"inapp": False}}}
-    response = await client.put(
-        "/api/notifications/preferences", json=off, headers=bearer(tokens["operator"])
-    )
+    response = await client.put("/api/notifications/preferences", json=off, headers=headers)
     assert response.status_code == 200
     created = await client.post(
-        "/api/tickets", json={"title": "Quiet", "machine_id": 1}, headers=bearer(tokens["operator"])
+        "/api/tickets", json={"title": "Quiet", "machine_id": 1}, headers=headers
     )
     ticket = await created.get_json()
     await client.post(
@@ -143,12 +151,50 @@ async def test_inapp_off_keeps_the_inbox_but_sends_no_live_toast(
         json={"body": "Checked"},
         headers=bearer(tokens["tech1"]),
     )
-
-    notification = (await eventually(lambda: _about(client, tokens["operator"], ticket["id"])))[0]
+    notification = (await eventually(lambda: _about(client, headers["Authorization"][7:],
+                                                    ticket["id"])))[0]  # fmt: skip
     assert notification["type"] == "comment_added"
-    stream = Keys(settings.redis_prefix).user_stream(users["operator"])
-    entries = await redis.xrange(stream)
-    live_ids = [json.loads(f[b"e"]).get("notification_id") for _, f in entries]
-    assert notification["id"] not in live_ids
-    on = {"types": {"comment_added": {"inapp": True}}}
-    await client.put("/api/notifications/preferences", json=on, headers=bearer(tokens["operator"]))
+    # A message written after the comment is routed after it: once it is on the stream,
+    # the comment's toast would be there too, had it been sent.
+    body = {"message_type": "private", "recipient_id": operator, "content": "marker"}
+    sent = await client.post("/api/messages", json=body, headers=bearer(tokens["admin"]))
+    marker = (await sent.get_json())["id"]
+    stream = Keys(settings.redis_prefix).user_stream(operator)
+
+    async def live() -> list[dict[str, Any]]:
+        entries = [json.loads(f[b"e"]) for _, f in await redis.xrange(stream)]
+        shown = [e for e in entries if e.get("notification_id")]
+        return shown if any(e["data"].get("message_id") == marker for e in shown) else []
+
+    shown = await eventually(live)
+    assert [e["type"] for e in shown] == ["new_message"]
+    assert notification["id"] not in [e["notification_id"] for e in shown]
+
+
+async def test_before_pages_back_through_the_inbox(
+    client: Any, tokens: dict[str, str], worker: None, settings: Settings, db: Any
+) -> None:
+    tech = await fresh_user(db)
+    headers = bearer(token_for(settings.jwt_secret, tech))
+    for _ in range(5):
+        await _assign_new_ticket(client, tokens, tech)
+
+    async def all_five() -> list[dict[str, Any]]:
+        found = await _inbox(client, headers["Authorization"][7:], "?limit=50")
+        return found if len(found) == 5 else []
+
+    everything = [n["id"] for n in await eventually(all_five)]
+    assert everything == sorted(everything, reverse=True)  # newest first
+    pages, before = [], None
+    while True:
+        query = f"?limit=2{f'&before={before}' if before else ''}"
+        page = [n["id"] for n in await _inbox(client, headers["Authorization"][7:], query)]
+        if not page:
+            break
+        pages.append(page)
+        before = page[-1]
+    assert pages == [everything[0:2], everything[2:4], everything[4:5]]
+    unread_first = await _inbox(
+        client, headers["Authorization"][7:], f"?unread=true&before={everything[1]}"
+    )
+    assert [n["id"] for n in unread_first] == everything[2:]

@@ -21,7 +21,7 @@ from gateway.keys import Keys
 from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database
 from gateway.pipeline.relay import OutboxRelay
-from gateway.services.outbox import OUTBOX_CHANNEL, UnitOfWork, WakeHints
+from gateway.services.outbox import UnitOfWork, WakeHints
 from tests.helpers import bearer, eventually, stream_events
 
 
@@ -219,58 +219,3 @@ async def test_two_relays_append_each_event_once(
         await redis.aclose()
         await pool.close()
         drop_database(url)
-
-
-async def _relay_with_listener(
-    own_redis: DisposableRedis, own_database: str, writes: list[float], hints: WakeHints
-) -> tuple[int, list[str]]:
-    """Commit a write at each offset of `writes` (seconds after the first), sharing `hints`,
-    with a relay whose poll is a minute away: how many hints went out, and what the relay
-    published within 5 seconds."""
-    keys = Keys(f"hints-{uuid.uuid4().hex[:6]}:")
-    pool = await create_pool(own_database)
-    redis = Redis.from_url(own_redis.url)
-    listener = await asyncpg.connect(own_database)
-    heard: list[object] = []
-    stop = asyncio.Event()
-    task = asyncio.create_task(OutboxRelay(own_database, redis, keys, poll_s=60).run(stop))
-    try:
-        await _write(pool, "first")  # hinted: once published, the relay leads and listens
-        await eventually(lambda: _count(redis, keys, 1), 10)
-        await asyncio.sleep(0.1)  # the relay has gone quiet, waiting for a hint
-        await listener.add_listener(OUTBOX_CHANNEL, lambda *args: heard.append(args))
-        started = asyncio.get_running_loop().time()
-        for index, offset in enumerate(writes):
-            await asyncio.sleep(max(0.0, started + offset - asyncio.get_running_loop().time()))
-            await _write(pool, f"w-{index}", hints)
-        await eventually(lambda: _count(redis, keys, 1 + len(writes)), 5)
-        events = await stream_events(redis, keys.domain_stream)
-        return len(heard), [e["data"]["keys"][0] for e in events[1:]]
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await listener.close()
-        await redis.aclose()
-        await pool.close()
-
-
-async def test_writes_without_a_hint_are_published_without_waiting_for_the_poll(
-    own_redis: DisposableRedis, own_database: str
-) -> None:
-    """Only the first of these writes hints the relay; the others follow every 5 ms, and
-    the relay, reading on while they keep coming, publishes them all (its poll would take
-    a minute)."""
-    heard, published = await _relay_with_listener(
-        own_redis, own_database, [i * 0.005 for i in range(20)], WakeHints(every_s=60)
-    )
-    assert heard == 1
-    assert published == [f"w-{i}" for i in range(20)]
-
-
-async def test_a_burst_of_writes_sends_few_hints(
-    own_redis: DisposableRedis, own_database: str
-) -> None:
-    """NOTIFY takes a database-wide lock at commit: back-to-back writes share a hint."""
-    heard, published = await _relay_with_listener(own_redis, own_database, [0.0] * 40, WakeHints())
-    assert 1 <= heard <= 20
-    assert published == [f"w-{i}" for i in range(40)]

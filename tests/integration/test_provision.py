@@ -25,6 +25,7 @@ import redis
 from redis.asyncio import Redis
 
 from gateway.ops.provision import (
+    EMBEDDED_ONLY,
     database_name,
     drop_database,
     ensure_database,
@@ -49,16 +50,17 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embedded]:
     data_dir = tmp_path_factory.mktemp("embedded")
     logs: list[str] = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("DATABASE_URL", raising=False)
-        patch.delenv("REDIS_URL", raising=False)
+        for name in ("DATABASE_URL", "REDIS_URL", EMBEDDED_ONLY):
+            patch.delenv(name, raising=False)
         with provision(data_dir, logs.append, local_pg=CLOSED, local_redis=CLOSED) as env:
             yield Embedded(data_dir, env, logs)
 
 
 @pytest.fixture
 def no_env_urls(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    monkeypatch.delenv("REDIS_URL", raising=False)
+    """As on a machine that has set nothing (this module tests each choice itself)."""
+    for name in ("DATABASE_URL", "REDIS_URL", EMBEDDED_ONLY):
+        monkeypatch.delenv(name, raising=False)
 
 
 def address(url: str) -> tuple[str, int]:
@@ -138,7 +140,7 @@ def test_answering_local_servers_are_used(
 
 
 def test_environment_urls_win_and_database_is_created(
-    embedded: Embedded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    embedded: Embedded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_env_urls: None
 ) -> None:
     database_url = replace_database(embedded.env["DATABASE_URL"], f"fb_env_{uuid.uuid4().hex}")
     redis_url = embedded.env["REDIS_URL"].replace("/0", "/3")
@@ -155,6 +157,22 @@ def test_environment_urls_win_and_database_is_created(
     assert logs[0].startswith("PostgreSQL: using DATABASE_URL from the environment")
     assert logs[1].startswith("Redis: using REDIS_URL from the environment")
     assert not (tmp_path / "pg").exists()
+
+
+def test_embedded_only_ignores_the_environment_and_local_servers(
+    embedded: Embedded, monkeypatch: pytest.MonkeyPatch, no_env_urls: None
+) -> None:
+    monkeypatch.setenv(EMBEDDED_ONLY, "1")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/elsewhere")
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    pg, rd = address(embedded.env["DATABASE_URL"]), address(embedded.env["REDIS_URL"])
+    logs: list[str] = []
+    with provision(embedded.data_dir, logs.append, local_pg=pg, local_redis=rd) as env:
+        assert env == embedded.env  # the embedded pair, though a local pair answers
+    assert logs[0] == f"PostgreSQL: {EMBEDDED_ONLY} is set, sharing the embedded one under " + (
+        f"{embedded.data_dir / 'pg'} (process {os.getpid()} started it)"
+    )
+    assert logs[2].startswith(f"Redis: {EMBEDDED_ONLY} is set, sharing the embedded one")
 
 
 def test_nested_provision_shares_and_leaves_servers_running(

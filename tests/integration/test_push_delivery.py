@@ -30,7 +30,8 @@ from tests.helpers import (
 )
 from tests.push_fixtures import PushEmulator
 
-SETTLE_S = 1.8  # longer than the grace period: what has not arrived by then never will
+# No "wait, then assert nothing came": a push that must not be sent is checked against a
+# marker push that must come after it, so a late push fails the test instead of passing.
 
 
 class Person:
@@ -162,10 +163,10 @@ async def test_an_offline_assignee_gets_one_push_per_device_at_once(
     assert [a["action"] for a in push["actions"]] == ["view", "acknowledge"]
     assert push["tag"] == f"ticket-{ticket_id}" and push["icon"] == "/icons/icon-192.png"
     await wait_for_pushes(push_emulator, tech, 1, device=1)
-    await asyncio.sleep(SETTLE_S)
-    assert (
-        len(await pushes(push_emulator, tech, 0)) == len(await pushes(push_emulator, tech, 1)) == 1
-    )
+    marker = await assign_new_ticket(client, tokens, tech, "Marker")  # pushed after the first
+    for device in (0, 1):
+        received = await wait_for_pushes(push_emulator, tech, 2, device)
+        assert [p["data"]["ticket_id"] for p in received] == [ticket_id, marker], device
     sent = await db.fetchval(
         "SELECT count(*) FROM push_logs WHERE notification_id = $1 AND status = 'sent'",
         notification_id,
@@ -182,10 +183,10 @@ async def test_an_offline_person_gets_exactly_one_push_per_notification(
     ticket_id = await reported_ticket(client, reporter)
     for n in range(3):
         await comment(client, tokens, ticket_id, f"Checked the bearing, note {n}")
-    received = await wait_for_pushes(push_emulator, reporter, 3)
-    await asyncio.sleep(SETTLE_S)
-    received = await pushes(push_emulator, reporter)
-    inbox = await notification(db, reporter, "comment_added", 3)
+    await wait_for_pushes(push_emulator, reporter, 3)
+    await comment(client, tokens, ticket_id, "Marker: after the three")
+    inbox = await notification(db, reporter, "comment_added", 4)
+    received = await wait_for_pushes(push_emulator, reporter, 4)
     assert sorted(p["data"]["notification_id"] for p in received) == inbox
     assert {p["data"]["type"] for p in received} == {"comment_added"}
 
@@ -203,8 +204,11 @@ async def test_an_online_person_whose_page_acknowledges_gets_no_push(
         seen = await client.post("/api/notifications/seen", json={"ids": [notification_id]},
                                  headers=reporter.headers)  # fmt: skip
         assert seen.status_code == 200
-        await asyncio.sleep(SETTLE_S)
-    assert await pushes(push_emulator, reporter) == []
+        # The marker, left unacknowledged, is pushed once its grace ends: after the first's.
+        await comment(client, tokens, ticket_id, "Marker: nobody looks at this one")
+        [_, marker] = await notification(db, reporter, "comment_added", 2)
+        received = await wait_for_pushes(push_emulator, reporter, 1)
+    assert [p["data"]["notification_id"] for p in received] == [marker]
     assert (
         await db.fetchval(
             "SELECT count(*) FROM push_logs WHERE notification_id = $1", notification_id
@@ -232,12 +236,21 @@ async def test_a_critical_notification_is_pushed_at_once_even_online(
     client: Any, db: asyncpg.Pool, redis: Redis, settings: Settings, tokens: dict[str, str],
     push_emulator: PushEmulator, worker: None,
 ) -> None:  # fmt: skip
+    """Order, not timing: a comment written before the second assignment waits out its
+    grace (its person is online); the critical assignment does not, so it comes first."""
     tech = await person(client, db, settings, push_emulator)
+    await set_prefs(client, tech, {"types": {"comment_added": {"push": True}}})
     async with online(redis, settings, tech):
-        await assign_new_ticket(client, tokens, tech)
+        first = await assign_new_ticket(client, tokens, tech)
         await wait_for_pushes(push_emulator, tech, 1)
-    [notification_id] = await notification(db, tech, "ticket_assigned")
-    assert await push_delay_s(db, notification_id) < settings.push_grace_s
+        await comment(client, tokens, first, "Waits for the grace")
+        second = await assign_new_ticket(client, tokens, tech, "Critical, after the comment")
+        received = await wait_for_pushes(push_emulator, tech, 3)
+    assert [(p["data"]["type"], p["data"]["ticket_id"]) for p in received] == [
+        ("ticket_assigned", first),
+        ("ticket_assigned", second),
+        ("comment_added", first),
+    ]
 
 
 async def test_the_previous_assignee_of_a_reassignment_is_never_pushed(
@@ -254,8 +267,12 @@ async def test_the_previous_assignee_of_a_reassignment_is_never_pushed(
     [push] = await wait_for_pushes(push_emulator, after, 1)
     assert push["data"]["type"] == "ticket_reassigned"
     await notification(db, before, "ticket_reassigned")  # told in the app...
-    await asyncio.sleep(SETTLE_S)
-    assert len(await pushes(push_emulator, before)) == 1  # ... but not pushed
+    marker = await assign_new_ticket(client, tokens, before, "Marker")
+    received = await wait_for_pushes(push_emulator, before, 2)
+    assert [(p["data"]["type"], p["data"]["ticket_id"]) for p in received] == [
+        ("ticket_assigned", ticket_id),
+        ("ticket_assigned", marker),
+    ]  # ... but not pushed
 
 
 async def test_a_type_turned_off_is_not_pushed(
@@ -263,11 +280,13 @@ async def test_a_type_turned_off_is_not_pushed(
     push_emulator: PushEmulator, worker: None,
 ) -> None:  # fmt: skip
     tech = await person(client, db, settings, push_emulator)
-    await set_prefs(client, tech, {"types": {"ticket_assigned": {"push": False}}})
-    await assign_new_ticket(client, tokens, tech)
+    await set_prefs(client, tech, {"types": {"ticket_assigned": {"push": False},
+                                             "comment_added": {"push": True}}})  # fmt: skip
+    ticket_id = await assign_new_ticket(client, tokens, tech)
     await notification(db, tech, "ticket_assigned")
-    await asyncio.sleep(SETTLE_S)
-    assert await pushes(push_emulator, tech) == []
+    await comment(client, tokens, ticket_id, "Marker: a type still pushed")
+    received = await wait_for_pushes(push_emulator, tech, 1)
+    assert [p["data"]["type"] for p in received] == ["comment_added"]
 
 
 async def test_a_gone_subscription_is_removed(
@@ -322,17 +341,17 @@ async def test_quiet_hours_hold_pushes_then_send_one_digest(
 
     assert await eventually(all_held, 10)
     await client.post("/api/notifications/seen", json={"ids": ids[:1]}, headers=tech.headers)
-    await asyncio.sleep(SETTLE_S)
-    assert await pushes(push_emulator, tech) == []
 
-    # Quiet hours end (here: switched off), and the digest follows within the check interval.
+    # Quiet hours end (here: switched off), and the digest follows within the check interval:
+    # the first push of all, so none was sent during the quiet hours.
     await set_prefs(client, tech, {"dnd": {"enabled": False}})
     [digest] = await wait_for_pushes(push_emulator, tech, 1)
     assert digest["title"] == "2 notifications while you were away"  # the seen one is left out
     assert digest["data"]["url"] == "/" and digest["data"]["type"] == "digest"
     assert "Oil on the floor" in digest["body"] and "Conveyor jam" not in digest["body"]
-    await asyncio.sleep(SETTLE_S)
-    assert len(await pushes(push_emulator, tech)) == 1
+    marker = await assign_new_ticket(client, tokens, tech, "Marker after the digest")
+    received = await wait_for_pushes(push_emulator, tech, 2)
+    assert [p["data"].get("ticket_id") for p in received] == [None, marker]  # one digest
 
 
 async def test_critical_pushes_pierce_quiet_hours_when_allowed(

@@ -35,6 +35,12 @@ async def test_rows_past_their_retention_go_and_only_they(
     await db.execute(
         "UPDATE outbox SET created_at = now() - interval '3 days' WHERE event_type = $1", mark
     )
+    await db.execute(
+        "INSERT INTO revoked_tokens (digest, expires_at) VALUES"
+        " (($1 || '-old')::bytea, now() - interval '1 minute'),"
+        " (($1 || '-new')::bytea, now() + interval '1 hour')",
+        mark,
+    )
 
     deleted = await trim_tables(db, settings)
 
@@ -45,3 +51,9 @@ async def test_rows_past_their_retention_go_and_only_they(
     assert [row["key"] for row in keys] == [f"{mark}-new"]
     logs = await db.fetchval("SELECT count(*) FROM push_logs WHERE endpoint = $1", mark)
     assert logs == 1
+    revoked = await db.fetch(
+        "SELECT digest FROM revoked_tokens WHERE digest IN (($1 || '-old')::bytea,"
+        " ($1 || '-new')::bytea)",
+        mark,
+    )
+    assert [bytes(row["digest"]) for row in revoked] == [f"{mark}-new".encode()]

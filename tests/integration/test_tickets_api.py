@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -131,7 +132,8 @@ async def test_unknown_ticket_is_404(client: Any, tokens: dict[str, str]) -> Non
 
 async def test_filters(client: Any, tokens: dict[str, str], users: dict[str, int]) -> None:
     mine = await client.get("/api/tickets?assigned_to=me", headers=bearer(tokens["tech1"]))
-    assert all(t["assigned_to"] == users["tech1"] for t in await mine.get_json())
+    found = (await mine.get_json())["tickets"]
+    assert found and all(t["assigned_to"] == users["tech1"] for t in found)
     bad = await client.get("/api/tickets?status=nope", headers=bearer(tokens["tech1"]))
     assert bad.status_code == 422
 
@@ -172,3 +174,85 @@ async def test_values_postgres_cannot_store_are_4xx(
     )
     assert 400 <= response.status_code < 500
     assert await db.fetchval("SELECT count(*) FROM tickets") == before
+
+
+async def _machine(client: Any, token: str) -> int:
+    response = await client.post(
+        "/api/machines", json={"name": f"Pager {uuid.uuid4().hex[:8]}"}, headers=bearer(token)
+    )
+    assert response.status_code == 201
+    return int((await response.get_json())["id"])
+
+
+async def test_the_board_comes_in_pages_by_column_newest_first(
+    client: Any, tokens: dict[str, str]
+) -> None:
+    admin = bearer(tokens["admin"])
+    machine = await _machine(client, tokens["admin"])
+    made: dict[str, list[int]] = {"received": [], "in_progress": [], "completed": []}
+    for status in ["completed", "received", "in_progress", "received", "completed", "received"]:
+        ticket = await (await create(client, tokens["admin"], machine_id=machine)).get_json()
+        if status != "received":
+            moved = {"status": status}
+            response = await client.put(f"/api/tickets/{ticket['id']}", json=moved, headers=admin)
+            assert response.status_code == 200
+        made[status].append(ticket["id"])
+    expected = [i for status in made for i in sorted(made[status], reverse=True)]
+
+    seen, cursor, pages = [], None, 0
+    while True:
+        query = {"machine_id": machine, "limit": 2} | ({"cursor": cursor} if cursor else {})
+        response = await client.get("/api/tickets", query_string=query, headers=admin)
+        page = await response.get_json()
+        assert set(page) == {"tickets", "next_cursor"} and len(page["tickets"]) <= 2
+        seen += [t["id"] for t in page["tickets"]]
+        pages += 1
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == expected and pages == 3
+
+    completed = await client.get(
+        "/api/tickets",
+        query_string={"machine_id": machine, "status": "completed", "limit": 1},
+        headers=admin,
+    )
+    first = await completed.get_json()
+    assert [t["id"] for t in first["tickets"]] == [max(made["completed"])]
+    assert first["next_cursor"] is not None
+
+
+@pytest.mark.parametrize("cursor", ["nope", "received.", "closed.4", "received.²", "received.-1"])
+async def test_a_cursor_not_given_by_the_list_is_a_422(
+    client: Any, tokens: dict[str, str], cursor: str
+) -> None:
+    response = await client.get(
+        "/api/tickets", query_string={"cursor": cursor}, headers=bearer(tokens["admin"])
+    )
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("title", "Bearing replaced, still noisy"),
+        ("description", "Noise above 1200 rpm"),
+        ("status", "diagnostic"),
+        ("priority", "critical"),
+        ("assigned_to", "tech2"),
+        ("scheduled_date", "2031-05-04T10:00:00+00:00"),
+    ],
+)
+async def test_put_changes_each_field(
+    client: Any, tokens: dict[str, str], users: dict[str, int], field: str, value: str
+) -> None:
+    ticket = await (await create(client, tokens["operator"])).get_json()
+    wanted: Any = users[value] if field == "assigned_to" else value
+    url, admin = f"/api/tickets/{ticket['id']}", bearer(tokens["admin"])
+    response = await client.put(url, json={field: wanted}, headers=admin)
+    assert response.status_code == 200, await response.get_json()
+    changed = await response.get_json()
+    stored = await (await client.get(url, headers=admin)).get_json()
+    for found in (changed, stored):
+        assert found[field] == wanted
+        untouched = {"title", "description", "status", "priority"} - {field}
+        assert {k: found[k] for k in untouched} == {k: ticket[k] for k in untouched}

@@ -13,7 +13,7 @@ import pytest
 from domain.errors import Conflict
 from domain.model import Actor, Role
 from gateway.api.app import create_app
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.services import users as user_service
 from gateway.services.outbox import UnitOfWork
 from tests.helpers import bearer, eventually
@@ -514,8 +514,10 @@ async def test_only_admins_broadcast(
 # Demo logins and docs ------------------------------------------------------------------
 
 
-async def test_demo_logins_without_auth(client: Any) -> None:
-    response = await client.get("/api/demo-logins")
+async def test_demo_logins_without_auth_in_demo_mode(settings: Settings, db: Any) -> None:
+    app = create_app(replace(settings, demo_mode=True))
+    async with app.test_app() as test_app:
+        response = await test_app.test_client().get("/api/demo-logins")
     assert response.status_code == 200
     body = await response.get_json()
     assert body["password"] == "floorbell"
@@ -529,10 +531,16 @@ async def test_demo_logins_without_auth(client: Any) -> None:
     }
 
 
-async def test_no_demo_logins_outside_demo_mode(settings: Settings, db: Any) -> None:
-    app = create_app(replace(settings, demo_mode=False))
-    async with app.test_app() as test_app:
-        response = await test_app.test_client().get("/api/demo-logins")
+def test_demo_mode_is_off_unless_turned_on() -> None:
+    assert Settings.from_env({}).demo_mode is False
+    assert Settings.from_env({"DEMO_MODE": "1"}).demo_mode is True
+    assert Settings.from_env({"DEMO_MODE": "0"}).demo_mode is False
+    with pytest.raises(ConfigError):
+        Settings.from_env({"DEMO_MODE": "maybe"})
+
+
+async def test_no_demo_logins_outside_demo_mode(client: Any) -> None:
+    response = await client.get("/api/demo-logins")  # the session's app: default settings
     assert response.status_code == 404
     assert (await response.get_json())["error"]["code"] == "not_found"
 

@@ -130,6 +130,7 @@ def test_private_message_and_system_events() -> None:
     assert told("role_changed", 1, user_id=5, from_role="operator", to_role="technician") == {
         (5, "role_changed")
     }
+    assert told("settings_changed", None, keys=["x"]) == {(1, "settings_changed")}
     assert told("settings_changed", 1, keys=["x"]) == set()  # the only admin is the actor
     assert told(
         "user_registered", None, user_id=9, email="a@b", full_name="A", role="operator"

@@ -37,6 +37,36 @@ from tests.push_fixtures import fixed_dns
         "https://[::ffff:127.0.0.1]/push",  # IPv4-mapped loopback
         "https://[64:ff9b::a00:1]/push",  # NAT64 of 10.0.0.1
         "https://[2002:a00:1::]/push",  # 6to4 of 10.0.0.1
+        # Every other spelling of an address that is not globally routable:
+        "https://[64:ff9b:1::a00:1]/push",  # local-use NAT64
+        "https://[64:ff9b:1::808:808]/push",  # ... whatever IPv4 it carries
+        "https://[::7f00:1]/push",  # IPv4-compatible loopback
+        "https://[::127.0.0.1]/push",
+        "https://[::808:808]/push",  # IPv4-compatible: deprecated, routed nowhere
+        "https://[::ffff:0:7f00:1]/push",  # IPv4-translated loopback
+        "https://[::ffff:0:808:808]/push",
+        "https://[0:0:0:0:0:ffff:7f00:1]/push",  # IPv4-mapped, written out
+        "https://[::ffff:a00:1]/push",
+        "https://[fec0::1]/push",  # site-local
+        "https://[2001:db8::1]/push",  # documentation
+        "https://[3fff::1]/push",
+        "https://[2001::1]/push",  # Teredo
+        "https://[2001:2::1]/push",  # benchmarking
+        "https://[100::1]/push",  # discard
+        "https://[5f00::1]/push",  # outside global unicast
+        "https://[::]/push",
+        "https://[ff02::1]/push",
+        "https://192.0.0.8/push",  # IETF protocol assignments
+        "https://192.0.0.170/push",
+        "https://192.0.2.1/push",  # documentation
+        "https://198.18.0.1/push",  # benchmarking
+        "https://240.0.0.1/push",  # reserved
+        "https://255.255.255.255/push",
+        "https://127.1/push",  # IPv4 in the spellings resolvers accept
+        "https://2130706433/push",
+        "https://0x7f.0.0.1/push",
+        "https://0177.0.0.1/push",
+        "https://push.example.0x7f/push",
         "https://localhost/push",
         "https://intranet/push",
         "https://push..example.com/x",
@@ -60,6 +90,10 @@ def test_public_endpoints_and_the_allow_list_pass() -> None:
     )
     assert guard.check_url("https://8.8.8.8:8443/x") == ("8.8.8.8", 8443, False)
     assert guard.check_url("https://[2606:4700::1111]/x")[2] is False
+    assert guard.check_url("https://[::ffff:8.8.8.8]/x")[0] == "::ffff:8.8.8.8"  # mapped
+    assert guard.check_url("https://[64:ff9b::808:808]/x")[0] == "64:ff9b::808:808"  # NAT64
+    assert guard.check_url("https://[2002:808:808::1]/x")[0] == "2002:808:808::1"  # 6to4
+    assert guard.check_url("https://push.example2.com/x")[0] == "push.example2.com"
     assert guard.check_url("http://LOCALHOST:8090/notify/abc") == ("localhost", 8090, True)
 
 
@@ -68,10 +102,17 @@ async def test_names_are_judged_by_every_address_they_resolve_to() -> None:
         "push.example.com": ["93.184.216.34", "2606:2800:220:1::1"],
         "rebound.example.com": ["93.184.216.34", "10.0.0.7"],
         "inside.example.com": ["169.254.169.254"],
+        "compat.example.com": ["::7f00:1"],
+        "translated.example.com": ["::ffff:0:7f00:1"],
+        "nat64.example.com": ["64:ff9b:1::7f00:1"],
+        "site.example.com": ["fec0::1"],
+        "ietf.example.com": ["192.0.0.8"],
     }))  # fmt: skip
     await guard.check("https://push.example.com/abc")
     for endpoint in ("https://rebound.example.com/abc", "https://inside.example.com/abc",
-                     "https://nowhere.example.com/abc"):  # fmt: skip
+                     "https://nowhere.example.com/abc", "https://compat.example.com/abc",
+                     "https://translated.example.com/abc", "https://nat64.example.com/abc",
+                     "https://site.example.com/abc", "https://ietf.example.com/abc"):  # fmt: skip
         with pytest.raises(EndpointRefused):
             await guard.check(endpoint)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from domain.errors import Invalid
-from domain.notify import CRITICAL_TYPES, NOTIFICATION_TYPES
+from domain.notify import NOTIFICATION_TYPES
 from domain.preferences import DEFAULT_DND, Preferences, Verdict, in_quiet_hours, verdict
 
 
@@ -22,11 +22,11 @@ def dnd(
             "allow_critical": allow_critical}  # fmt: skip
 
 
-def test_defaults_push_critical_types_and_messages_and_show_everything_in_app() -> None:
+def test_defaults_push_all_but_four_types_and_show_everything_in_app() -> None:
     prefs = Preferences.from_stored(None, None)
     assert set(prefs.types) == set(NOTIFICATION_TYPES)
-    pushed = {kind for kind, choice in prefs.types.items() if choice["push"]}
-    assert pushed == CRITICAL_TYPES | {"new_message", "ticket_priority_changed"}
+    in_app_only = {kind for kind, choice in prefs.types.items() if not choice["push"]}
+    assert in_app_only == {"maintenance_due", "user_registered", "role_changed", "settings_changed"}
     assert all(choice["inapp"] for choice in prefs.types.values())
     assert prefs.dnd == DEFAULT_DND and prefs.dnd["enabled"] is False
 
