@@ -204,11 +204,14 @@ async def test_resume_after_forced_disconnect(
         requests: list[str] = []
         page.on("request", lambda request: requests.append(request.url))
 
-        await proxy.refuse()
+        # The stream drops, and the page's reconnect waits unanswered (however long the
+        # ticket takes to create, the page sees one failure, not enough to start polling).
+        proxy.hold()
+        proxy.cut()
         ticket = await new_ticket(session, gateway, tokens, "Created while the network was down")
         await page.wait_for_timeout(300)
         await expect(page.locator(f'[data-ticket-id="{ticket["id"]}"]')).to_have_count(0)
-        await proxy.start()
+        proxy.release()
 
         await expect(card_in(page, "received", ticket["id"])).to_have_count(1, timeout=WAIT_MS)
         await expect(page.locator("#live-status")).to_have_attribute(

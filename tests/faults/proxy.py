@@ -1,7 +1,8 @@
 """A TCP proxy the test controls, between a process and a service, to make network faults
 real: cut every connection (each side gets a reset), black-hole them (bytes are taken and
 never delivered, the sockets stay open: a half-open NAT, a partition), refuse new ones
-for a while, or delay all traffic."""
+for a while, hold new ones unanswered until released (a network that is slow to come
+back), or delay all traffic."""
 
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ class Proxy:
         self.delay_s = 0.0
         self.accepted = 0
         self._blackhole = False
+        self._released = asyncio.Event()
+        self._released.set()
         self._pairs: set[_Pair] = set()
         self._server: asyncio.Server | None = None
 
@@ -77,6 +80,14 @@ class Proxy:
             pair.abort()
             self._pairs.discard(pair)
 
+    def hold(self) -> None:
+        """New connections are accepted but wait, unanswered, until `release`."""
+        self._released.clear()
+
+    def release(self) -> None:
+        """Forward the connections held meanwhile, and new ones, as usual."""
+        self._released.set()
+
     async def refuse(self) -> None:
         """Stop listening (connections are refused) and cut what is open."""
         if self._server is not None:
@@ -92,6 +103,7 @@ class Proxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        await self._released.wait()
         try:
             up_reader, up_writer = await asyncio.open_connection(*self.upstream)
         except OSError:
