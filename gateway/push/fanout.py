@@ -30,7 +30,7 @@ import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from domain.preferences import Preferences, Verdict, verdict
+from domain.preferences import Verdict, verdict
 from gateway.config import Settings
 from gateway.keys import PUSH_GROUP, Keys
 from gateway.lifecycle import linger, repeat, sleep_unless_stopped
@@ -40,6 +40,7 @@ from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.payload import notification_message
 from gateway.realtime.presence import Presence
 from gateway.retry import Backoff
+from gateway.services.preferences import preferences_of
 from gateway.wire import ENVELOPE_B, now_ms
 
 log = logging.getLogger(__name__)
@@ -183,8 +184,7 @@ class PushFanout:
         for row in rows:
             if row["seen"]:
                 continue  # a device displayed it: never pushed
-            decided = verdict(Preferences.from_stored(row["types"], row["dnd"]), row["type"],
-                              row["critical"], now)  # fmt: skip
+            decided = verdict(preferences_of(row), row["type"], row["critical"], now)
             if decided is Verdict.SKIP:
                 continue
             if not row["critical"] and online.get(row["user_id"]):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from domain.notify import NOTIFICATION_TYPES
+from domain.kinds import NOTIFICATION_TYPES
 
 FAILED_STATUSES = ("send_failed", "rejected", "blocked", "gone")
 
