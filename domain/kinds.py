@@ -1,9 +1,10 @@
 """The kinds of notification (CONTRACT section 5): one line each.
 
 A kind is added here (critical or not, pushed by default or in-app only), given a builder
-in `domain.notify` (who is told), and given its texts in every catalogue under `web/i18n/`
-(`kind.<name>.label`, `kind.<name>.description`, `notice.<name>.title`, `.body`); the
-tests fail until all of them, and the README's table, know it.
+in `domain.notify` (who is told), its texts in every catalogue under `web/i18n/`
+(`kind.<name>.label`, `kind.<name>.description`, `notice.<name>.title`, `.body`), its
+line in the PWA's `web/events.js` (who can receive it) and its row in the README's
+table; the tests fail until all of them know it.
 """
 
 from __future__ import annotations
