@@ -99,6 +99,7 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> None:
             "DATABASE_URL": database,
             "JWT_SECRET": SECRET,
             "REDIS_PREFIX": f"bench-api-{uuid.uuid4().hex[:6]}:",
+            "WORKER_HEALTH_PORT": "0",
         }
         port = free_port()
         if args.worker:

@@ -218,7 +218,7 @@ async def run(database_url: str, redis_url: str, args: argparse.Namespace) -> No
         redis_prefix=f"bench-{uuid.uuid4().hex[:6]}:",
         jwt_secret="bench-" + "x" * 40, vapid_public_key=public, vapid_private_key=private,
         push_endpoint_allow=(f"http://127.0.0.1:{receiver_port}", emulator.url),
-        push_concurrency=args.concurrency,
+        push_concurrency=args.concurrency, worker_health_port=0,
     )  # fmt: skip
     pool = await create_pool(database_url)
     redis = Redis.from_url(redis_url)

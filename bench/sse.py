@@ -773,6 +773,7 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, d
             "LOGIN_ATTEMPTS_PER_MINUTE": "100000",
             "SSE_QUEUE_FRAMES": str(args.queue_frames),
             "PYTHONUNBUFFERED": "1",
+            "WORKER_HEALTH_PORT": "0",
         }
         ports = {"gateway": free_port(), "floor": free_port()}
         procs.append(start([sys.executable, "-m", "gateway", "worker"], env))

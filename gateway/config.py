@@ -71,12 +71,14 @@ class Settings:
     sse_heartbeat_s: int = 15
     sse_retry_ms: int = 3000
     sse_queue_frames: int = 1000
+    sse_write_timeout_s: int = 30  # a reader that takes none of its frames this long is dropped
     stream_retention_hours: int = 24
     push_log_retention_days: int = 30  # delivery attempts kept (and counted in the stats)
     push_grace_s: int = 10
     push_endpoint_allow: tuple[str, ...] = ()
     push_concurrency: int = 200  # pushes in flight per worker process
-    push_claim_idle_ms: int = 30_000  # a stopped worker's push entries are finished after this
+    claim_idle_ms: int = 30_000  # a stopped worker's pending entries are finished after this
+    dead_letter_attempts: int = 5  # failures of one entry before it is set aside
     push_digest_interval_s: int = 15  # how soon after quiet hours end their digest leaves
     demo_password: str = "floorbell"
     demo_mode: bool = True
@@ -84,6 +86,9 @@ class Settings:
     login_attempts_per_minute: int = 10
     clock_interval_s: int = 60
     clock_timezone: str = "UTC"  # the zone whose calendar days "once per day" alerts count
+    health_host: str = "127.0.0.1"
+    worker_health_port: int = 8001  # /healthz, /readyz, /metrics of `floorbell worker`; 0: none
+    clock_health_port: int = 8002  # the same for `floorbell clock`
     instance_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     )
@@ -108,6 +113,9 @@ class Settings:
             sse_heartbeat_s=_int(env, "SSE_HEARTBEAT_SECONDS", defaults.sse_heartbeat_s, 1),
             sse_retry_ms=_int(env, "SSE_RETRY_MS", defaults.sse_retry_ms, 0),
             sse_queue_frames=_int(env, "SSE_QUEUE_FRAMES", defaults.sse_queue_frames, 10),
+            sse_write_timeout_s=_int(
+                env, "SSE_WRITE_TIMEOUT_SECONDS", defaults.sse_write_timeout_s, 1
+            ),
             stream_retention_hours=_int(
                 env, "STREAM_RETENTION_HOURS", defaults.stream_retention_hours, 1
             ),
@@ -117,7 +125,16 @@ class Settings:
             push_grace_s=_int(env, "PUSH_GRACE_SECONDS", defaults.push_grace_s, 0),
             push_endpoint_allow=_origins(env, "PUSH_ENDPOINT_ALLOW"),
             push_concurrency=_int(env, "PUSH_CONCURRENCY", defaults.push_concurrency, 1),
-            push_claim_idle_ms=_int(env, "PUSH_CLAIM_IDLE_MS", defaults.push_claim_idle_ms, 100),
+            # PUSH_CLAIM_IDLE_MS: its earlier name, when it applied to pushes only.
+            claim_idle_ms=_int(
+                env,
+                "CLAIM_IDLE_MS",
+                _int(env, "PUSH_CLAIM_IDLE_MS", defaults.claim_idle_ms, 100),
+                100,
+            ),
+            dead_letter_attempts=_int(
+                env, "DEAD_LETTER_ATTEMPTS", defaults.dead_letter_attempts, 1
+            ),
             push_digest_interval_s=_int(
                 env, "PUSH_DIGEST_INTERVAL_SECONDS", defaults.push_digest_interval_s, 1
             ),
@@ -129,6 +146,9 @@ class Settings:
             ),
             clock_interval_s=_int(env, "CLOCK_INTERVAL_SECONDS", defaults.clock_interval_s, 1),
             clock_timezone=_timezone(env, "CLOCK_TIMEZONE", defaults.clock_timezone),
+            health_host=env.get("HEALTH_HOST") or defaults.health_host,
+            worker_health_port=_int(env, "WORKER_HEALTH_PORT", defaults.worker_health_port, 0),
+            clock_health_port=_int(env, "CLOCK_HEALTH_PORT", defaults.clock_health_port, 0),
             instance_id=env.get("INSTANCE_ID") or defaults.instance_id,
         )
 

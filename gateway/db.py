@@ -35,8 +35,18 @@ async def create_pool(dsn: str, min_size: int = 2, max_size: int = 10) -> asyncp
     return pool
 
 
-async def connect(dsn: str, server_settings: dict[str, str] | None = None) -> asyncpg.Connection:
+async def connect(
+    dsn: str,
+    server_settings: dict[str, str] | None = None,
+    command_timeout: float | None = None,
+    connect_timeout_s: float = 60,
+) -> asyncpg.Connection:
     """A single connection (LISTEN, advisory locks) with the same codecs as the pool."""
-    conn: asyncpg.Connection = await asyncpg.connect(dsn, server_settings=server_settings)
+    conn: asyncpg.Connection = await asyncpg.connect(
+        dsn,
+        server_settings=server_settings,
+        command_timeout=command_timeout,
+        timeout=connect_timeout_s,
+    )
     await _init_connection(conn)
     return conn

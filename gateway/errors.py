@@ -20,6 +20,7 @@ from domain.errors import (
     NotFound,
     PermissionDenied,
 )
+from gateway.retry import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -100,5 +101,8 @@ def register_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(Exception)
     async def unexpected(error: Exception) -> tuple[Response, int]:
+        if is_transient(error):  # PostgreSQL restarting, a connection cut: an outage
+            log.warning("service unavailable: %r", error)
+            return error_response(503, "unavailable", "A service is briefly unavailable; retry.")
         log.exception("unhandled error", exc_info=error)
         return error_response(500, "internal_error", "Something went wrong on our side.")

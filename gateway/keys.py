@@ -58,6 +58,28 @@ class Keys:
         """Sorted set of what the router appended: a redelivered event repeats nothing."""
         return f"{self.prefix}router:appended"
 
+    @property
+    def dead_letters(self) -> str:
+        """Entries of any consumer group that failed again and again, set aside with their
+        group, stream, id, error and attempts (and their own fields)."""
+        return f"{self.prefix}dead-letters"
+
+    def consumer_attempts(self, group: str) -> str:
+        """Hash of entry id -> failures so far, for the group's failing entries."""
+        return f"{self.prefix}attempts:{group}"
+
+    @property
+    def history_epoch(self) -> str:
+        """The generation of the stream history: created by the first reader of a history
+        (SET NX), lost with it, so a cursor of another generation is recognised."""
+        return f"{self.prefix}history:epoch"
+
+    @property
+    def unread_versions(self) -> str:
+        """Hash of user id -> version of the last unread counts appended to their stream:
+        an older count arriving later is dropped."""
+        return f"{self.prefix}unread:versions"
+
     def presence_connections(self, user_id: int) -> str:
         """Sorted set of a user's live connection ids, scored by expiry time."""
         return f"{self.presence_connections_prefix}{user_id}"

@@ -18,6 +18,21 @@ NOTIFICATIONS_ROUTED = Counter(
 )
 PUSHES = Counter("floorbell_push_total", "Web Push attempts", ["status"])
 PUSH_SECONDS = Histogram("floorbell_push_seconds", "Time to hand one push to a push service")
+LOOP_LAST_SUCCESS = Gauge(
+    "floorbell_loop_last_success_seconds",
+    "Unix time of the last good pass of each background loop of this process",
+    ["loop"],
+)
+DEAD_LETTERS = Counter(
+    "floorbell_dead_letters_total",
+    "Stream entries set aside after failing again and again",
+    ["group", "type"],
+)
+ENTRY_FAILURES = Counter(
+    "floorbell_entry_failures_total",
+    "Stream entries whose handling failed (each failure counts)",
+    ["group"],
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -3,6 +3,7 @@ idempotent append and reading positions. What an entry holds is `gateway.wire`'s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import cast
 
 from redis.asyncio import Redis
@@ -14,14 +15,23 @@ from gateway.wire import START, now_ms
 # Append each entry only if its dedup member was never recorded: a relay or router that
 # crashes after appending but before acknowledging repeats the call, never the entry.
 # With a third key, each entry is mirrored there (same script, so atomically) tagged with
-# ARGV[3] and its id in the first stream.
-# KEYS: stream, dedup zset[, mirror]. ARGV: now_ms, keep_ms, tag, the four field names
-# (type, envelope, user, user entry), then (member, type, envelope) triples.
+# ARGV[3] and its id in the first stream. An entry with a version (a person's unread
+# counts) is appended only if newer than the last version recorded for the tag in the
+# fourth key, so a count taken earlier but arriving later is dropped.
+# KEYS: stream, dedup zset[, mirror[, versions hash]]. ARGV: now_ms, keep_ms, tag, the
+# four field names (type, envelope, user, user entry), then (member, type, envelope,
+# version or "") quadruples.
 _APPEND_ONCE = """
 local appended = {}
 local t, e, u, i_ = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
-for i = 8, #ARGV, 3 do
-  if redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
+for i = 8, #ARGV, 4 do
+  local version = ARGV[i + 3]
+  local newer = version == ''
+    or tonumber(version) > tonumber(redis.call('HGET', KEYS[4], ARGV[3]) or '0')
+  if newer and redis.call('ZADD', KEYS[2], 'NX', ARGV[1], ARGV[i]) == 1 then
+    if version ~= '' then
+      redis.call('HSET', KEYS[4], ARGV[3], version)
+    end
     local id = redis.call('XADD', KEYS[1], '*', t, ARGV[i + 1], e, ARGV[i + 2])
     if KEYS[3] then
       redis.call('XADD', KEYS[3], '*', u, ARGV[3], i_, id, t, ARGV[i + 1], e, ARGV[i + 2])
@@ -38,20 +48,25 @@ DEDUP_KEEP_MS = 48 * 3600 * 1000
 # redis-py types its stream replies loosely; these are their shapes with bytes replies.
 Entry = tuple[bytes, dict[bytes, bytes]]
 StreamReply = list[tuple[bytes, list[Entry]]]
+# What to append: (dedup member, type, envelope), and a version for a versioned entry.
+Append = tuple[str, str, str] | tuple[str, str, str, int]
+Mirror = tuple[str, str]  # (stream, tag)
 
 
 async def append_once(
     redis: Redis,
     stream: str,
     dedup_key: str,
-    entries: list[tuple[str, str, str]],
-    mirror: tuple[str, str] | None = None,
+    entries: Sequence[Append],
+    mirror: Mirror | None = None,
+    versions: str | None = None,
 ) -> list[str]:
-    """Append (member, type, envelope) entries that were not appended before; `mirror`
-    (stream, tag) also appends each to a second stream, tagged."""
+    """Append (member, type, envelope[, version]) entries that were not appended before;
+    `mirror` (stream, tag) also appends each to a second stream, tagged; a versioned
+    entry goes only if newer than the tag's last version in the `versions` hash."""
     if not entries:
         return []
-    numkeys, keys_and_args = _append_once_call(stream, dedup_key, entries, mirror)
+    numkeys, keys_and_args = _append_once_call(stream, dedup_key, entries, mirror, versions)
     result = await redis.eval(_APPEND_ONCE, numkeys, *keys_and_args)
     return [_text(item) for item in result]
 
@@ -60,28 +75,34 @@ def queue_append_once(
     pipe: Pipeline,
     stream: str,
     dedup_key: str,
-    entries: list[tuple[str, str, str]],
-    mirror: tuple[str, str] | None = None,
+    entries: Sequence[Append],
+    mirror: Mirror | None = None,
+    versions: str | None = None,
 ) -> None:
     """`append_once` queued on a pipeline, so many appends share one round trip; its
     reply (the appended ids) comes with the pipeline's."""
     if entries:
-        numkeys, keys_and_args = _append_once_call(stream, dedup_key, entries, mirror)
+        numkeys, keys_and_args = _append_once_call(stream, dedup_key, entries, mirror, versions)
         pipe.eval(_APPEND_ONCE, numkeys, *keys_and_args)
 
 
 def _append_once_call(
     stream: str,
     dedup_key: str,
-    entries: list[tuple[str, str, str]],
-    mirror: tuple[str, str] | None,
+    entries: Sequence[Append],
+    mirror: Mirror | None,
+    versions: str | None,
 ) -> tuple[int, list[str | int]]:
     """The key count, then the keys and arguments `_APPEND_ONCE` expects."""
-    keys: list[str | int] = [stream, dedup_key, *([mirror[0]] if mirror else [])]
+    if versions and not mirror:
+        raise ValueError("versioned entries are versioned per mirror tag: give a mirror")
+    keys: list[str | int] = [stream, dedup_key]
+    keys += [mirror[0]] if mirror else []
+    keys += [versions] if versions else []
     args: list[str | int] = [now_ms(), DEDUP_KEEP_MS, mirror[1] if mirror else ""]
     args += [wire.TYPE, wire.ENVELOPE, wire.USER, wire.USER_ENTRY]
-    for member, event_type, body in entries:
-        args += [member, event_type, body]
+    for entry in entries:
+        args += [*entry[:3], entry[3] if len(entry) == 4 else ""]
     return len(keys), keys + args
 
 

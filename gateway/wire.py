@@ -54,6 +54,14 @@ def envelope(
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def push_entry(
+    notification_id: int, user_id: int, event_type: str, critical: bool, pushable: bool
+) -> str:
+    """What the push stream holds for a notification: enough to decide its push."""
+    return json.dumps({"notification_id": notification_id, "user_id": user_id,
+                       "type": event_type, "critical": critical, "pushable": pushable})  # fmt: skip
+
+
 def presence_template() -> tuple[str, str, str]:
     """A `presence` envelope of now in three parts, to be joined around a user id and an
     online flag (`true`/`false`): how a Lua script announces presence in this format."""
@@ -79,9 +87,10 @@ def id_key(stream_id: str | bytes) -> tuple[int, int]:
     return int(ms), int(seq)
 
 
-def sse_id(user_id: int, user_pos: str, board_pos: str) -> str:
-    """The SSE id: a position in the user's own stream and in the board stream."""
-    return f"{user_id}:{user_pos}:{board_pos}"
+def sse_id(user_id: int, user_pos: str, board_pos: str, epoch: str) -> str:
+    """The SSE id: a position in the user's own stream and in the board stream, in the
+    history of generation `epoch`."""
+    return f"{user_id}:{user_pos}:{board_pos}:{epoch}"
 
 
 def frame(frame_id: str, event_type: str, tail: str) -> str:

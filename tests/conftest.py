@@ -4,6 +4,8 @@ run, the app, and logged-in demo users."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,6 +25,15 @@ from tests.push_fixtures import push_test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Temporary files of a run in a folder of this checkout's own: runs of several
+    checkouts on one machine never remove each other's (pytest keeps only its last three
+    run folders per user)."""
+    if config.option.basetemp is None:
+        digest = hashlib.sha1(str(ROOT).encode()).hexdigest()[:8]
+        config.option.basetemp = Path(tempfile.gettempdir()) / f"floorbell-tests-{digest}"
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +63,8 @@ def settings(database_url: str, services: dict[str, str]) -> Settings:
         push_grace_s=1,
         login_attempts_per_minute=1000,
         instance_id=f"test-{RUN_ID}",
+        worker_health_port=0,  # parallel runs on one machine: no fixed port
+        clock_health_port=0,
         **push_test_settings(),  # VAPID keys, the push emulator admitted
     )
 

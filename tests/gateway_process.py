@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +51,15 @@ class GatewayProcess:
         self.port = free_port()
         self.name = name
         env = gateway_env(settings, INSTANCE_ID=name, **extra_env)
+        # Its log goes to a file, never to a pipe nobody reads: a gateway that logs a lot
+        # (Redis outages, slow readers) would block once the pipe's buffer is full.
+        self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", "serve", "--port", str(self.port)],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=self.log,
         )
 
     @property
@@ -66,7 +70,7 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"gateway exited: {self.proc.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"gateway exited: {self.log_tail()}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
                     return
@@ -74,11 +78,13 @@ class GatewayProcess:
                 time.sleep(0.05)
         raise TimeoutError(f"gateway {self.name} did not start")
 
+    def log_tail(self, size: int = 2000) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")[-size:]
+
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
 
     def stop(self) -> None:
         """Stop it if it still runs; safe to call after `kill`."""
@@ -89,8 +95,7 @@ class GatewayProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc.wait()
-        if self.proc.stderr:
-            self.proc.stderr.close()
+        self.log.close()
 
 
 @dataclass

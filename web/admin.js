@@ -8,7 +8,7 @@ import { t, onLanguage, describeError, fmtNumber } from './i18n.js';
 import { isAdmin } from './state.js';
 import { typeLabel } from './events.js';
 
-const COLUMNS = ['created', 'pushed', 'push_failed', 'delivered_inapp', 'clicked', 'read'];
+const COLUMNS = ['created', 'pushed', 'push_failed', 'delivered_inapp', 'clicked', 'read', 'dead_lettered'];
 
 export function initAdmin() {
   $('#broadcast-form').addEventListener('submit', async (event) => {

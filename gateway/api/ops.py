@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from quart import Blueprint, Response
 
 from gateway.api.resources import resources
+from gateway.health import readiness
 from gateway.metrics import exposition
 
 blueprint = Blueprint("ops", __name__)
@@ -20,16 +20,10 @@ async def healthz() -> dict[str, Any]:
 
 @blueprint.get("/readyz")
 async def readyz() -> tuple[dict[str, Any], int]:
+    """PostgreSQL and Redis answer, and the hub's loops made progress lately."""
     res = resources()
-    checks: dict[str, str] = {}
-    for name, probe in (("postgresql", res.pool.fetchval("SELECT 1")), ("redis", res.redis.ping())):
-        try:
-            await asyncio.wait_for(probe, 2)
-            checks[name] = "ok"
-        except Exception as exc:  # readiness reports any failure, whatever its kind
-            checks[name] = f"unavailable: {type(exc).__name__}"
-    ready = all(value == "ok" for value in checks.values())
-    return {"ready": ready, "checks": checks}, 200 if ready else 503
+    probes = {"postgresql": lambda: res.pool.fetchval("SELECT 1"), "redis": res.redis.ping}
+    return await readiness(res.supervisor, probes)
 
 
 @blueprint.get("/metrics")

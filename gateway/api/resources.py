@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from quart import current_app
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.db import create_pool
@@ -17,12 +17,15 @@ from gateway.keys import Keys
 from gateway.push.runner import push_configured
 from gateway.push.sender import PushSender
 from gateway.realtime.hub import Hub
+from gateway.redis_client import redis_pool_client
 from gateway.services.outbox import UnitOfWork, WakeHints
 from gateway.services.roles import Roles
+from gateway.supervision import Supervisor
 
 log = logging.getLogger(__name__)
 EXTENSION = "floorbell"
 CLOSE_TIMEOUT_S = 5.0
+LOOPS_GRACE_S = 1.0  # the hub's loops hold no work worth waiting for
 
 
 @dataclass
@@ -33,6 +36,8 @@ class Resources:
     redis: Redis = field(init=False)
     roles: Roles = field(init=False)
     hints: WakeHints = field(default_factory=WakeHints)
+    # Runs the hub's reader and heartbeats; readiness reports its loops.
+    supervisor: Supervisor = field(default_factory=Supervisor)
     # The hub serves SSE until the streams end (then None: new streams get a 503); the
     # push sender exists when VAPID keys are configured.
     hub: Hub | None = field(init=False, default=None)
@@ -46,17 +51,12 @@ class Resources:
         self.roles = Roles(self.pool)
         # A bounded pool that waits for a free connection: a burst of reconnecting
         # clients queues briefly instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            self.settings.redis_url,
-            max_connections=64,
-            timeout=5,
-            socket_connect_timeout=2,
-            health_check_interval=30,
-        )
-        self.redis = Redis(connection_pool=pool)
+        self.redis = redis_pool_client(self.settings, "gateway", max_connections=64)
         hub = Hub(self.settings, self.keys, self.redis)
         await hub.start()
         self.hub = hub
+        self.supervisor.add(*hub.loops())
+        self.supervisor.start()
         if push_configured(self.settings):
             self.push_sender = PushSender.from_settings(self.settings).open()
 
@@ -69,6 +69,7 @@ class Resources:
         """Close every SSE stream so clients reconnect to another instance."""
         hub, self.hub = self.hub, None
         if hub is not None:
+            await self.supervisor.stop(LOOPS_GRACE_S, CLOSE_TIMEOUT_S)
             await asyncio.wait_for(hub.close(), CLOSE_TIMEOUT_S)
 
     async def close(self) -> None:

@@ -16,4 +16,5 @@ blueprint = Blueprint("stats", __name__, url_prefix="/api/admin")
 @authenticated
 async def notification_stats() -> dict[str, dict[str, int]]:
     permissions.require_admin(current_actor(), "see delivery statistics")
-    return await stats.notification_stats(resources().pool)
+    res = resources()
+    return await stats.notification_stats(res.pool, res.redis, res.keys)

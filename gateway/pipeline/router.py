@@ -1,14 +1,19 @@
 """The router: turns domain events into board updates and personal notifications.
 
-A consumer group on the domain stream, so several workers share the work; entries a
-crashed worker left pending are claimed after `claim_idle_ms` and finished. Each read
-(up to BATCH entries) is routed as one batch in a fixed number of round trips, however
-many events and recipients it holds: one query reads the recipients' languages and
-preferences, one statement stores every notification in its recipient's language, one
-query reads the badges, one Redis pipeline appends everything, and one XACK acknowledges
-the batch once all of it is appended. Each step is idempotent (inbox
-rows are unique per recipient, event and type; stream appends are deduplicated), so a
-batch handled twice tells nobody twice.
+A consumer group on the domain stream (`consumer.GroupConsumer`: several workers share the
+work, a stopped worker's entries are finished by another, a failing entry is isolated and
+eventually set aside). Each read (up to BATCH entries) is routed as one batch in a fixed
+number of round trips, however many events and recipients it holds: one query reads the
+recipients' languages and preferences, one statement stores every notification in its
+recipient's language, one query reads the badges, one Redis pipeline appends everything,
+one statement marks the events routed; the consumer acknowledges the
+batch once all of it is done. Each step is idempotent (inbox rows are unique per
+recipient, event and type; stream appends are deduplicated), so a batch handled twice
+tells nobody twice.
+
+Unread counts never go backwards, however many routers run: each count carries a version
+taken with it under a row lock (`inbox.versioned_unread_counts`), and the append drops a
+count older than the last one appended for that person.
 """
 
 from __future__ import annotations
@@ -23,21 +28,21 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ResponseError
 
 from domain import events as domain_events
 from domain.model import Role
 from domain.notify import Directory, Notice, board_event, notices_for
 from domain.preferences import Preferences
 from gateway.keys import ROUTER_GROUP, Keys
-from gateway.lifecycle import linger, repeat
 from gateway.metrics import NOTIFICATIONS_ROUTED
+from gateway.pipeline.consumer import Group, GroupConsumer
 from gateway.services import inbox
 from gateway.services.inbox import Counts
 from gateway.services.preferences import Recipient, load_recipients
-from gateway.streams import Entry, as_reply, queue_append_once
+from gateway.streams import Append, Entry, queue_append_once
+from gateway.supervision import Loop, run_loops, shielded
 from gateway.texts import notice_texts
-from gateway.wire import ENVELOPE_B, envelope
+from gateway.wire import ENVELOPE_B, envelope, push_entry
 
 log = logging.getLogger(__name__)
 BATCH = 100
@@ -62,16 +67,8 @@ class Stored:
     """What the database says about a batch."""
 
     routed: list[Routed]  # in the order of the events
-    counts: dict[int, Counts]  # unread counts after the batch, per user concerned
+    counts: dict[int, tuple[int, Counts]]  # versioned unread counts after the batch, per user
     prefs: dict[int, Preferences]  # per recipient
-
-
-async def ensure_group(redis: Redis, stream: str, group: str) -> None:
-    try:
-        await redis.xgroup_create(stream, group, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
 
 
 class Router:
@@ -82,64 +79,37 @@ class Router:
         keys: Keys,
         consumer: str,
         claim_idle_ms: int = 30_000,
+        max_attempts: int = 5,
     ) -> None:
         self._pool, self._redis, self._keys = pool, redis, keys
-        self._consumer = consumer
-        self._claim_idle_ms = claim_idle_ms
+        self.consumer = GroupConsumer(
+            redis, keys, Group(keys.domain_stream, ROUTER_GROUP), consumer, self.handle_batch,
+            batch=BATCH, claim_idle_ms=claim_idle_ms, max_attempts=max_attempts,
+        )  # fmt: skip
+
+    def loops(self) -> list[Loop]:
+        return self.consumer.loops("router")
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Route until stopped. Outages and bugs are logged and retried with backoff; a
-        batch that failed stays pending and comes back."""
-        await repeat(stop, 0, self._route_next, "router", again_while_busy=True)
-
-    async def _route_next(self) -> bool:
-        await ensure_group(self._redis, self._keys.domain_stream, ROUTER_GROUP)
-        await self._claim_stale()
-        await linger(await self._read_new(), BATCH)
-        return True  # the read blocks while there is nothing new: read again at once
-
-    async def _read_new(self) -> int:
-        """Route what is new; how many entries that was."""
-        stream = self._keys.domain_stream
-        reply = await self._redis.xreadgroup(
-            ROUTER_GROUP, self._consumer, {stream: ">"}, count=BATCH, block=1000
-        )
-        found = 0
-        for _, entries in as_reply(reply):
-            await self.handle_batch(entries)
-            found += len(entries)
-        return found
-
-    async def _claim_stale(self) -> None:
-        reply = await self._redis.xautoclaim(
-            self._keys.domain_stream,
-            ROUTER_GROUP,
-            self._consumer,
-            min_idle_time=self._claim_idle_ms,
-            start_id="0-0",
-            count=BATCH,
-        )
-        if reply[1]:
-            log.info("router: finishing %d entries of a stopped worker", len(reply[1]))
-            await self.handle_batch(reply[1])
+        """Route until stopped (on a supervisor of its own)."""
+        await run_loops(stop, *self.loops())
 
     async def handle_batch(self, entries: list[Entry]) -> None:
-        """Route entries of the domain stream and acknowledge them together. An error
-        before the pipeline acknowledges none: they stay pending and come back, and
-        idempotency makes the second pass repeat nothing."""
-        if not entries:
-            return
-        # A claimed entry trimmed away meanwhile comes back empty: acknowledged, not routed.
-        events = [json.loads(fields[ENVELOPE_B]) for _, fields in entries if fields]
+        """Route entries of the domain stream. An error before the pipeline has run
+        leaves them to be handled again, and idempotency makes that repeat nothing."""
+        events = [json.loads(fields[ENVELOPE_B]) for _, fields in entries]
         stored = await self._store(events)
         async with self._redis.pipeline(transaction=False) as pipe:
             self._queue_board(pipe, events)
             self._queue_users(pipe, events, stored)
             self._queue_push(pipe, stored.routed)
             await pipe.execute()  # raises if any append failed: then nothing is acknowledged
-        await self._redis.xack(
-            self._keys.domain_stream, ROUTER_GROUP, *(entry_id for entry_id, _ in entries)
-        )
+        # Done with these events: a Redis history lost from now on needs them no more.
+        await shielded(self._pool.execute(
+            "UPDATE outbox SET routed_at = now()"
+            " WHERE id = ANY($1::bigint[]) AND routed_at IS NULL",
+            [event["outbox_id"] for event in events],
+        ))  # fmt: skip
 
     async def _store(self, events: list[Event]) -> Stored:
         """Store the batch's notifications, each in its recipient's language, then read
@@ -151,7 +121,7 @@ class Router:
             notices = await _notices(conn, events)
             recipients = await load_recipients(conn, [notice.user_id for _, notice in notices])
             routed = await _insert(conn, notices, recipients)
-            counts = await inbox.unread_counts(conn, [*recipients, *counted])
+            counts = await inbox.versioned_unread_counts(conn, [*recipients, *counted])
         prefs = {user_id: recipient.prefs for user_id, recipient in recipients.items()}
         return Stored(routed, counts, prefs)
 
@@ -173,11 +143,12 @@ class Router:
                 self._keys.router_appended,
                 entries,
                 mirror=(self._keys.live_stream, str(user_id)),
+                versions=self._keys.unread_versions,
             )
 
     def _queue_push(self, pipe: Pipeline, routed: list[Routed]) -> None:
         entries = [
-            (f"p{item.notification_id}", item.notice.type, _push_payload(item)) for item in routed
+            (f"p{item.notification_id}", item.notice.type, _push_entry(item)) for item in routed
         ]
         queue_append_once(pipe, self._keys.push_stream, self._keys.router_appended, entries)
 
@@ -235,21 +206,22 @@ def _columns(notices: list[tuple[Event, Notice]], words: list[tuple[str, str]]) 
         [notice.url for _, notice in notices],
         [notice.data for _, notice in notices],
         [notice.critical for _, notice in notices],
+        [notice.pushable for _, notice in notices],
     ]
 
 
-def _user_entries(events: list[Event], stored: Stored) -> dict[int, list[StreamEntry]]:
+def _user_entries(events: list[Event], stored: Stored) -> dict[int, list[Append]]:
     """Per user: the batch's notifications in event order, then one badge update with
-    the counts after the whole batch."""
-    entries: dict[int, list[StreamEntry]] = defaultdict(list)
+    the counts after the whole batch (versioned)."""
+    entries: dict[int, list[Append]] = defaultdict(list)
     for item in stored.routed:
         notice = item.notice
         if stored.prefs[notice.user_id].inapp_allowed(notice.type):  # else: inbox and badge only
             member = f"n{item.notification_id}"
             entries[notice.user_id].append((member, notice.type, _notification_envelope(item)))
     for user_id, member in _badge_members(events, stored.routed).items():
-        counts = envelope("unread_count", stored.counts[user_id])
-        entries[user_id].append((member, "unread_count", counts))
+        version, counts = stored.counts[user_id]
+        entries[user_id].append((member, "unread_count", envelope("unread_count", counts), version))
     return dict(entries)
 
 
@@ -289,16 +261,10 @@ def _notification_envelope(item: Routed) -> str:
     )
 
 
-def _push_payload(item: Routed) -> str:
+def _push_entry(item: Routed) -> str:
     notice = item.notice
-    return json.dumps(
-        {
-            "notification_id": item.notification_id,
-            "user_id": notice.user_id,
-            "type": notice.type,
-            "critical": notice.critical,
-            "pushable": notice.pushable,
-        }
+    return push_entry(
+        item.notification_id, notice.user_id, notice.type, notice.critical, notice.pushable
     )
 
 

@@ -4,25 +4,27 @@ stopping cleanly on SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import Iterator
 
 import uvicorn
 from quart import Quart
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateway.api.app import create_app
 from gateway.api.resources import EXTENSION
+from gateway.api.sse import ABORT_EXTENSION
 from gateway.config import Settings
-from gateway.lifecycle import stop_on_signals
+from gateway.processes.health import QuietServer
+from gateway.supervision import stop_on_signals
 
 
-class _Server(uvicorn.Server):
-    """Signals belong to `stop_on_signals`: the streams must end before Uvicorn starts
-    its own shutdown, which would otherwise wait its grace period for them."""
+class _AbortableHttp(HttpToolsProtocol):
+    """Uvicorn's httptools protocol, offering each request a way to drop its connection at
+    once (an ASGI scope extension). Closing a transport waits until its buffer is sent,
+    which never happens for a client that stopped reading; aborting frees it now."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self.transport.abort}}
 
 
 def uvicorn_config(app: Quart, host: str, port: int) -> uvicorn.Config:
@@ -30,7 +32,7 @@ def uvicorn_config(app: Quart, host: str, port: int) -> uvicorn.Config:
         app,
         host=host,
         port=port,
-        http="httptools",  # a C parser, where Hypercorn and h11 parse in Python
+        http=_AbortableHttp,  # httptools: a C parser, where Hypercorn and h11 parse in Python
         ws="none",
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",  # X-Forwarded-For only from a proxy on this host
@@ -44,9 +46,12 @@ def uvicorn_config(app: Quart, host: str, port: int) -> uvicorn.Config:
 
 
 async def serve(settings: Settings, host: str, port: int) -> None:
+    """Stage one of a stop ends the streams (clients reconnect elsewhere) before Uvicorn's
+    own shutdown, which would otherwise wait its grace period for them; then requests in
+    flight get that grace period, and the app's resources close with a deadline."""
     stop = stop_on_signals()
     app = create_app(settings)
-    server = _Server(uvicorn_config(app, host, port))
+    server = QuietServer(uvicorn_config(app, host, port))
 
     async def shutdown_trigger() -> None:
         await stop.wait()

@@ -1,70 +1,76 @@
-"""`floorbell worker`: the outbox relay, the router, retention — and whatever
-other background consumers are registered — in one process, stopped in two stages."""
+"""`floorbell worker`: the outbox relay, the router, the push fan-out (its grace loop and
+digests), the presence sweeper and retention, in one process: every loop supervised, its
+health on a small HTTP port of its own, stopped in two stages."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from gateway.config import Settings
 from gateway.db import create_pool
+from gateway.health import readiness
 from gateway.keys import Keys
-from gateway.lifecycle import repeat, stop_on_signals
 from gateway.pipeline.relay import OutboxRelay
 from gateway.pipeline.retention import trim_streams, trim_tables
 from gateway.pipeline.router import Router
-from gateway.push.runner import run_push
+from gateway.processes.health import HealthServer
+from gateway.push.runner import push_loops
 from gateway.realtime.presence import Presence
+from gateway.redis_client import redis_client
+from gateway.supervision import GRACE_S, Loop, Supervisor, stop_on_signals
 
 log = logging.getLogger(__name__)
-GRACE_S = 5.0
 RETENTION_EVERY_S = 60.0
-
-Task = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
 async def run_worker(settings: Settings, stop: asyncio.Event | None = None) -> None:
-    stop = stop or stop_on_signals()
+    supervisor = Supervisor(stop or stop_on_signals())
     keys = Keys(settings.redis_prefix)
-    pool = await create_pool(settings.database_url)
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+    # No connection at start: a worker started while PostgreSQL is away waits for it.
+    pool = await create_pool(settings.database_url, min_size=0)
+    redis = redis_client(settings, "worker")
     presence = Presence(redis, keys, settings.sse_heartbeat_s)
-    tasks: list[Task] = [
-        OutboxRelay(settings.database_url, redis, keys).run,
-        Router(pool, redis, keys, consumer=settings.instance_id).run,
-        lambda s: repeat(
-            s,
-            RETENTION_EVERY_S,
-            lambda: trim_streams(redis, keys, settings.stream_retention_hours),
-            "stream retention",
-        ),
-        lambda s: repeat(
-            s, RETENTION_EVERY_S, lambda: trim_tables(pool, settings), "table retention"
-        ),
+    router = Router(pool, redis, keys, consumer=settings.instance_id,
+                    claim_idle_ms=settings.claim_idle_ms,
+                    max_attempts=settings.dead_letter_attempts)  # fmt: skip
+    supervisor.add(
+        OutboxRelay(settings.database_url, redis, keys,
+                    redrive_window_h=settings.stream_retention_hours).loop(),
+        *router.loops(),
+        Loop("stream_retention", lambda: trim_streams(redis, keys, settings.stream_retention_hours),
+             RETENTION_EVERY_S),
+        Loop("table_retention", lambda: trim_tables(pool, settings), RETENTION_EVERY_S),
         # Announces who came online and who went offline (last connection closed, or
         # their instance died).
-        lambda s: repeat(s, presence.sweep_period_s, presence.sweep, "presence sweep"),
-        lambda s: run_push(settings, pool, redis, keys, s),
-    ]
-    log.info("worker %s started", settings.instance_id)
-    running = [asyncio.create_task(task(stop)) for task in tasks]
+        Loop("presence_sweep", presence.sweep, presence.sweep_period_s),
+    )  # fmt: skip
+    health = HealthServer(
+        settings.instance_id,
+        lambda: readiness(supervisor, {"postgresql": lambda: pool.fetchval("SELECT 1"),
+                                       "redis": redis.ping}),
+    )  # fmt: skip
     try:
-        await stop.wait()
-        # Stage one: running work gets a grace period; stage two: cancellation.
-        _, pending = await asyncio.wait(running, timeout=GRACE_S)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        async with push_loops(settings, pool, redis, keys) as push:
+            supervisor.add(*push)
+            await health.start(settings.health_host, settings.worker_health_port)
+            log.info("worker %s started", settings.instance_id)
+            await supervisor.run()
     finally:
-        await asyncio.shield(_close(pool, redis))
+        await asyncio.shield(_close(health, pool, redis))
         log.info("worker %s stopped", settings.instance_id)
 
 
-async def _close(pool: asyncpg.Pool, redis: Redis) -> None:
-    await redis.aclose()
-    await asyncio.wait_for(pool.close(), GRACE_S)
+async def _close(health: HealthServer, pool: asyncpg.Pool, redis: Redis) -> None:
+    await health.close()
+    with contextlib.suppress(RedisError, OSError):
+        await redis.aclose()
+    try:
+        await asyncio.wait_for(pool.close(), GRACE_S)
+    except (TimeoutError, OSError):
+        pool.terminate()

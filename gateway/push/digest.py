@@ -10,17 +10,15 @@ after all, are left out; a digest with nothing left is not sent.
 
 from __future__ import annotations
 
-import asyncio
-
 import asyncpg
 
 from domain.model import DEFAULT_LANGUAGE, Language
 from domain.notify import shorten
 from domain.preferences import Preferences, in_quiet_hours
-from gateway.lifecycle import repeat
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.fanout import Clock, utc_now
 from gateway.push.payload import digest_message
+from gateway.supervision import Loop, shielded
 from gateway.texts import text
 
 LEASE = "120 seconds"  # longer than the longest delivery (see fanout.LEASE_MS)
@@ -35,8 +33,8 @@ class QuietHoursDigest:
         self._pool, self._dispatcher = pool, dispatcher
         self._interval_s, self._clock = interval_s, clock
 
-    async def run(self, stop: asyncio.Event) -> None:
-        await repeat(stop, self._interval_s, self.run_once, "push digest")
+    def loop(self) -> Loop:
+        return Loop("push_digest", self.run_once, self._interval_s)
 
     async def run_once(self) -> int:
         """Open digests for quiet hours that ended, send pending ones; how many were sent."""
@@ -83,11 +81,11 @@ class QuietHoursDigest:
                 message = digest_message(lines, critical, language)
                 jobs.append(Job(digest["user_id"], message, digest_id=digest["id"]))
         await self._dispatcher.deliver(jobs)
-        if digests:
-            await self._pool.execute(
+        if digests:  # bookkeeping of pushes that went out: not to be cut off by a stop
+            await shielded(self._pool.execute(
                 "UPDATE push_digests SET sent_at = now() WHERE id = ANY($1::bigint[])",
                 [digest["id"] for digest in digests],
-            )
+            ))  # fmt: skip
         return len(jobs)
 
 

@@ -22,6 +22,7 @@ from gateway.push.payload import PushMessage
 from gateway.push.records import Record, Recorder
 from gateway.push.sender import SENT, PushSender
 from gateway.push.subscriptions import Subscription
+from gateway.supervision import shielded
 
 Ref = tuple[str, int | None]  # ("n", notification id) or ("d", digest id)
 
@@ -77,7 +78,11 @@ class Dispatcher:
 
     async def _send(self, job: Job, device: Subscription, tally: Tally) -> None:
         delivery = await self._sender.send(device, job.message)
-        await self._recorder.record(Record(job.notification_id, job.digest_id, device, delivery))
+        # Once the push service took it, the record must be written even if we are being
+        # stopped: an unrecorded push goes out again.
+        await shielded(
+            self._recorder.record(Record(job.notification_id, job.digest_id, device, delivery))
+        )
         if delivery.status == SENT:
             tally.sent += 1
         else:

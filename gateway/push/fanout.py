@@ -13,7 +13,8 @@ share the work; entries a stopped or crashed worker left pending are claimed aft
   digest (`digest.py`).
 
 Batches are handled concurrently (up to `push_concurrency` entries in flight), so one slow
-push service does not hold up the others; an entry is acknowledged once handled.
+push service does not hold up the others; the consumer (`pipeline.consumer`) acknowledges
+an entry once handled, isolates one that keeps failing and finally sets it aside.
 """
 
 from __future__ import annotations
@@ -21,33 +22,29 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
-from redis.exceptions import RedisError, ResponseError
 
 from domain.preferences import Verdict, verdict
 from gateway.config import Settings
 from gateway.keys import PUSH_GROUP, Keys
-from gateway.lifecycle import linger, repeat, sleep_unless_stopped
-from gateway.pipeline.router import ensure_group
+from gateway.pipeline.consumer import Group, GroupConsumer
 from gateway.push import store
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.payload import notification_message
 from gateway.realtime.presence import Presence
-from gateway.retry import Backoff
 from gateway.services.preferences import preferences_of
+from gateway.streams import Entry
+from gateway.supervision import Loop, run_loops, shielded
 from gateway.wire import ENVELOPE_B, now_ms
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-Entry = tuple[bytes, dict[bytes, bytes] | None]
 
-READ_BLOCK_MS = 1000
 # A due push taken by a worker that then died is due again after this; longer than the
 # longest delivery (3 attempts of at most 10 s, 2 waits of at most 30 s).
 LEASE_MS = 120_000
@@ -76,96 +73,33 @@ class PushFanout:
         clock: Clock = utc_now,
     ) -> None:  # fmt: skip
         self._pool, self._redis, self._keys = pool, redis, keys
-        self._dispatcher, self._consumer, self._clock = dispatcher, consumer, clock
+        self._dispatcher, self._clock = dispatcher, clock
         self._presence = Presence(redis, keys, settings.sse_heartbeat_s)
         self._grace_ms = settings.push_grace_s * 1000
-        self._capacity = max(1, settings.push_concurrency)
-        self._claim_idle_ms = claim_idle_ms or settings.push_claim_idle_ms
-        self._handling: set[bytes] = set()  # ids of the entries being handled here
-        self._last_claim = 0.0
+        capacity = max(1, settings.push_concurrency)
+        self.consumer = GroupConsumer(
+            redis, keys, Group(keys.push_stream, PUSH_GROUP), consumer, self._handle,
+            batch=capacity, in_flight=capacity,
+            claim_idle_ms=claim_idle_ms or settings.claim_idle_ms,
+            max_attempts=settings.dead_letter_attempts,
+        )  # fmt: skip
 
-    # -- the consumer of the push stream --------------------------------------------
+    def loops(self) -> list[Loop]:
+        """The consumer of the push stream (and its claim keeper), and the grace loop."""
+        return [*self.consumer.loops("push_fanout"), self.delayed_loop()]
 
     async def run(self, stop: asyncio.Event) -> None:
-        batches: set[asyncio.Task[None]] = set()
-        backoff = Backoff()
-        grouped = False
-        keeper = asyncio.create_task(self._keep_claimed(stop))
-        try:
-            while not stop.is_set():
-                try:
-                    if not grouped:
-                        await ensure_group(self._redis, self._keys.push_stream, PUSH_GROUP)
-                        grouped = True
-                    if len(self._handling) >= self._capacity:
-                        await asyncio.wait(batches, return_when=asyncio.FIRST_COMPLETED)
-                        continue
-                    room = self._capacity - len(self._handling)
-                    entries = await self._next(room)
-                    if entries:
-                        self._handling.update(entry_id for entry_id, _ in entries)
-                        task = asyncio.create_task(self._handle(entries))
-                        batches.add(task)
-                        task.add_done_callback(batches.discard)
-                    backoff.reset()
-                    await linger(len(entries), room)
-                except (RedisError, OSError) as exc:
-                    if isinstance(exc, ResponseError) and "NOGROUP" in str(exc):
-                        grouped = False  # the stream was deleted: create the group again
-                    delay = backoff.next_delay()
-                    log.warning("push fan-out: %s; retrying in %.1fs", exc, delay)
-                    await asyncio.sleep(delay)
-                except Exception:  # a bug must not stop the fan-out; entries stay pending
-                    log.exception("push fan-out: unexpected error")
-                    await asyncio.sleep(backoff.next_delay())
-            if batches:  # let what is in flight finish; the worker cancels after its grace
-                await asyncio.wait(batches)
-        finally:
-            for task in (*batches, keeper):
-                task.cancel()
-            await asyncio.gather(*batches, keeper, return_exceptions=True)
-
-    async def _keep_claimed(self, stop: asyncio.Event) -> None:
-        """Reset the idle time of the entries being handled here, so another worker's
-        XAUTOCLAIM takes them only from a worker that stopped, however long their retries."""
-        period_s = self._claim_idle_ms / 3000
-        while not stop.is_set():
-            await sleep_unless_stopped(stop, period_s)
-            if self._handling:
-                try:
-                    await self._redis.xclaim(
-                        self._keys.push_stream, PUSH_GROUP, self._consumer, 0,
-                        list(self._handling), justid=True,
-                    )  # fmt: skip
-                except RedisError as exc:
-                    log.warning("push fan-out: keeping entries claimed: %s", exc)
-
-    async def _next(self, count: int) -> list[Entry]:
-        stream = self._keys.push_stream
-        if time.monotonic() - self._last_claim > min(5.0, self._claim_idle_ms / 2000):
-            self._last_claim = time.monotonic()
-            reply = await self._redis.xautoclaim(
-                stream, PUSH_GROUP, self._consumer, min_idle_time=self._claim_idle_ms,
-                start_id="0-0", count=count,
-            )  # fmt: skip
-            if reply[1]:
-                log.info("push fan-out: finishing %d entries of a stopped worker", len(reply[1]))
-                return list(reply[1])
-        read: Any = await self._redis.xreadgroup(
-            PUSH_GROUP, self._consumer, {stream: ">"}, count=count, block=READ_BLOCK_MS
-        )
-        return [entry for _, entries in read or [] for entry in entries]
+        """Consume the push stream until stopped (on a supervisor of its own)."""
+        await run_loops(stop, *self.consumer.loops("push_fanout"))
 
     async def _handle(self, entries: list[Entry]) -> None:
-        try:
-            items = [json.loads(fields[ENVELOPE_B]) for _, fields in entries if fields]
-            wanted = [int(item["notification_id"]) for item in items if item.get("pushable", True)]
-            await self.consider(wanted, after_grace=False)
-            await self._redis.xack(self._keys.push_stream, PUSH_GROUP, *[eid for eid, _ in entries])
-        except Exception:  # the entries stay pending; a later claim finishes them
-            log.exception("push fan-out: a batch of %d entries failed", len(entries))
-        finally:
-            self._handling.difference_update(entry_id for entry_id, _ in entries)
+        items = [json.loads(fields[ENVELOPE_B]) for _, fields in entries]
+        wanted = [int(item["notification_id"]) for item in items if item.get("pushable", True)]
+        await self.consider(wanted, after_grace=False)
+        in_app_only = [
+            int(item["notification_id"]) for item in items if not item.get("pushable", True)
+        ]
+        await shielded(store.mark_decided(self._pool, in_app_only))
 
     # -- the decision -----------------------------------------------------------------
 
@@ -198,14 +132,19 @@ class PushFanout:
         await store.hold(self._pool, held)
         jobs = [Job(row["user_id"], notification_message(row), row["id"]) for row in send]
         await self._dispatcher.deliver(jobs)
+        waiting = {int(member) for member in later}
+        await shielded(
+            store.mark_decided(self._pool, (r["id"] for r in rows if r["id"] not in waiting))
+        )
 
     # -- the grace period ---------------------------------------------------------------
 
-    async def run_delayed(self, stop: asyncio.Event) -> None:
+    def delayed_loop(self) -> Loop:
         """Push what waited out its grace period unseen; several workers may run this."""
-        await repeat(
-            stop, DELAYED_POLL_S, self.release_due, "push grace loop", again_while_busy=True
-        )
+        return Loop("push_grace", self.release_due, DELAYED_POLL_S, again_while_busy=True)
+
+    async def run_delayed(self, stop: asyncio.Event) -> None:
+        await run_loops(stop, self.delayed_loop())
 
     async def release_due(self) -> int:
         now = now_ms()

@@ -3,8 +3,9 @@ one sender (one connection pool, one VAPID token cache)."""
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 import asyncpg
 from redis.asyncio import Redis
@@ -15,6 +16,7 @@ from gateway.push.digest import QuietHoursDigest
 from gateway.push.dispatch import Dispatcher
 from gateway.push.fanout import PushFanout
 from gateway.push.sender import PushSender
+from gateway.supervision import Loop
 
 log = logging.getLogger(__name__)
 
@@ -23,15 +25,18 @@ def push_configured(settings: Settings) -> bool:
     return bool(settings.vapid_public_key and settings.vapid_private_key)
 
 
-async def run_push(
-    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: Keys, stop: asyncio.Event
-) -> None:
+@contextlib.asynccontextmanager
+async def push_loops(
+    settings: Settings, pool: asyncpg.Pool, redis: Redis, keys: Keys
+) -> AsyncIterator[list[Loop]]:
+    """The loops of the push side, with the sender they share open meanwhile."""
     if not push_configured(settings):
         # Entries wait in the stream (within its retention) until keys are configured.
         log.warning("VAPID keys are not configured: Web Push is off")
+        yield []
         return
     async with PushSender.from_settings(settings) as sender:
         dispatcher = Dispatcher(pool, sender)
         fanout = PushFanout(pool, redis, keys, settings, dispatcher, consumer=settings.instance_id)
         digest = QuietHoursDigest(pool, dispatcher, settings.push_digest_interval_s)
-        await asyncio.gather(fanout.run(stop), fanout.run_delayed(stop), digest.run(stop))
+        yield [*fanout.loops(), digest.loop()]

@@ -37,3 +37,15 @@ async def hold(db: Db, held: Iterable[tuple[int, int]]) -> None:
             " SELECT * FROM unnest($1::bigint[], $2::bigint[]) ON CONFLICT DO NOTHING",
             [n for n, _ in pairs], [u for _, u in pairs],
         )  # fmt: skip
+
+
+async def mark_decided(db: Db, ids: Iterable[int]) -> None:
+    """The ladder is done with these (pushed, dropped or held): a Redis history lost from
+    now on needs them considered no more."""
+    decided = list(ids)
+    if decided:
+        await db.execute(
+            "UPDATE notifications SET push_decided_at = now()"
+            " WHERE id = ANY($1::bigint[]) AND push_decided_at IS NULL",
+            decided,
+        )

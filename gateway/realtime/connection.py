@@ -1,9 +1,11 @@
 """One SSE connection as the hub sees it: its bounded frame queue, the presence changes
-waiting beside it, and its position in both streams.
+waiting beside it, its position in both streams, and how its writes go.
 
 The hub builds each stream entry's `Item` once and offers it to every connection that
 should see it; a connection whose queue overflows is cut off (it resumes by id) instead
-of growing memory. A connection writes what is queued in one send.
+of growing memory. A connection writes what is queued in one send; a send that does not
+complete (the client stopped reading: a sleeping phone, a half-open NAT) gets the
+connection dropped by the hub — its socket aborted, so its buffers go too.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gateway.metrics import SSE_SLOW_DISCONNECTS
@@ -67,8 +70,7 @@ class Connection:
     def __init__(self, cursor: Cursor, max_frames: int) -> None:
         self.id = uuid.uuid4().hex
         self.user_id = cursor.user_id
-        self._user_pos, self._board_pos = cursor.user_pos, cursor.board_pos
-        self._user_key, self._board_key = id_key(cursor.user_pos), id_key(cursor.board_pos)
+        self.start_at(cursor)
         self.queue: asyncio.Queue[Item | None] = asyncio.Queue(max_frames)
         # Presence is state: per user only the latest change waits to be written, outside
         # the queue's bound, so a storm of arrivals (every one told to everyone) costs no
@@ -78,15 +80,49 @@ class Connection:
         # When it last sent something, and when presence last heard of it: heartbeats
         # and refreshes fall due per connection, spread over time, not all at once.
         self.last_write = self.refreshed_at = time.monotonic()
+        # Set while a send is under way (a monotonic time), by whoever writes the stream.
+        self._writing_since: float | None = None
+        self._abort: Callable[[], None] | None = None
+        self.dropped = False
 
     @property
     def cursor(self) -> Cursor:
-        return Cursor(self.user_id, self._user_pos, self._board_pos)
+        return Cursor(self.user_id, self._user_pos, self._board_pos, self._epoch)
 
     def start_at(self, cursor: Cursor) -> None:
         """Set where this connection stands; queued entries up to there are dropped."""
-        self._user_pos, self._board_pos = cursor.user_pos, cursor.board_pos
+        self._user_pos, self._board_pos, self._epoch = (
+            cursor.user_pos,
+            cursor.board_pos,
+            cursor.epoch,
+        )
         self._user_key, self._board_key = id_key(cursor.user_pos), id_key(cursor.board_pos)
+
+    # -- writes --------------------------------------------------------------------------
+
+    def attach(self, abort: Callable[[], None]) -> None:
+        """How to drop this connection at once (abort its socket)."""
+        self._abort = abort
+
+    def writing(self, under_way: bool) -> None:
+        """A send starts (True) or has completed (False)."""
+        self._writing_since = time.monotonic() if under_way else None
+
+    def writing_for(self, now: float) -> float | None:
+        """How long the send under way has taken, if one is."""
+        return None if self._writing_since is None else now - self._writing_since
+
+    def drop(self) -> None:
+        """Disconnect a client that stopped reading: abort its socket (the stream's
+        writer then ends, and the connection is unregistered)."""
+        if self.dropped:
+            return
+        self.dropped = True
+        if not self.cut_off:
+            SSE_SLOW_DISCONNECTS.inc()
+        self.cut_off = True
+        if self._abort is not None:
+            self._abort()
 
     def offer(self, item: Item | None) -> None:
         try:
@@ -134,5 +170,5 @@ class Connection:
             if item.key <= self._user_key:
                 return None
             self._user_pos, self._user_key = item.entry_id, item.key
-        frame_id = sse_id(self.user_id, self._user_pos, self._board_pos)
+        frame_id = sse_id(self.user_id, self._user_pos, self._board_pos, self._epoch)
         return frame(frame_id, item.event_type, item.tail)

@@ -18,19 +18,13 @@ MARKS = ("read_at", "seen_at", "clicked_at")
 Counts = dict[str, int]
 
 _INSERT_NOTIFICATIONS = (
-    "INSERT INTO notifications (user_id, event_id, type, title, body, url, data, critical)"
-    " SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[],"
-    " $6::text[], $7::jsonb[], $8::boolean[])"
+    "INSERT INTO notifications (user_id, event_id, type, title, body, url, data, critical,"
+    " pushable) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],"
+    " $5::text[], $6::text[], $7::jsonb[], $8::boolean[], $9::boolean[])"
     # A no-op update rather than DO NOTHING: RETURNING then also gives the id of a row
     # an earlier attempt stored, so a retry delivers under the same id.
     " ON CONFLICT (user_id, event_id, type) DO UPDATE SET type = EXCLUDED.type"
     " RETURNING id, user_id, event_id, type"
-)
-_UNREAD_COUNTS = (
-    "SELECT recipient_id AS user_id, 'messages' AS kind, count(*) AS n FROM messages"
-    " WHERE recipient_id = ANY($1::bigint[]) AND NOT is_read GROUP BY recipient_id"
-    " UNION ALL SELECT user_id, 'notifications', count(*) FROM notifications"
-    " WHERE user_id = ANY($1::bigint[]) AND read_at IS NULL GROUP BY user_id"
 )
 
 
@@ -64,21 +58,31 @@ async def unread_count(pool: asyncpg.Pool, user_id: int) -> int:
     return count
 
 
-async def unread_counts(conn: asyncpg.Connection, user_ids: Iterable[int]) -> dict[int, Counts]:
-    """Unread messages and notifications per user; 0 for a user who has none."""
-    counts = {user_id: {"messages": 0, "notifications": 0} for user_id in user_ids}
-    if counts:
-        for row in await conn.fetch(_UNREAD_COUNTS, list(counts)):
-            counts[row["user_id"]][row["kind"]] = row["n"]
-    return counts
+async def versioned_unread_counts(
+    conn: asyncpg.Connection, user_ids: Iterable[int]
+) -> dict[int, tuple[int, Counts]]:
+    """Unread messages and notifications per user, with a version per user that orders
+    the counts of one person whoever takes them (`sql/0004_delivery_order.sql`): a count
+    of a higher version is never of an older state."""
+    ids = sorted(set(user_ids))
+    if not ids:
+        return {}
+    rows = await conn.fetch("SELECT * FROM versioned_unread_counts($1::bigint[])", ids)
+    return {
+        row["user_id"]: (
+            row["version"],
+            {"messages": row["messages"], "notifications": row["notifications"]},
+        )
+        for row in rows
+    }
 
 
 async def store(
     conn: asyncpg.Connection, columns: list[list[Any]]
 ) -> dict[tuple[int, int, str], int]:
     """Store notifications given as column arrays (user ids, event ids, types, titles,
-    bodies, urls, data, critical flags) in one statement; the inbox id of each
-    (user id, event id, type), an earlier attempt's included."""
+    bodies, urls, data, critical and pushable flags) in one statement; the inbox id of
+    each (user id, event id, type), an earlier attempt's included."""
     rows = await conn.fetch(_INSERT_NOTIFICATIONS, *columns)
     return {(row["user_id"], row["event_id"], row["type"]): row["id"] for row in rows}
 

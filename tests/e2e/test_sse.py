@@ -121,8 +121,19 @@ async def test_reset_for_malformed_foreign_and_expired_ids(
     redis: Redis,
     settings: Settings,
 ) -> None:
-    other = f"{users['tech1']}:0-0:0-0"
-    for last_id, reason in (("garbage", "malformed"), (other, "foreign"), ("0:0-0:0-0", "foreign")):
+    probe = await open_stream(session, gateway.url, tokens["operator"])
+    epoch = (await probe.next_event()).id.split(":")[3]  # type: ignore[union-attr]
+    probe.response.close()
+    uid = users["operator"]
+    other = f"{users['tech1']}:0-0:0-0:{epoch}"
+    for last_id, reason in (
+        ("garbage", "malformed"),
+        (other, "foreign"),
+        (f"0:0-0:0-0:{epoch}", "foreign"),
+        (f"{uid}:0-0:0-0:{epoch}x", "malformed"),
+        (f"{uid}:0-0:0-0:0123abcd", "history_lost"),  # another generation of the history
+        (f"{uid}:0-0:0-0", "history_lost"),  # an id from before generations
+    ):
         stream = await open_stream(session, gateway.url, tokens["operator"], last_event_id=last_id)
         assert (await stream.next_event()).event == "connected"
         reset = await stream.next_event()
@@ -141,11 +152,10 @@ async def test_reset_for_malformed_foreign_and_expired_ids(
     board = keys.board_stream
     await eventually(lambda: redis.xlen(board))
     oldest = (await redis.xrange(board, count=1))[0][0].decode()
-    uid = users["operator"]
-    stale = f"{uid}:0-0:{oldest}"
+    stale = f"{uid}:0-0:{oldest}:{epoch}"
     await redis.xtrim(board, minid=f"{int(oldest.split('-')[0]) + 1}-0", approximate=False)
     await new_ticket(session, gateway, tokens)
-    ahead = f"{uid}:0-0:99999999999999-0"  # never handed out
+    ahead = f"{uid}:0-0:99999999999999-0:{epoch}"  # never handed out
     stream = await open_stream(session, gateway.url, tokens["operator"], last_event_id=ahead)
     await stream.next_event()
     assert (await stream.next_event()).data["data"]["reason"] == "unknown"

@@ -240,7 +240,15 @@ async def test_notification_stats_are_for_admins(client: Any, db: asyncpg.Pool, 
     async def maintenance_due() -> dict[str, int]:
         stats = await (await client.get("/api/admin/notification-stats",
                                         headers=bearer(tokens["admin"]))).get_json()  # fmt: skip
-        names = {"created", "pushed", "push_failed", "delivered_inapp", "clicked", "read"}
+        names = {
+            "created",
+            "pushed",
+            "push_failed",
+            "delivered_inapp",
+            "clicked",
+            "read",
+            "dead_lettered",
+        }
         assert set(stats["ticket_assigned"]) == names
         return dict(stats["maintenance_due"])
 
@@ -261,4 +269,5 @@ async def test_notification_stats_are_for_admins(client: Any, db: asyncpg.Pool, 
     after = await maintenance_due()
     assert {k: after[k] - before[k] for k in after} == {
         "created": 3, "pushed": 1, "push_failed": 1, "delivered_inapp": 2, "clicked": 1, "read": 1,
+        "dead_lettered": 0,
     }  # fmt: skip

@@ -50,6 +50,7 @@ def start_worker(settings: Settings, database_url: str, prefix: str, service: Fa
         "VAPID_PUBLIC_KEY": settings.vapid_public_key,
         "VAPID_PRIVATE_KEY": settings.vapid_private_key,
         "PUSH_ENDPOINT_ALLOW": service.origin, "PUSH_CONCURRENCY": "3", "PUSH_CLAIM_IDLE_MS": "500",
+        "WORKER_HEALTH_PORT": "0",
     }  # fmt: skip
     return subprocess.Popen([sys.executable, "-m", "gateway", "worker"], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip

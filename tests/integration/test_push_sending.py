@@ -390,7 +390,7 @@ async def test_a_slow_push_is_not_taken_over_by_another_worker(
     db: asyncpg.Pool, redis: Redis, settings: Settings, service: FakePushService, prefix: str
 ) -> None:
     """Only a stopped worker's entries are claimed: one still sending keeps them."""
-    mine = own_settings(settings, prefix, service, push_claim_idle_ms=300)
+    mine = own_settings(settings, prefix, service, claim_idle_ms=300)
     keys = Keys(mine.redis_prefix)
     user_id = await fresh_user(db)
     await device(db, service, user_id)

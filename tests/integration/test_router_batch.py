@@ -1,6 +1,7 @@
 """The router handles a whole read of the domain stream as one batch: every recipient
-gets its notifications in event order, a batch handled twice repeats nothing, and a
-failing batch stays pending."""
+gets its notifications in event order, and a batch handled twice repeats nothing. An
+entry that fails is isolated: the rest of its batch is delivered, and after a few
+failures it is set aside in the dead-letter stream with its error."""
 
 from __future__ import annotations
 
@@ -12,11 +13,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 
 from gateway.config import Settings
 from gateway.keys import ROUTER_GROUP, Keys
-from gateway.pipeline.router import Router, ensure_group
+from gateway.pipeline.router import Router
+from gateway.services.stats import notification_stats
 from gateway.streams import Entry, as_reply
 from tests.helpers import fresh_user
 
@@ -29,7 +32,7 @@ def keys(settings: Settings) -> Keys:
 
 @pytest.fixture
 def router(db: asyncpg.Pool, redis: Redis, keys: Keys) -> Router:
-    return Router(db, redis, keys, consumer="test")
+    return Router(db, redis, keys, consumer="test", max_attempts=2)
 
 
 def _event(outbox_id: int, event_type: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -43,8 +46,9 @@ def _event(outbox_id: int, event_type: str, data: dict[str, Any]) -> dict[str, A
 
 
 async def _read_batch(redis: Redis, keys: Keys, events: list[dict[str, Any]]) -> list[Entry]:
-    """The events appended to the domain stream, then read back as the router's group."""
-    await ensure_group(redis, keys.domain_stream, ROUTER_GROUP)
+    """The events appended to the domain stream, then read back as the router's group
+    (pending for the router's consumer, which takes them first at its next pass)."""
+    await redis.xgroup_create(keys.domain_stream, ROUTER_GROUP, id="0", mkstream=True)
     for event in events:
         await redis.xadd(keys.domain_stream, {"t": event["type"], "e": json.dumps(event)})
     reply = await redis.xreadgroup(ROUTER_GROUP, "test", {keys.domain_stream: ">"}, count=100)
@@ -93,7 +97,7 @@ async def test_a_batch_reaches_every_recipient_in_order_exactly_once(
     ]
     entries = await _read_batch(redis, keys, events)
 
-    await router.handle_batch(entries)
+    await router.consumer.run_pass()  # routes them as one batch and acknowledges them
     first = {user: await _stream(redis, keys.user_stream(user)) for user in (ann, bob, cid)}
     await router.handle_batch(entries)  # a redelivery: nothing new anywhere
 
@@ -163,22 +167,42 @@ async def test_a_batch_needing_the_user_directory_routes_all_of_it(
     ]
 
 
-async def test_a_failing_batch_stays_pending_and_stores_nothing(
+async def test_a_poison_entry_is_set_aside_and_the_rest_of_its_batch_is_delivered(
     db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
 ) -> None:
     ann = await fresh_user(db, "operator")
     base = uuid.uuid4().int % 10**9 * 1000
     good = _event(base + 1, "role_changed", {"user_id": ann, "to_role": "admin", "from_role": "x"})
     broken = _event(base + 2, "role_changed", {"user_id": ann})  # no roles: a bug
-    entries = await _read_batch(redis, keys, [good, broken])
+    later = _event(base + 3, "broadcast", {"to": [ann], "title": "after", "body": "."})
+    await _read_batch(redis, keys, [good, broken, later])
+    labels = {"group": ROUTER_GROUP, "type": "role_changed"}
+    dead_before = REGISTRY.get_sample_value("floorbell_dead_letters_total", labels) or 0
 
-    with pytest.raises(TypeError):
-        await router.handle_batch(entries)
+    await router.consumer.run_pass()  # the batch fails, then each entry is handled alone
 
-    assert await _pending(redis, keys) == 2
+    assert _summary(await _stream(redis, keys.user_stream(ann)))[::2] == [
+        ("role_changed", "Your role changed"),
+        ("broadcast", "after"),
+    ]
+    assert await _pending(redis, keys) == 1  # the broken one, to be retried on its own
+    assert await redis.xlen(keys.dead_letters) == 0
+    for _ in range(10):  # its second failure sets it aside
+        await router.consumer.run_pass()
+        if await redis.xlen(keys.dead_letters):
+            break
+
+    [(_, dead)] = await redis.xrange(keys.dead_letters)
+    assert dead[b"group"] == b"router" and dead[b"stream"] == keys.domain_stream.encode()
+    assert dead[b"t"] == b"role_changed" and json.loads(dead[b"e"]) == broken
+    assert dead[b"attempts"] == b"2" and b"TypeError" in dead[b"error"]
+    assert await _pending(redis, keys) == 0
+    assert REGISTRY.get_sample_value("floorbell_dead_letters_total", labels) == dead_before + 1
+    stats = await notification_stats(db, redis, keys)
+    assert stats["role_changed"]["dead_lettered"] == 1
+    assert stats["broadcast"]["dead_lettered"] == 0
     stored = await db.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", ann)
-    assert stored == 0
-    assert await redis.xlen(keys.user_stream(ann)) == 0
+    assert stored == 2  # the broken event stored nothing
 
 
 class CountingPool:
@@ -192,15 +216,19 @@ class CountingPool:
         async with self._pool.acquire() as conn:
             yield _Counted(conn, self)
 
+    def __getattr__(self, name: str) -> Any:
+        """Statements the pool sends itself, outside a lent connection, count too."""
+        return getattr(_Counted(self._pool, self), name)
+
 
 class _Counted:
-    def __init__(self, conn: asyncpg.Connection, pool: CountingPool) -> None:
-        self._conn, self._pool = conn, pool
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool, pool: CountingPool) -> None:
+        self._conn, self._counter = conn, pool
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self._conn, name)
         if name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
-            self._pool.statements += 1
+            self._counter.statements += 1
         return method
 
 

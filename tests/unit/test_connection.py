@@ -9,7 +9,7 @@ import re
 from gateway.realtime.connection import Connection, Item, item_from
 from gateway.realtime.cursor import Cursor
 
-START = Cursor(7, "1-0", "1-0")
+START = Cursor(7, "1-0", "1-0", "e1")
 
 
 def board_entry(ms: int, event_type: str, data: dict[str, object]) -> Item:
@@ -45,7 +45,7 @@ async def test_only_the_latest_change_of_a_user_waits() -> None:
     frames, _ = await conn.next_frames()
     bodies = [json.loads(line[6:]) for line in frames.splitlines() if line.startswith("data: ")]
     assert [(b["data"]["user_id"], b["data"]["online"]) for b in bodies] == [(4, True), (3, True)]
-    assert [b["id"] for b in bodies] == ["7:1-0:11-0", "7:1-0:12-0"]
+    assert [b["id"] for b in bodies] == ["7:1-0:11-0:e1", "7:1-0:12-0:e1"]
 
 
 async def test_presence_and_board_changes_keep_stream_order() -> None:
@@ -55,9 +55,9 @@ async def test_presence_and_board_changes_keep_stream_order() -> None:
     conn.offer_presence(presence(12, 4, True), 4)
     frames, _ = await conn.next_frames()
     assert sent(frames) == [
-        ("7:1-0:10-0", "presence"),
-        ("7:1-0:11-0", "ticket_moved"),
-        ("7:1-0:12-0", "presence"),
+        ("7:1-0:10-0:e1", "presence"),
+        ("7:1-0:11-0:e1", "ticket_moved"),
+        ("7:1-0:12-0:e1", "presence"),
     ]
 
 

@@ -1,0 +1,1 @@
+"""Fault injection: real services, real faults, invariants checked from outside."""

@@ -1,0 +1,116 @@
+"""Redis loses its data (every key of the test's prefix deleted in one step, as a restart
+without persistence does): what the lost history held unfinished is given again — events
+not yet routed are routed, notifications not yet considered are pushed — once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import asyncpg
+import pytest
+from redis.asyncio import Redis
+
+from domain.events import BroadcastSent
+from gateway.config import Settings
+from gateway.db import create_pool
+from gateway.keys import Keys
+from gateway.pipeline.relay import OutboxRelay
+from gateway.pipeline.router import Router
+from gateway.push.dispatch import Dispatcher
+from gateway.push.fanout import PushFanout
+from gateway.push.sender import PushSender
+from gateway.services.outbox import UnitOfWork
+from tests.faults.faults import lose_keys
+from tests.helpers import eventually, fresh_user, stream_events
+from tests.push_fixtures import FakePushService
+
+
+@pytest.fixture
+async def pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(own_database)
+    yield pool
+    await pool.close()
+
+
+async def broadcast(pool: asyncpg.Pool, user_id: int, titles: list[str]) -> None:
+    async with UnitOfWork(pool) as uow:
+        uow.emit(*(BroadcastSent(None, title, "Line 2 restarts", [user_id]) for title in titles))
+        await uow.commit()
+
+
+async def test_events_lost_before_routing_are_routed_after_all(
+    own_database: str, own_prefix: str, pool: asyncpg.Pool, redis: Redis
+) -> None:
+    keys = Keys(own_prefix)
+    user = await fresh_user(pool)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(OutboxRelay(own_database, redis, keys, poll_s=0.05).run(stop))]
+    try:
+        await broadcast(pool, user, ["one", "two", "three"])
+        assert await eventually(lambda: _length(redis, keys.domain_stream, 3), 10)
+        assert await lose_keys(redis, own_prefix) > 0  # published, never routed: lost
+
+        tasks.append(asyncio.create_task(Router(pool, redis, keys, consumer="r").run(stop)))
+
+        async def titles() -> list[str]:
+            events = await stream_events(redis, keys.user_stream(user))
+            return [e["data"]["title"] for e in events if e["type"] == "broadcast"]
+
+        async def all_three() -> bool:
+            return await titles() == ["one", "two", "three"]
+
+        assert await eventually(all_three, 10)
+        await asyncio.sleep(0.3)
+        assert await titles() == ["one", "two", "three"]  # once each
+        stored = await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user)
+        assert stored == 3
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+
+async def test_notifications_lost_before_their_push_are_pushed_after_all(
+    own_database: str, own_prefix: str, pool: asyncpg.Pool, redis: Redis, settings: Settings
+) -> None:
+    keys = Keys(own_prefix)
+    service = await FakePushService().start()
+    mine = replace(settings, redis_prefix=own_prefix, push_endpoint_allow=(service.origin,))
+    user = await fresh_user(pool)
+    await pool.execute("INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
+                       user, {"broadcast": {"push": True}})  # fmt: skip
+    device = service.device.keys
+    await pool.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
+                       " VALUES ($1, $2, $3, $4)", user, service.endpoint(), device["p256dh"],
+                       device["auth"])  # fmt: skip
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(OutboxRelay(own_database, redis, keys, poll_s=0.05).run(stop)),
+        asyncio.create_task(Router(pool, redis, keys, consumer="r").run(stop)),
+    ]
+    try:
+        await broadcast(pool, user, ["one", "two"])
+        assert await eventually(lambda: _length(redis, keys.push_stream, 2), 10)
+        await lose_keys(redis, own_prefix)  # routed, never pushed: lost with the push stream
+        async with PushSender.from_settings(mine) as sender:
+            fanout = PushFanout(pool, redis, keys, mine, Dispatcher(pool, sender), consumer="p")
+            tasks.append(asyncio.create_task(fanout.run(stop)))
+            assert await eventually(lambda: _received(service, 2), 10)
+            await asyncio.sleep(0.5)
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        titles = sorted(r.payload["title"] for r in service.received if r.payload)
+        assert titles == ["one", "two"]  # once each
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+        await service.stop()
+
+
+async def _length(redis: Redis, stream: str, count: int) -> bool:
+    return int(await redis.xlen(stream)) >= count
+
+
+async def _received(service: FakePushService, count: int) -> bool:
+    return len(service.received) >= count
