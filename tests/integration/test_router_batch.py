@@ -170,7 +170,7 @@ async def test_a_batch_needing_the_user_directory_routes_all_of_it(
 async def test_a_poison_entry_is_set_aside_and_the_rest_of_its_batch_is_delivered(
     db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
 ) -> None:
-    ann = await fresh_user(db, "operator")
+    ann = await fresh_user(db, "operator", "en")
     base = uuid.uuid4().int % 10**9 * 1000
     good = _event(base + 1, "role_changed", {"user_id": ann, "to_role": "admin", "from_role": "x"})
     broken = _event(base + 2, "role_changed", {"user_id": ann})  # no roles: a bug
@@ -236,6 +236,7 @@ async def _priority_batch(
     db: asyncpg.Pool, redis: Redis, keys: Keys, readers: list[int]
 ) -> tuple[int, int]:
     """Route a priority change followed by `readers`; the statements it took, and its id."""
+    keys = Keys(f"{keys.prefix}{uuid.uuid4().hex[:6]}:")  # a stream and group of its own
     counting = CountingPool(db)
     router = Router(counting, redis, keys, consumer="test")  # type: ignore[arg-type]
     base = uuid.uuid4().int % 10**9 * 1000
