@@ -108,11 +108,11 @@ async def small_targets(page: Page) -> list[str]:
     return list(found)
 
 
-@pytest.fixture
-async def scene(
+async def make_scene(
     session: aiohttp.ClientSession, gateway: GatewayProcess, tokens: dict[str, str]
 ) -> dict[str, Any]:
-    """A critical ticket and a comment on it: every screen has something to show."""
+    """A critical ticket, comments and a message: every screen has something to show (in
+    the language the supervisor reads when they are written)."""
     ticket = await new_ticket(session, gateway, tokens, "Presse hydraulique : fuite d\u2019huile")
     path = f"/api/tickets/{ticket['id']}"
     await api(session, gateway, tokens["supervisor"], "PUT", path, {"priority": "critical"})
@@ -129,13 +129,14 @@ async def scene(
 @pytest.mark.parametrize("language", ["fr", "en"])
 async def test_every_screen_in_both_languages_is_accessible_and_photographed(
     contexts: Contexts, gateway: GatewayProcess, session: aiohttp.ClientSession,
-    tokens: dict[str, str], scene: dict[str, Any], language: str,
+    tokens: dict[str, str], language: str,
 ) -> None:  # fmt: skip
     browser = FLOOR if language == "fr" else ENGLISH
     ARTIFACTS.mkdir(exist_ok=True)
     await as_language(session, gateway, tokens["supervisor"], language)
     failures: dict[str, list[str]] = {}
     try:
+        scene = await make_scene(session, gateway, tokens)
         for width, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
             login = await (await contexts.open(viewport=viewport, **browser)).new_page()
             await login.goto(gateway.url + "/")
@@ -149,6 +150,7 @@ async def test_every_screen_in_both_languages_is_accessible_and_photographed(
             await expect(page.locator("html")).to_have_attribute("lang", browser["locale"])
             for screen in SCREENS:
                 await show(page, screen, scene["id"])
+                await page.evaluate("window.scrollTo(0, 0)")
                 shot = ARTIFACTS / f"{screen}-{language}-{width}.png"
                 await page.screenshot(path=str(shot), full_page=screen != "ticket")
                 assert shot.stat().st_size > 10_000
@@ -163,8 +165,9 @@ async def test_every_screen_in_both_languages_is_accessible_and_photographed(
 
 async def test_the_language_switches_at_once_and_nothing_is_lost(
     contexts: Contexts, gateway: GatewayProcess, session: aiohttp.ClientSession,
-    tokens: dict[str, str], scene: dict[str, Any],
+    tokens: dict[str, str],
 ) -> None:  # fmt: skip
+    scene = await make_scene(session, gateway, tokens)
     page = await signed_in(contexts, gateway, "tech1")
     await page.evaluate("window.__sameDocument = true")
     await expect(page.locator('[data-nav="board"]')).to_have_text("Tableau")
