@@ -42,6 +42,16 @@ class MachineStatus(StrEnum):
     MAINTENANCE = "maintenance"
 
 
+class Language(StrEnum):
+    """What a person reads the app, their notifications and pushes in."""
+
+    FR = "fr"  # French as written in Québec: the plant's language, and the default
+    EN = "en"
+
+
+DEFAULT_LANGUAGE = Language.FR
+
+
 class MessageType(StrEnum):
     PRIVATE = "private"
     PUBLIC = "public"

@@ -1,11 +1,14 @@
 """Who is told of what: the event catalogue (CONTRACT section 5) as code.
 
 Works on typed events (`domain.events`; the router reads them back from the stream with
-`from_stored`). The actor of a change is never notified of it.
+`from_stored`). The actor of a change is never notified of it. A notice names its words
+(catalogue entries and their parameters); the router writes them in each recipient's
+language (`gateway.texts`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,29 +32,9 @@ from domain.events import (
     TicketUpdated,
     UserRegistered,
 )
+from domain.kinds import CRITICAL_TYPES
 from domain.model import Role
 from domain.permissions import MANAGERS
-
-CRITICAL_TYPES = frozenset(
-    {"ticket_assigned", "ticket_reassigned", "ticket_overdue", "machine_breakdown"}
-)
-NOTIFICATION_TYPES = (
-    "ticket_assigned",
-    "ticket_reassigned",
-    "ticket_status_changed",
-    "ticket_priority_changed",
-    "ticket_closed",
-    "comment_added",
-    "ticket_overdue",
-    "new_message",
-    "machine_breakdown",
-    "intervention_planned",
-    "maintenance_due",
-    "user_registered",
-    "role_changed",
-    "settings_changed",
-    "broadcast",
-)
 
 # Domain event -> the board event every open board receives, with the card.
 BOARD_EVENTS: dict[type[TicketEvent], str] = {
@@ -71,21 +54,47 @@ ADMINS = frozenset({Role.ADMIN})
 
 
 @dataclass(frozen=True)
+class Term:
+    """A word of the domain's vocabulary (a status, a priority, a role): the reader's
+    catalogue translates it as `<group>.<value>`."""
+
+    group: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Moment:
+    """An instant (ISO 8601), written in the reader's language and time zone."""
+
+    iso: str
+
+
+Param = str | int | Term | Moment
+
+
+@dataclass(frozen=True)
 class Notice:
-    """One notification for one person."""
+    """One notification for one person, in no language yet: its words are the catalogue
+    entries `notice.<text>.title` and `notice.<text>.body` filled with `params`, written
+    in the recipient's language when the router stores it."""
 
     user_id: int
     type: str
-    title: str
-    body: str
+    text: str
+    params: dict[str, Param]
     url: str = "/"
     critical: bool = False
     pushable: bool = True  # False: in-app only (the previous assignee of a reassignment)
     data: dict[str, Any] = field(default_factory=dict)
 
 
+# Runs of whitespace become one space, but no-break spaces stay: French sets one before
+# a colon, and numbers group their digits with one.
+_SPACES = re.compile(r"[^\S\u00a0\u202f\u2007]+")
+
+
 def shorten(text: str, limit: int) -> str:
-    text = " ".join(text.split())
+    text = _SPACES.sub(" ", text).strip(" ")
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
@@ -118,19 +127,20 @@ def _ticket_notices(
     event: TicketEvent,
     kind: str,
     users: Iterable[int | None],
-    title: str,
-    body: str,
+    text: str | None = None,
     critical: bool = False,
     pushable: bool = True,
+    **params: Param,
 ) -> list[Notice]:
     ticket = event.ticket
     extra = {"ticket_id": ticket["id"], "ticket_code": ticket["ticket_id"]}
+    words: dict[str, Param] = {"code": ticket["ticket_id"], "ticket": ticket["title"], **params}
     return [
         Notice(
             user,
             kind,
-            shorten(title, TITLE_MAX),
-            shorten(body, BODY_MAX),
+            text or kind,
+            words,
             ticket_url(ticket),
             critical or kind in CRITICAL_TYPES,
             pushable,
@@ -141,67 +151,40 @@ def _ticket_notices(
     ]
 
 
-def _label(ticket: dict[str, Any]) -> str:
-    return f"{ticket['ticket_id']}: {ticket['title']}"
-
-
 def _created(event: TicketCreated | TicketAssigned, directory: Directory) -> list[Notice]:
-    ticket = event.ticket
-    return _ticket_notices(
-        event, "ticket_assigned", [ticket["assigned_to"]], "New ticket assigned", _label(ticket)
-    )
+    return _ticket_notices(event, "ticket_assigned", [event.ticket["assigned_to"]])
 
 
 def _assigned(event: TicketAssigned, directory: Directory) -> list[Notice]:
     ticket, previous = event.ticket, event.previous_assignee
     if previous is None:
         return _created(event, directory)
-    return _ticket_notices(
-        event,
-        "ticket_reassigned",
-        [ticket["assigned_to"]],
-        "Ticket reassigned to you",
-        _label(ticket),
-    ) + _ticket_notices(
-        event,
-        "ticket_reassigned",
-        [previous],
-        "Ticket reassigned",
-        f"{_label(ticket)} is no longer yours",
-        pushable=False,
+    return _ticket_notices(event, "ticket_reassigned", [ticket["assigned_to"]]) + _ticket_notices(
+        event, "ticket_reassigned", [previous], "ticket_reassigned.previous", pushable=False
     )
 
 
 def _moved(event: TicketMoved, directory: Directory) -> list[Notice]:
     ticket, followers = event.ticket, event.followers
-    status = event.to_status.replace("_", " ")
     if event.to_status == "completed":
-        closed = _ticket_notices(
-            event,
-            "ticket_closed",
-            [ticket["reported_by"], *followers],
-            "Ticket completed",
-            _label(ticket),
-        )
+        closed = _ticket_notices(event, "ticket_closed", [ticket["reported_by"], *followers])
         told = {notice.user_id for notice in closed}
         others = [ticket["assigned_to"]] if ticket["assigned_to"] not in told else []
     else:
         closed, others = [], [ticket["assigned_to"], ticket["reported_by"], *followers]
     return closed + _ticket_notices(
-        event, "ticket_status_changed", others, f"Ticket now {status}", _label(ticket)
+        event, "ticket_status_changed", others, status=Term("status", event.to_status)
     )
 
 
 def _priority(event: TicketPriorityChanged, directory: Directory) -> list[Notice]:
     ticket = event.ticket
-    raised_to_critical = event.to_priority == "critical"
     return _ticket_notices(
         event,
         "ticket_priority_changed",
         [ticket["assigned_to"], *event.followers],
-        f"Priority now {event.to_priority}",
-        _label(ticket),
-        critical=raised_to_critical,
+        critical=event.to_priority == "critical",
+        priority=Term("priority", event.to_priority),
     )
 
 
@@ -209,68 +192,40 @@ def _comment(event: CommentAdded, directory: Directory) -> list[Notice]:
     ticket = event.ticket
     users = [ticket["reported_by"], ticket["assigned_to"], *event.followers]
     return _ticket_notices(
-        event,
-        "comment_added",
-        users,
-        f"{event.author_name} on {ticket['ticket_id']}",
-        event.excerpt,
+        event, "comment_added", users, author=event.author_name, excerpt=event.excerpt
     )
 
 
 def _overdue(event: TicketOverdue, directory: Directory) -> list[Notice]:
     ticket = event.ticket
     users = [ticket["assigned_to"], *directory(MANAGERS)]
-    return _ticket_notices(event, "ticket_overdue", users, "Ticket overdue", _label(ticket))
+    since = Moment(ticket.get("scheduled_date") or "")
+    return _ticket_notices(event, "ticket_overdue", users, since=since)
 
 
 def _breakdown(event: MachineBrokeDown, directory: Directory) -> list[Notice]:
     users = directory(MANAGERS | {Role.TECHNICIAN})
-    return _ticket_notices(
-        event,
-        "machine_breakdown",
-        users,
-        f"Breakdown: {event.machine_name}",
-        _label(event.ticket),
-    )
+    return _ticket_notices(event, "machine_breakdown", users, machine=event.machine_name)
 
 
 def _message(event: MessageSent, directory: Directory) -> list[Notice]:
     recipient = event.recipient_id
     users = [recipient] if recipient is not None else directory(None)
-    body = "Audio message" if event.audio else event.excerpt
+    text = "new_message.audio" if event.audio else "new_message"
     url = f"/?conversation={event.sender_id}" if recipient is not None else "/?messages=public"
     extra = {"message_id": event.message_id, "sender_id": event.sender_id, "audio": event.audio}
-    return [
-        Notice(
-            user,
-            "new_message",
-            shorten(f"Message from {event.sender_name}", TITLE_MAX),
-            shorten(body, BODY_MAX),
-            url,
-            data=extra,
-        )
-        for user in users
-    ]
+    words: dict[str, Param] = {"sender": event.sender_name, "excerpt": event.excerpt}
+    return [Notice(user, "new_message", text, words, url, data=extra) for user in users]
 
 
 def _simple(
     kind: str,
     users: Iterable[int],
-    title: str,
-    body: str,
-    url: str = "/",
+    params: dict[str, Param],
     extra: dict[str, Any] | None = None,
 ) -> list[Notice]:
     return [
-        Notice(
-            user,
-            kind,
-            shorten(title, TITLE_MAX),
-            shorten(body, BODY_MAX),
-            url,
-            kind in CRITICAL_TYPES,
-            data=extra or {},
-        )
+        Notice(user, kind, kind, params, "/", kind in CRITICAL_TYPES, data=extra or {})
         for user in users
     ]
 
@@ -279,8 +234,7 @@ def _intervention(event: InterventionPlanned, directory: Directory) -> list[Noti
     return _simple(
         "intervention_planned",
         [event.assigned_to],
-        f"Intervention on {event.machine_name}",
-        f"Planned for {event.scheduled_for}. {event.note}".strip(),
+        {"machine": event.machine_name, "when": Moment(event.scheduled_for), "note": event.note},
         extra={"machine_id": event.machine_id},
     )
 
@@ -289,8 +243,7 @@ def _maintenance(event: MaintenanceDue, directory: Directory) -> list[Notice]:
     return _simple(
         "maintenance_due",
         directory(MANAGERS),
-        f"Maintenance due: {event.machine_name}",
-        "Its preventive-maintenance interval has elapsed.",
+        {"machine": event.machine_name},
         extra={"machine_id": event.machine_id},
     )
 
@@ -299,27 +252,24 @@ def _registered(event: UserRegistered, directory: Directory) -> list[Notice]:
     return _simple(
         "user_registered",
         directory(ADMINS),
-        "New user",
-        f"{event.full_name} <{event.email}> joined as {event.role}",
+        {"name": event.full_name, "email": event.email, "role": Term("role", event.role)},
     )
 
 
 def _role(event: RoleChanged, directory: Directory) -> list[Notice]:
-    return _simple(
-        "role_changed",
-        [event.user_id],
-        "Your role changed",
-        f"You are now {event.to_role} (was {event.from_role}).",
-    )
+    roles: dict[str, Param] = {
+        "from_role": Term("role", event.from_role), "to_role": Term("role", event.to_role),
+    }  # fmt: skip
+    return _simple("role_changed", [event.user_id], roles)
 
 
 def _settings(event: SettingsChanged, directory: Directory) -> list[Notice]:
-    return _simple("settings_changed", directory(ADMINS), "Settings changed", ", ".join(event.keys))
+    return _simple("settings_changed", directory(ADMINS), {"keys": ", ".join(event.keys)})
 
 
 def _broadcast(event: BroadcastSent, directory: Directory) -> list[Notice]:
     users = directory(None) if isinstance(event.to, str) else event.to
-    return _simple("broadcast", users, event.title, event.body)
+    return _simple("broadcast", users, {"title": event.title, "body": event.body})
 
 
 _BUILDERS: dict[type[Event], Callable[[Any, Directory], list[Notice]]] = {

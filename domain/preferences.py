@@ -1,7 +1,8 @@
 """Notification preferences and quiet hours, as pure functions.
 
 A person's stored choices are merged over the defaults on every read, so a type added
-later starts from its default. Quiet hours are a daily window in the person's own time
+later, or a default the admins change (`default_push` in the settings), reaches everyone
+who did not choose otherwise. Quiet hours are a daily window in the person's own time
 zone, possibly spanning midnight (22:00-06:00); during it pushes are held for a digest,
 except critical ones when `allow_critical` is on.
 """
@@ -9,7 +10,7 @@ except critical ones when `allow_critical` is on.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, time
 from enum import Enum
 from functools import lru_cache
@@ -17,12 +18,8 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from domain.errors import Invalid
-from domain.notify import NOTIFICATION_TYPES
+from domain.kinds import DEFAULT_PUSH, NOTIFICATION_TYPES
 
-# Every type pushes by default but these four, in-app only (CONTRACT section 5); everything
-# stays in the in-app inbox.
-IN_APP_ONLY = frozenset({"maintenance_due", "user_registered", "role_changed", "settings_changed"})
-DEFAULT_PUSH = frozenset(NOTIFICATION_TYPES) - IN_APP_ONLY
 DEFAULT_DND: dict[str, Any] = {
     "enabled": False, "start": "22:00", "end": "06:00", "timezone": "UTC", "allow_critical": True,
 }  # fmt: skip
@@ -35,26 +32,59 @@ class Verdict(Enum):
     SKIP = "skip"  # the person turned pushes of this type off
 
 
-def default_types() -> dict[str, dict[str, bool]]:
-    return {kind: {"push": kind in DEFAULT_PUSH, "inapp": True} for kind in NOTIFICATION_TYPES}
+def default_types(default_push: dict[str, Any] | None = None) -> dict[str, dict[str, bool]]:
+    """Every type's default: pushed or not as the admins' `default_push` setting says (the
+    catalogue's defaults for the types it does not name), and always shown in the app."""
+    pushed = {kind: kind in DEFAULT_PUSH for kind in NOTIFICATION_TYPES}
+    pushed.update(_known_switches(default_push))
+    return {kind: {"push": push, "inapp": True} for kind, push in pushed.items()}
+
+
+def check_default_push(value: Any) -> dict[str, bool]:
+    """The admins' `default_push` setting, `{<type>: bool}`; Invalid when it is not that."""
+    if not isinstance(value, dict):
+        raise Invalid("default_push must be an object of {type: true|false}.")
+    for kind, push in value.items():
+        if kind not in NOTIFICATION_TYPES:
+            raise Invalid(f"default_push: unknown notification type {kind!r}.")
+        if not isinstance(push, bool):
+            raise Invalid(f"default_push.{kind} must be true or false.")
+    return dict(value)
+
+
+def _known_switches(value: dict[str, Any] | None) -> dict[str, bool]:
+    """A stored `default_push`, less what this version does not know."""
+    if not isinstance(value, dict):
+        return {}
+    return {k: v for k, v in value.items() if k in NOTIFICATION_TYPES and isinstance(v, bool)}
 
 
 @dataclass(frozen=True)
 class Preferences:
+    """`types`: what holds for every type; `chosen`: what the person chose themselves (what
+    is stored), so a default the admins change later still reaches every other type."""
+
     types: dict[str, dict[str, bool]]
     dnd: dict[str, Any]
+    chosen: dict[str, dict[str, bool]] = field(default_factory=dict)
 
     @classmethod
-    def from_stored(cls, types: dict[str, Any] | None, dnd: dict[str, Any] | None) -> Preferences:
+    def from_stored(
+        cls,
+        types: dict[str, Any] | None,
+        dnd: dict[str, Any] | None,
+        default_push: dict[str, Any] | None = None,
+    ) -> Preferences:
         """Stored choices (possibly partial or from an older version) over the defaults."""
-        merged = default_types()
+        merged = default_types(default_push)
+        chosen: dict[str, dict[str, bool]] = {}
         for kind, choice in (types or {}).items():
             if kind in merged and isinstance(choice, dict):
-                merged[kind].update(
-                    {k: bool(v) for k, v in choice.items() if k in ("push", "inapp")}
-                )
+                own = {k: bool(v) for k, v in choice.items() if k in ("push", "inapp")}
+                merged[kind].update(own)
+                chosen[kind] = own
         stored_dnd = {k: v for k, v in (dnd or {}).items() if k in DEFAULT_DND}
-        return cls(merged, {**DEFAULT_DND, **stored_dnd})
+        return cls(merged, {**DEFAULT_DND, **stored_dnd}, chosen)
 
     def as_json(self) -> dict[str, Any]:
         return {"types": self.types, "dnd": self.dnd}
@@ -72,13 +102,15 @@ class Preferences:
     ) -> Preferences:
         """These preferences with a (partial) change applied; Invalid on a bad value."""
         merged = {kind: dict(choice) for kind, choice in self.types.items()}
+        chosen = {kind: dict(choice) for kind, choice in self.chosen.items()}
         for kind, choice in (types or {}).items():
             if kind not in merged:
                 raise Invalid(f"Unknown notification type {kind!r}.")
             merged[kind].update(choice)
+            chosen.setdefault(kind, {}).update(choice)
         new_dnd = {**self.dnd, **(dnd or {})}
         check_dnd(new_dnd)
-        return Preferences(merged, new_dnd)
+        return Preferences(merged, new_dnd, chosen)
 
 
 def check_dnd(dnd: dict[str, Any]) -> None:

@@ -45,12 +45,16 @@ async def eventually(
         await asyncio.sleep(interval_s)
 
 
-async def fresh_user(db: asyncpg.Pool | asyncpg.Connection, role: str = "technician") -> int:
-    """A person of one's own per test: no other test's notifications, counts or devices."""
+async def fresh_user(
+    db: asyncpg.Pool | asyncpg.Connection, role: str = "technician", language: str = "fr"
+) -> int:
+    """A person of one's own per test: no other test's notifications, counts or devices.
+    They read French, like a new account (`language="en"` for an English reader)."""
     tag = uuid.uuid4().hex[:10]
     return int(await db.fetchval(
-        "INSERT INTO users (email, full_name, role, password_hash) VALUES ($1, $2, $3, 'x')"
-        " RETURNING id", f"user-{tag}@example.com", f"Tester {tag}", role,
+        "INSERT INTO users (email, full_name, role, password_hash, language)"
+        " VALUES ($1, $2, $3, 'x', $4) RETURNING id",
+        f"user-{tag}@example.com", f"Tester {tag}", role, language,
     ))  # fmt: skip
 
 

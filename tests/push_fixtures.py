@@ -234,6 +234,30 @@ class FakePushService:
         return [r.payload["data"]["notification_id"] for r in self.received if r.payload]
 
 
+class TopicPushService(FakePushService):
+    """A push service holding what it accepted for a device that is offline, as RFC 8030
+    (section 5.4) has it: a message whose `Topic` matches one still waiting replaces it.
+    `come_online()` hands the device what waits, oldest first."""
+
+    def __init__(self, device: Device | None = None) -> None:
+        super().__init__(device)
+        self.waiting: list[Received] = []
+
+    async def _push(self, request: web.Request) -> web.Response:
+        response = await super()._push(request)
+        if 200 <= response.status < 300:
+            accepted = self.received[-1]
+            topic = accepted.headers.get("Topic")
+            if topic:
+                self.waiting = [w for w in self.waiting if w.headers.get("Topic") != topic]
+            self.waiting.append(accepted)
+        return response
+
+    def come_online(self) -> list[dict[str, Any]]:
+        delivered, self.waiting = self.waiting, []
+        return [message.payload for message in delivered if message.payload]
+
+
 def fixed_dns(entries: dict[str, list[str]]) -> Resolve:
     """A DNS of fixed answers (the dict may change): what a name resolves to at a moment."""
 

@@ -4,6 +4,7 @@
 
 import { api } from './api.js';
 import { $, h, fill, toast } from './ui.js';
+import { t, onLanguage, describeError, fmtNumber } from './i18n.js';
 import { isAdmin } from './state.js';
 import { typeLabel } from './events.js';
 
@@ -21,15 +22,18 @@ export function initAdmin() {
     try {
       await api('/api/sse/broadcast', { method: 'POST', body: { title, body, to: 'all' } });
       form.reset();
-      toast('Broadcast sent', { body: title, kind: 'success' });
+      toast(t('admin.broadcast_sent'), { body: title, kind: 'success' });
     } catch (err) {
-      toast('Broadcast not sent', { body: err.message, kind: 'error' });
+      toast(t('admin.broadcast_failed'), { body: describeError(err), kind: 'error' });
     } finally {
       button.disabled = false;
     }
   });
   $('#stats-refresh').addEventListener('click', loadStats);
+  onLanguage(renderStats);
 }
+
+let stats = null; // the last answer, or the error that came instead
 
 export async function loadAdmin() {
   if (!isAdmin()) return;
@@ -37,14 +41,23 @@ export async function loadAdmin() {
 }
 
 async function loadStats() {
-  const table = $('#stats-rows');
   try {
     // {<type>: {created, pushed, push_failed, delivered_inapp, clicked, read}}, every type.
-    const stats = await api('/api/admin/notification-stats');
-    fill(table, Object.entries(stats).map(([type, r]) => h('tr', {},
-      h('th', { scope: 'row' }, typeLabel(type)),
-      COLUMNS.map((c) => h('td', {}, String(r[c]))))));
+    stats = await api('/api/admin/notification-stats');
   } catch (err) {
-    fill(table, h('tr', {}, h('td', { colspan: COLUMNS.length + 1, class: 'muted' }, err.message)));
+    stats = err;
   }
+  renderStats();
+}
+
+function renderStats() {
+  const table = $('#stats-rows');
+  if (stats === null) return;
+  if (stats instanceof Error) {
+    fill(table, h('tr', {}, h('td', { colspan: COLUMNS.length + 1, class: 'muted' }, describeError(stats))));
+    return;
+  }
+  fill(table, Object.entries(stats).map(([type, r]) => h('tr', {},
+    h('th', { scope: 'row' }, typeLabel(type)),
+    COLUMNS.map((c) => h('td', {}, fmtNumber(r[c]))))));
 }

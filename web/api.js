@@ -1,6 +1,8 @@
 // api.js — the only place that talks HTTP to the gateway. Sends JSON, adds the bearer
 // token kept in localStorage (the HttpOnly session cookie rides along as well, so the
 // cookie alone is enough), and turns {"error": {"code", "message"}} into an ApiError.
+// Its message is the server's, for developers; what a person reads comes from the
+// catalogue by the error's code (describeError in i18n.js).
 
 const TOKEN_KEY = 'floorbell.token';
 
@@ -14,19 +16,6 @@ export class ApiError extends Error {
   }
   get offline() { return this.status === 0; }
 }
-
-const FALLBACK_MESSAGES = {
-  0: 'Cannot reach the server. Check your connection.',
-  400: 'The request was not understood.',
-  401: 'Please sign in again.',
-  403: 'You are not allowed to do that.',
-  404: 'Not found.',
-  409: 'That conflicts with the current state of the ticket.',
-  413: 'The file is too large (at most 5 MiB).',
-  422: 'Some fields are not valid.',
-  429: 'Too many attempts. Wait a moment and try again.',
-  503: 'The service is temporarily unavailable. Try again shortly.',
-};
 
 export function getToken() {
   try { return localStorage.getItem(TOKEN_KEY); } catch { return null; }
@@ -71,7 +60,7 @@ export async function api(path, options = {}) {
     response = await fetch(path, init);
   } catch (err) {
     if (err?.name === 'AbortError') throw err;
-    throw new ApiError(0, 'network_error', FALLBACK_MESSAGES[0]);
+    throw new ApiError(0, 'network_error', 'The server could not be reached.');
   }
 
   const text = await response.text().catch(() => '');
@@ -83,8 +72,7 @@ export async function api(path, options = {}) {
   if (!response.ok) {
     const err = data && typeof data === 'object' ? data.error : null;
     const code = (err && err.code) || `http_${response.status}`;
-    const message = (err && err.message) || FALLBACK_MESSAGES[response.status]
-      || `Request failed (${response.status}).`;
+    const message = (err && err.message) || `HTTP ${response.status}`;
     const error = new ApiError(response.status, code, message, err);
     if (response.status === 401 && auth401 && unauthorizedHandler) unauthorizedHandler(error);
     throw error;

@@ -5,7 +5,9 @@
 // older ones a page at a time on demand (GET /api/tickets is paged by column).
 
 import { api } from './api.js';
-import { $, h, fill, priorityChip, fmtDay, parseDate, STATUS_LABELS, toast } from './ui.js';
+import { $, h, fill, priorityChip, fmtDay, parseDate, statusLabel, toast } from './ui.js';
+// `tr` where a card's fields are called `t`.
+import { t, t as tr, onLanguage, describeError } from './i18n.js';
 import { on, myId, rememberFromTicket } from './state.js';
 import { isOnline } from './presence.js';
 
@@ -32,13 +34,13 @@ export function initBoard({ onOpen }) {
   openTicket = onOpen;
   const board = $('#board');
   fill(board, STATUSES.map((status) => {
-    const count = h('span', { class: 'column-count', 'aria-label': 'tickets' }, '0');
+    const count = h('span', { class: 'column-count', 'data-i18n-attr': 'aria-label:board.count_label', 'aria-label': t('board.count_label') }, '0');
     const list = h('div', { class: 'column-cards', role: 'list' });
     const section = h('section', {
       class: 'column', 'data-status': status, 'aria-labelledby': `col-${status}`,
     },
     h('header', { class: 'column-head' },
-      h('h2', { id: `col-${status}` }, STATUS_LABELS[status]), count),
+      h('h2', { id: `col-${status}`, 'data-i18n': `status.${status}` }, statusLabel(status)), count),
     list);
     section.addEventListener('dragover', (event) => {
       if (!event.dataTransfer.types.includes('text/x-ticket-id')) return;
@@ -59,9 +61,9 @@ export function initBoard({ onOpen }) {
     let more = null;
     if (!OPEN_STATUSES.includes(status)) {
       more = h('button', {
-        type: 'button', class: 'column-more', 'data-more': status, hidden: true,
-        onclick: () => loadOlder(status).catch((err) => toast('Could not load older tickets', { body: err.message, kind: 'error' })),
-      }, 'Show older');
+        type: 'button', class: 'column-more', 'data-more': status, 'data-i18n': 'board.show_older', hidden: true,
+        onclick: () => loadOlder(status).catch((err) => toast(t('board.older_failed'), { body: describeError(err), kind: 'error' })),
+      }, t('board.show_older'));
       section.append(more);
     }
     columns.set(status, { section, list, count, more });
@@ -79,6 +81,7 @@ export function initBoard({ onOpen }) {
   on('presence', refreshPresenceDots);
   window.addEventListener('pagehide', () => { if (saveTimer) saveSnapshot(); });
   on('users', () => { for (const t of tickets.values()) renderCard(t); });
+  onLanguage(() => { for (const t of tickets.values()) renderCard(t); });
 }
 
 function ticketsPage(status, limit, cursor) {
@@ -210,15 +213,15 @@ function buildCard(t) {
   const overdue = isOverdue(t);
 
   const moveSelect = h('select', {
-    class: 'move-select', 'aria-label': `Move ${t.ticket_id} to…`,
+    class: 'move-select', 'aria-label': tr('board.move_label', { code: t.ticket_id }),
     onchange: (event) => {
       const target = event.target.value;
       event.target.value = '';
       if (target) moveTicket(t.id, target);
     },
   },
-  h('option', { value: '' }, 'Move to…'),
-  STATUSES.filter((s) => s !== t.status).map((s) => h('option', { value: s }, STATUS_LABELS[s])));
+  h('option', { value: '' }, tr('board.move_to')),
+  STATUSES.filter((s) => s !== t.status).map((s) => h('option', { value: s }, statusLabel(s))));
 
   const card = h('article', {
     class: `card prio-${t.priority}${mine ? ' mine' : ''}${overdue ? ' overdue' : ''}`,
@@ -239,11 +242,11 @@ function buildCard(t) {
           class: 'dot', 'data-user-dot': t.assigned_to,
           'data-online': String(isOnline(t.assigned_to)), 'aria-hidden': 'true',
         }),
-        mine ? `${assignee} (me)` : assignee)
-      : h('span', { class: 'card-assignee muted' }, 'Unassigned'),
+        mine ? tr('board.me', { name: assignee }) : assignee)
+      : h('span', { class: 'card-assignee muted' }, tr('board.unassigned')),
     t.scheduled_date
       ? h('span', { class: overdue ? 'card-due overdue-text' : 'card-due muted' },
-        overdue ? `Overdue · ${fmtDay(t.scheduled_date)}` : `Due ${fmtDay(t.scheduled_date)}`)
+        tr(overdue ? 'board.overdue_since' : 'board.due', { date: fmtDay(t.scheduled_date) }))
       : null),
   h('div', { class: 'card-actions' }, moveSelect));
 
@@ -276,14 +279,13 @@ export async function moveTicket(id, status) {
     showBoardMessage('');
   } catch (err) {
     upsert(before);
-    const label = before.ticket_id;
+    const words = { code: before.ticket_id, status: statusLabel(status), reason: describeError(err) };
     let text;
-    if (err.status === 403) text = `You can’t move ${label}: ${err.message}`;
-    else if (err.status === 409) text = `${label} can’t go to “${STATUS_LABELS[status]}”: ${err.message}`;
-    else if (err.status === 422 || err.status === 400) text = `${label} was not moved: ${err.message}`;
-    else text = `${label} was not moved. ${err.message}`;
+    if (err.status === 403) text = t('board.move_forbidden', words);
+    else if (err.status === 409) text = t('board.move_conflict', words);
+    else text = t('board.move_failed', words);
     showBoardMessage(text);
-    toast('Move refused', { body: text, kind: 'error' });
+    toast(t('board.move_refused'), { body: text, kind: 'error' });
   } finally {
     cardElement(id)?.classList.remove('pending');
     updateCounts();
@@ -298,7 +300,7 @@ export function showBoardMessage(text) {
     return;
   }
   fill(el, h('span', {}, text),
-    h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Dismiss', onclick: () => showBoardMessage('') }, '×'));
+    h('button', { type: 'button', class: 'btn-icon', 'aria-label': t('common.dismiss'), onclick: () => showBoardMessage('') }, '×'));
   el.hidden = false;
   messageTimer = setTimeout(() => { el.hidden = true; }, 12000);
 }

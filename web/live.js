@@ -4,6 +4,7 @@
 // the top bar, and the offline banner.
 
 import { $, setBanner, setBadge, getBadge, currentView } from './ui.js';
+import { t, onLanguage } from './i18n.js';
 import { signedIn } from './state.js';
 import { BOARD_EVENTS } from './events.js';
 import { createStream, POLL_SECONDS } from './stream.js';
@@ -38,6 +39,12 @@ export function initLive({ onUnauthorized }) {
   });
   window.addEventListener('offline', updateOfflineBanner);
   updateOfflineBanner();
+  onLanguage(() => {
+    updateOfflineBanner();
+    const status = $('#live-status').dataset.state;
+    renderLiveStatus(status);
+    if (status === 'polling') setBanner('live-banner', t('live.polling_banner', { seconds: POLL_SECONDS }));
+  });
 }
 
 export function startLive() { stream.start(); }
@@ -51,7 +58,7 @@ export function markServerUnreachable() {
 
 function updateOfflineBanner() {
   const offline = navigator.onLine === false || serverUnreachable;
-  setBanner('offline-banner', offline ? 'You are offline — showing the last loaded data. Changes will not be saved until the connection returns.' : '');
+  setBanner('offline-banner', offline ? t('live.offline') : '');
   document.body.classList.toggle('is-offline', offline);
 }
 
@@ -150,12 +157,6 @@ function routeEvent(type, envelope) {
 function renderLiveStatus(status) {
   const el = $('#live-status');
   el.dataset.state = status;
-  el.textContent = {
-    connecting: 'Connecting…',
-    live: 'Live',
-    reconnecting: 'Reconnecting…',
-    polling: `Refreshing every ${POLL_SECONDS} s`,
-    stopped: '',
-  }[status] || status;
-  el.title = status === 'live' ? 'Live updates are on' : el.textContent;
+  el.textContent = status === 'stopped' ? '' : t(`live.${status}`, { seconds: POLL_SECONDS });
+  el.title = status === 'live' ? t('live.live_title') : el.textContent;
 }

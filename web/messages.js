@@ -5,6 +5,7 @@
 import { api } from './api.js';
 import { $, h, fill, toast, timeEl, fmtAgo, setBadge, randomKey, currentView, showView } from './ui.js';
 import { on, myId, userName, rememberUser, knownUsers } from './state.js';
+import { t, onLanguage, describeError, fmtDuration } from './i18n.js';
 import { isOnline } from './presence.js';
 
 const MAX_AUDIO_BYTES = 5 * 1024 * 1024;
@@ -44,6 +45,12 @@ export function initMessages() {
   recordButton.addEventListener('click', toggleRecording);
   on('users', () => { renderConversations(); fillNewConversation(); });
   on('presence', () => { renderConversations(); renderThreadHeader(); });
+  onLanguage(() => {
+    renderConversations();
+    fillNewConversation();
+    renderThread();
+    renderRecordButton();
+  });
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible' && contactId && currentView() === 'messages') markRead(contactId);
   });
@@ -73,14 +80,14 @@ function publicEntry() {
     },
     h('span', { class: 'public-icon', 'aria-hidden': 'true' }, '#'),
     h('span', { class: 'conversation-text' },
-      h('span', { class: 'conversation-name' }, 'Everyone'),
-      h('span', { class: 'conversation-last muted' }, 'Public channel for the whole site'))));
+      h('span', { class: 'conversation-name' }, t('messages.everyone')),
+      h('span', { class: 'conversation-last muted' }, t('messages.public_about')))));
 }
 
 function renderConversations() {
   const list = $('#conversation-list');
   if (!conversations.length) {
-    fill(list, publicEntry(), h('li', { class: 'muted empty' }, 'No private conversations yet. Choose someone above to start one.'));
+    fill(list, publicEntry(), h('li', { class: 'muted empty' }, t('messages.no_conversations')));
     return;
   }
   fill(list, publicEntry(), conversations.map((c) => {
@@ -97,10 +104,10 @@ function renderConversations() {
       h('span', { class: 'dot', 'data-online': String(isOnline(id)), 'aria-hidden': 'true' }),
       h('span', { class: 'conversation-text' },
         h('span', { class: 'conversation-name' }, c.contact_name),
-        h('span', { class: 'conversation-last muted' }, c.last_message)),
+        h('span', { class: 'conversation-last muted' }, c.last_audio ? t('messages.audio') : c.last_message)),
       h('span', { class: 'conversation-side' },
         h('span', { class: 'muted small' }, fmtAgo(c.last_at)),
-        unread ? h('span', { class: 'count', 'aria-label': `${unread} unread` }, String(unread)) : null)));
+        unread ? h('span', { class: 'count', 'aria-label': t('messages.unread', { count: unread }) }, String(unread)) : null)));
   }));
 }
 
@@ -108,7 +115,7 @@ function fillNewConversation() {
   const select = $('#new-conversation');
   const me = myId();
   const people = knownUsers().filter((u) => u.id !== me);
-  fill(select, h('option', { value: '' }, people.length ? 'New message to…' : 'No contacts known yet'),
+  fill(select, h('option', { value: '' }, t(people.length ? 'messages.new_to' : 'messages.no_contacts')),
     people.map((u) => h('option', { value: u.id }, userName(u.id))));
 }
 
@@ -129,7 +136,7 @@ export async function openConversation(id) {
   if (currentView() !== 'messages') showView('messages');
   renderConversations();
   renderThreadHeader();
-  fill($('#thread'), h('li', { class: 'muted empty' }, 'Loading…'));
+  fill($('#thread'), h('li', { class: 'muted empty' }, t('common.loading')));
   $('#composer').hidden = false;
   try {
     const list = await api(threadPath(contactId));
@@ -139,7 +146,7 @@ export async function openConversation(id) {
     markRead(contactId);
   } catch (err) {
     if (seq !== threadSeq) return;
-    fill($('#thread'), h('li', { class: 'alert' }, err.message));
+    fill($('#thread'), h('li', { class: 'alert' }, describeError(err)));
   }
 }
 
@@ -167,17 +174,17 @@ async function markRead(id) {
 function renderThreadHeader() {
   const head = $('#thread-title');
   if (!contactId) {
-    fill(head, 'Messages');
+    fill(head, t('nav.messages'));
     return;
   }
   if (contactId === PUBLIC) {
-    fill(head, 'Everyone', h('span', { class: 'muted small' }, ' · public channel'));
+    fill(head, t('messages.everyone'), h('span', { class: 'muted small' }, ` · ${t('messages.public')}`));
     return;
   }
   fill(head,
     h('span', { class: 'dot', 'data-online': String(isOnline(contactId)), 'aria-hidden': 'true' }),
     userName(contactId),
-    h('span', { class: 'muted small' }, isOnline(contactId) ? ' · online' : ' · offline'));
+    h('span', { class: 'muted small' }, ` · ${t(isOnline(contactId) ? 'presence.online' : 'presence.offline')}`));
 }
 
 function renderThread() {
@@ -185,11 +192,11 @@ function renderThread() {
   renderThreadHeader();
   if (!contactId) {
     $('#composer').hidden = true;
-    fill(list, h('li', { class: 'muted empty' }, 'Choose a conversation.'));
+    fill(list, h('li', { class: 'muted empty' }, t('messages.choose')));
     return;
   }
   if (!thread.length) {
-    fill(list, h('li', { class: 'muted empty' }, 'No messages yet — say hello.'));
+    fill(list, h('li', { class: 'muted empty' }, t('messages.empty')));
     return;
   }
   const me = myId();
@@ -199,12 +206,15 @@ function renderThread() {
       contactId === PUBLIC && !mine ? h('span', { class: 'bubble-author' }, m.sender_name) : null,
       m.audio
         ? h('div', { class: 'audio-message' },
-          h('audio', { controls: true, preload: 'none', src: `/api/messages/${m.id}/audio` }),
-          m.audio_duration > 0 ? h('span', { class: 'muted small' }, `${Math.round(m.audio_duration)} s`) : null,
+          h('audio', {
+            controls: true, preload: 'none', src: `/api/messages/${m.id}/audio`,
+            'aria-label': t('messages.audio_from', { name: m.sender_name }),
+          }),
+          m.audio_duration > 0 ? h('span', { class: 'muted small' }, fmtDuration(m.audio_duration)) : null,
           m.content ? h('p', {}, m.content) : null)
         : h('p', {}, m.content),
       h('div', { class: 'bubble-meta' }, timeEl(m.created_at, 'small'),
-        mine && m.is_read ? h('span', { class: 'small' }, ' · read') : null));
+        mine && m.is_read ? h('span', { class: 'small' }, ` · ${t('messages.read')}`) : null));
   }));
   list.scrollTop = list.scrollHeight;
 }
@@ -226,7 +236,7 @@ async function sendText() {
     input.value = '';
     appendSent(created);
   } catch (err) {
-    toast('Message not sent', { body: err.message, kind: 'error' });
+    toast(t('messages.not_sent'), { body: describeError(err), kind: 'error' });
   } finally {
     button.disabled = false;
     input.focus();
@@ -243,7 +253,7 @@ function appendSent(m) {
 async function sendAudio(blob, durationSeconds, filename) {
   if (!contactId) return;
   if (blob.size > MAX_AUDIO_BYTES) {
-    toast('Voice message too long', { body: 'Audio messages are limited to 5 MiB.', kind: 'error' });
+    toast(t('messages.audio_too_long'), { body: t('error.audio_too_large'), kind: 'error' });
     return;
   }
   const form = new FormData();
@@ -253,7 +263,7 @@ async function sendAudio(blob, durationSeconds, filename) {
   try {
     appendSent(await api('/api/messages/audio', { method: 'POST', body: form }));
   } catch (err) {
-    toast('Voice message not sent', { body: err.message, kind: 'error' });
+    toast(t('messages.audio_not_sent'), { body: describeError(err), kind: 'error' });
   }
 }
 
@@ -271,7 +281,6 @@ function sendAudioFile(file) {
 }
 
 async function toggleRecording() {
-  const button = $('#record-button');
   if (recorder) {
     recorder.stop();
     return;
@@ -280,7 +289,7 @@ async function toggleRecording() {
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true });
   } catch {
-    toast('Microphone unavailable', { body: 'Allow the microphone for this site to record voice messages.', kind: 'error' });
+    toast(t('messages.mic_unavailable'), { body: t('messages.mic_help'), kind: 'error' });
     return;
   }
   const chunks = [];
@@ -293,18 +302,22 @@ async function toggleRecording() {
     clearTimeout(limit);
     for (const track of stream.getTracks()) track.stop();
     recorder = null;
-    button.textContent = 'Record';
-    button.classList.remove('recording');
-    button.setAttribute('aria-pressed', 'false');
+    renderRecordButton();
     const type = rec.mimeType || 'audio/webm';
     const ext = type.includes('ogg') ? 'ogg' : type.includes('mp4') ? 'm4a' : 'webm';
     const blob = new Blob(chunks, { type });
     if (blob.size) sendAudio(blob, (Date.now() - started) / 1000, `voice.${ext}`);
   };
   rec.start();
-  button.textContent = 'Stop & send';
-  button.classList.add('recording');
-  button.setAttribute('aria-pressed', 'true');
+  renderRecordButton();
+}
+
+function renderRecordButton() {
+  const button = $('#record-button');
+  const recording = Boolean(recorder);
+  button.textContent = t(recording ? 'messages.stop_send' : 'messages.record');
+  button.classList.toggle('recording', recording);
+  button.setAttribute('aria-pressed', String(recording));
 }
 
 /** A `new_message` notification: refresh the list, and the open thread when it is theirs.

@@ -3,7 +3,8 @@
 // /?ticket=<id>, /?conversation=<user id> (or ?contact=), /?messages=public, and opening
 // the url of a notification (a toast, the notification centre, the service worker).
 
-import { $, showView, onViewChange } from './ui.js';
+import { $, showView, onViewChange, currentView } from './ui.js';
+import { t, onLanguage } from './i18n.js';
 import { signedIn } from './state.js';
 import { openTicket, closeTicket } from './ticket.js';
 import { loadConversations, openContactFromUrl, PUBLIC } from './messages.js';
@@ -12,9 +13,8 @@ import { loadPreferences } from './preferences.js';
 import { renderPush } from './push.js';
 import { loadAdmin } from './admin.js';
 
-const TITLES = { board: 'Board', messages: 'Messages', notifications: 'Notifications', settings: 'Settings' };
-
 export function initNavigation() {
+  onLanguage(() => { if (signedIn()) setTitle(currentView()); });
   window.addEventListener('hashchange', () => { if (signedIn()) showView(location.hash.slice(1)); });
   window.addEventListener('popstate', () => { if (signedIn()) routeFromLocation(); });
   onViewChange(onView);
@@ -27,7 +27,7 @@ function onView(view) {
     url.hash = view === 'board' ? '' : view;
     history.replaceState(history.state, '', url);
   }
-  document.title = `${TITLES[view]} · Floorbell`;
+  setTitle(view);
   if (view === 'messages') loadConversations().catch(() => {});
   if (view === 'notifications') loadNotifications().catch(() => {});
   if (view === 'settings') {
@@ -36,6 +36,10 @@ function onView(view) {
     loadAdmin();
   }
   $('main')?.focus({ preventScroll: true });
+}
+
+function setTitle(view) {
+  document.title = `${t(`nav.${view}`)} · Floorbell`;
 }
 
 /** Show what the address bar names (at sign-in, and on back and forward). */

@@ -1,11 +1,15 @@
 // notifications.js — the notification centre: history (unread first), mark read, mark
 // all read, the unread badge, toasts for personal notifications arriving on the stream,
 // and the batched POST /api/notifications/seen {ids} for notifications this page showed
-// while it was visible (so the gateway does not also push them).
+// while it was visible (so the gateway does not also push them). A critical notification
+// stays on screen until dismissed and sounds the alert (unless sounds are off here).
+// Titles and bodies arrive written in the person's language by the server.
 
 import { api } from './api.js';
 import { $, h, fill, toast, timeEl, setBadge, getBadge, currentView, onViewChange } from './ui.js';
 import { typeLabel } from './events.js';
+import { t, onLanguage, describeError } from './i18n.js';
+import { playAlert } from './sound.js';
 
 const SEEN_FLUSH_MS = 1000;
 
@@ -34,6 +38,7 @@ export function initNotifications({ onOpenUrl }) {
     if (currentView() === 'notifications') markListSeen();
   });
   window.addEventListener('pagehide', flushSeen);
+  onLanguage(render);
 }
 
 /** GET /api/notifications; with announceNew, toast unread ones not known before (polling mode). */
@@ -69,9 +74,10 @@ function showToast(n) {
   toast(n.title, {
     body: n.body,
     kind: n.critical ? 'critical' : 'info',
-    timeout: n.critical ? 15000 : 8000,
-    action: { label: 'Open', run: () => open(n) },
+    timeout: n.critical ? 0 : 8000,
+    action: { label: t('common.open'), run: () => open(n) },
   });
+  if (n.critical) playAlert();
   displayed(n.id);
 }
 
@@ -123,7 +129,7 @@ async function markRead(n) {
     if (wasUnread) setBadge('notifications', getBadge('notifications') - 1);
     render();
   } catch (err) {
-    toast('Could not mark as read', { body: err.message, kind: 'error' });
+    toast(t('notifications.read_failed'), { body: describeError(err), kind: 'error' });
   }
 }
 
@@ -137,7 +143,7 @@ async function markAllRead() {
     setBadge('notifications', 0);
     render();
   } catch (err) {
-    toast('Could not mark all as read', { body: err.message, kind: 'error' });
+    toast(t('notifications.read_all_failed'), { body: describeError(err), kind: 'error' });
   } finally {
     button.disabled = false;
   }
@@ -152,9 +158,9 @@ function render() {
     .sort((a, b) => (Number(isRead(a)) - Number(isRead(b))) || (b.id - a.id));
   const unread = items.filter((n) => !isRead(n)).length;
   $('#notifications-summary').textContent = items.length
-    ? `${unread} unread of ${items.length}` : '';
+    ? t('notifications.summary', { count: unread, total: items.length }) : '';
   if (!shown.length) {
-    fill(list, h('li', { class: 'muted empty' }, unreadOnly ? 'Nothing unread. All caught up.' : 'No notifications yet.'));
+    fill(list, h('li', { class: 'muted empty' }, t(unreadOnly ? 'notifications.none_unread' : 'notifications.none')));
     return;
   }
   fill(list, shown.map((n) => {
@@ -166,14 +172,15 @@ function render() {
     h('span', { class: 'notification-marker', 'aria-hidden': 'true' }),
     h('div', { class: 'notification-main' },
       h('div', { class: 'notification-head' },
+        n.critical ? h('span', { class: 'chip critical-flag' }, '⚠ ', t('common.critical')) : null,
         h('span', { class: 'chip type' }, typeLabel(n.type)),
         timeEl(n.created_at, 'muted small'),
-        read ? null : h('span', { class: 'sr-only' }, 'Unread')),
+        read ? null : h('span', { class: 'sr-only' }, t('notifications.unread'))),
       h('button', { type: 'button', class: 'notification-title link', onclick: () => open(n) }, n.title),
       n.body ? h('p', { class: 'notification-body' }, n.body) : null),
     read ? null : h('button', {
       type: 'button', class: 'btn btn-small', onclick: () => markRead(n),
-    }, 'Mark read'));
+    }, t('notifications.mark_read')));
   }));
 }
 

@@ -4,7 +4,8 @@
 
 import { api } from './api.js';
 import { $, h, fill, timeEl } from './ui.js';
-import { state, on, emit, userName, myId, ROLE_LABELS } from './state.js';
+import { state, on, emit, userName, myId, roleLabel } from './state.js';
+import { t, onLanguage } from './i18n.js';
 
 const presence = new Map(); // user id -> {online, last_seen, connections}
 
@@ -15,6 +16,7 @@ export function isOnline(id) {
 
 export function initPresence() {
   on('users', render);
+  onLanguage(render);
 }
 
 /** GET /api/presence: everyone, [{user_id, online, last_seen, connections}]. */
@@ -49,7 +51,7 @@ function render() {
   const people = Array.from(ids).map((id) => ({ id, ...(presence.get(id) || { online: false }) }));
   people.sort((a, b) => (Number(b.online) - Number(a.online)) || userName(a.id).localeCompare(userName(b.id)));
   const onlineCount = people.filter((p) => p.online).length;
-  $('#presence-count').textContent = `${onlineCount} online`;
+  $('#presence-count').textContent = t('presence.count', { count: onlineCount });
   fill(list, people.map((p) => {
     const role = state.users.get(p.id)?.role;
     return h('li', {
@@ -59,9 +61,9 @@ function render() {
     },
     h('span', { class: 'dot', 'data-online': String(Boolean(p.online)), 'aria-hidden': 'true' }),
     h('span', { class: 'presence-name' },
-      userName(p.id), p.id === me ? ' (you)' : '',
-      role ? h('span', { class: 'muted small' }, ` · ${ROLE_LABELS[role]}`) : null),
-    h('span', { class: 'sr-only' }, p.online ? ' online' : ' offline'),
+      p.id === me ? t('presence.you', { name: userName(p.id) }) : userName(p.id),
+      role ? h('span', { class: 'muted small' }, ` · ${roleLabel(role)}`) : null),
+    h('span', { class: 'sr-only' }, ` ${t(p.online ? 'presence.online' : 'presence.offline')}`),
     !p.online && p.last_seen ? timeEl(p.last_seen, 'muted small presence-seen') : null);
   }));
 }

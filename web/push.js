@@ -5,8 +5,17 @@
 
 import { api } from './api.js';
 import { $, toast } from './ui.js';
+import { t, onLanguage, describeError } from './i18n.js';
 
 let busy = false;
+
+/** A refusal the page explains with the catalogue entry `key`. */
+class PushProblem extends Error {
+  constructor(key) {
+    super(key);
+    this.key = key;
+  }
+}
 
 export function pushSupported() {
   return 'serviceWorker' in navigator && 'PushManager' in window && 'Notification' in window
@@ -42,15 +51,8 @@ export async function pushState() {
   return sub && Notification.permission === 'granted' ? 'on' : 'off';
 }
 
-const STATE_TEXT = {
-  on: 'On — this device receives push notifications.',
-  off: 'Off — this device does not receive push notifications.',
-  blocked: 'Blocked by the browser — allow notifications for this site in the browser settings, then come back.',
-  unsupported: 'Not supported — this browser cannot receive push notifications (on iPhone, add Floorbell to the home screen first).',
-  working: 'Working…',
-};
-
 export function initPush() {
+  onLanguage(() => renderPush($('#push-switch').dataset.state === 'working' ? 'working' : undefined));
   $('#push-switch').addEventListener('click', toggle);
   $('#push-test').addEventListener('click', sendTest);
   document.addEventListener('visibilitychange', () => {
@@ -62,11 +64,11 @@ export async function renderPush(forced) {
   const s = forced || await pushState();
   const button = $('#push-switch');
   const text = $('#push-status');
-  text.textContent = STATE_TEXT[s];
+  text.textContent = t(`device_push.state_${s}`);
   button.dataset.state = s;
   button.setAttribute('aria-checked', String(s === 'on'));
   button.disabled = s === 'unsupported' || s === 'blocked' || s === 'working';
-  $('#push-switch-label').textContent = { on: 'On', off: 'Off', blocked: 'Blocked', unsupported: 'Not supported', working: '…' }[s];
+  $('#push-switch-label').textContent = t(`device_push.switch_${s}`);
   $('#push-test').hidden = s !== 'on';
 }
 
@@ -79,7 +81,8 @@ async function toggle() {
     if (before === 'on') await disable();
     else await enable();
   } catch (err) {
-    toast('Push notifications', { body: err.message || String(err), kind: 'error' });
+    const body = err instanceof PushProblem ? t(err.key) : err.code ? describeError(err) : t('device_push.failed');
+    toast(t('device_push.title'), { body, kind: 'error' });
   } finally {
     busy = false;
     await renderPush();
@@ -96,11 +99,11 @@ export function deviceInfo() {
   const ua = navigator.userAgent || '';
   const mobile = navigator.userAgentData?.mobile ?? /Android|iPhone|iPad|iPod|Mobile/i.test(ua);
   const browser = /Edg\//.test(ua) ? 'Edge' : /Firefox\//.test(ua) ? 'Firefox'
-    : /Chrome\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : 'Browser';
+    : /Chrome\//.test(ua) ? 'Chrome' : /Safari\//.test(ua) ? 'Safari' : '?';
   const os = navigator.userAgentData?.platform
     || (/Android/.test(ua) ? 'Android' : /iPhone|iPad|iPod/.test(ua) ? 'iOS'
-      : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : 'unknown OS');
-  return { deviceType: mobile ? 'mobile' : 'desktop', deviceName: `${browser} on ${os}` };
+      : /Windows/.test(ua) ? 'Windows' : /Mac OS X/.test(ua) ? 'macOS' : /Linux/.test(ua) ? 'Linux' : '?');
+  return { deviceType: mobile ? 'mobile' : 'desktop', deviceName: `${browser} · ${os}` };
 }
 
 async function postSubscription(sub) {
@@ -114,12 +117,10 @@ async function postSubscription(sub) {
 async function enable() {
   const permission = await Notification.requestPermission();
   if (permission !== 'granted') {
-    throw new Error(permission === 'denied'
-      ? 'Notifications are blocked by the browser for this site.'
-      : 'Notifications were not allowed.');
+    throw new PushProblem(permission === 'denied' ? 'device_push.denied' : 'device_push.dismissed');
   }
   const reg = await registration();
-  if (!reg) throw new Error('The service worker is not running; reload the page and try again.');
+  if (!reg) throw new PushProblem('device_push.no_worker');
   // 503 with its own message when the server has no push key configured.
   const { publicKey } = await api('/api/push/vapid-public-key');
   const key = urlBase64ToUint8Array(publicKey);
@@ -135,7 +136,7 @@ async function enable() {
     await sub.unsubscribe().catch(() => {});
     throw err;
   }
-  toast('Push notifications on', { body: 'This device will ring for your notifications.', kind: 'success', timeout: 4000 });
+  toast(t('device_push.enabled'), { body: t('device_push.enabled_body'), kind: 'success', timeout: 4000 });
 }
 
 function sameKey(sub, key) {
@@ -157,9 +158,11 @@ async function sendTest() {
   button.disabled = true;
   try {
     const { sentCount, failedCount } = await api('/api/push/test', { method: 'POST', body: {} });
-    toast('Test push sent', { body: `Delivered to ${sentCount} device(s), ${failedCount} failed.`, kind: 'success' });
+    toast(t('device_push.test_sent'), {
+      body: t('device_push.test_result', { count: sentCount, failed: failedCount }), kind: 'success',
+    });
   } catch (err) {
-    toast('Test push failed', { body: err.message, kind: 'error' });
+    toast(t('device_push.test_failed'), { body: describeError(err), kind: 'error' });
   } finally {
     button.disabled = false;
   }

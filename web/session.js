@@ -2,11 +2,16 @@
 // worker, asks who is signed in (GET /api/auth/me, or the user of the last session when
 // the server cannot be reached), the login screen with the demo logins, starting the
 // signed-in app, and ending it (sign-out, or a session the server no longer accepts).
-// Each screen lives in its own module; live.js keeps the page current.
+// Each screen lives in its own module; live.js keeps the page current. The page speaks
+// the person's language from the first paint: the last session's, else the browser's,
+// then the account's once it is known.
 
 import { api, setToken, onUnauthorized, getToken } from './api.js';
 import { $, $$, h, fill, setBadge } from './ui.js';
-import { state, rememberUser, loadUsers, loadMachines, resetState, ROLE_LABELS } from './state.js';
+import { state, rememberUser, loadUsers, loadMachines, resetState, roleLabel } from './state.js';
+import { t, useLanguage, browserLanguage, onLanguage, describeError } from './i18n.js';
+import { initPersonal, renderPersonal } from './personal.js';
+import { initColumnSwitcher } from './columns.js';
 import { initBoard, clearBoard } from './board.js';
 import { initTicket, openTicket, closeTicket } from './ticket.js';
 import { initMessages } from './messages.js';
@@ -20,7 +25,8 @@ import { initNavigation, routeFromLocation, openUrl } from './navigation.js';
 
 const USER_KEY = 'floorbell.user';
 const FLASH_KEY = 'floorbell.flash';
-const SESSION_ENDED = 'Your session has ended. Please sign in again.';
+const SESSION_ENDED = 'session.ended';
+const SIGNED_OUT = 'session.signed_out';
 const STATIC_DEMO_LOGINS = [
   { email: 'admin@example.com', role: 'admin' },
   { email: 'supervisor@example.com', role: 'supervisor' },
@@ -31,11 +37,13 @@ const STATIC_DEMO_LOGINS = [
 const DEMO_PASSWORD = 'floorbell';
 
 async function boot() {
+  await useLanguage(cachedUser()?.language || browserLanguage());
   registerServiceWorker();
   initLive({ onUnauthorized: () => endSession(SESSION_ENDED) });
   onUnauthorized(() => endSession(SESSION_ENDED));
 
   initBoard({ onOpen: (id) => openTicket(id) });
+  initColumnSwitcher();
   initTicket();
   initMessages();
   initNotifications({ onOpenUrl: openUrl });
@@ -43,8 +51,10 @@ async function boot() {
   initPush();
   initPresence();
   initAdmin();
+  initPersonal({ onLanguageSaved: rememberSession });
   initNavigation();
   initLogin();
+  onLanguage(renderSessionWords);
   $('#logout-button').addEventListener('click', logout);
 
   let user = null;
@@ -58,7 +68,7 @@ async function boot() {
     }
   }
   document.body.classList.remove('booting');
-  if (user) startApp(user);
+  if (user) await startApp(user);
   else showLogin();
 }
 
@@ -88,18 +98,18 @@ function initLogin() {
     error.hidden = true;
     const button = form.querySelector('button[type=submit]');
     button.disabled = true;
-    button.textContent = 'Signing in…';
+    button.textContent = t('login.submitting');
     try {
       const { token, user } = await api('/api/auth/login', { method: 'POST', body: { email, password }, auth401: false });
       setToken(token);
       form.reset();
-      startApp(user);
+      await startApp(user);
     } catch (err) {
-      error.textContent = err.status === 401 ? 'Wrong email or password.' : err.message;
+      error.textContent = describeError(err);
       error.hidden = false;
     } finally {
       button.disabled = false;
-      button.textContent = 'Sign in';
+      button.textContent = t('login.submit');
     }
   });
   renderDemoLogins(STATIC_DEMO_LOGINS, DEMO_PASSWORD);
@@ -113,8 +123,11 @@ async function loadDemoLogins() {
   } catch { /* keep the static list */ }
 }
 
+let demoLogins = { list: STATIC_DEMO_LOGINS, password: DEMO_PASSWORD };
+
 /** `list`: {email, role, full_name?} (the static list has no names). */
 function renderDemoLogins(list, password) {
+  demoLogins = { list, password };
   const form = $('#login-form');
   $('#demo-password').textContent = password;
   fill($('#demo-logins'), list.map((entry) => h('li', {},
@@ -127,7 +140,7 @@ function renderDemoLogins(list, password) {
       },
     },
     h('span', { class: 'demo-email' }, entry.email),
-    h('span', { class: 'demo-role muted' }, [entry.full_name, ROLE_LABELS[entry.role]].filter(Boolean).join(' · '))))));
+    h('span', { class: 'demo-role muted' }, [entry.full_name, roleLabel(entry.role)].filter(Boolean).join(' · '))))));
 }
 
 function showLogin() {
@@ -136,7 +149,8 @@ function showLogin() {
   const flash = sessionStorage.getItem(FLASH_KEY);
   sessionStorage.removeItem(FLASH_KEY);
   const note = $('#login-flash');
-  note.textContent = flash || '';
+  note.dataset.key = flash || '';
+  note.textContent = flash ? t(flash) : '';
   note.hidden = !flash;
   loadDemoLogins();
   setTimeout(() => $('#login-email')?.focus(), 0);
@@ -148,14 +162,21 @@ function cachedUser() {
   try { return JSON.parse(localStorage.getItem(USER_KEY) || 'null'); } catch { return null; }
 }
 
-/** `user` as GET /api/auth/me gives it: {id, email, full_name, role}. */
-function startApp(user) {
+/** Keep the signed-in user for the next start (offline, and its language at first paint). */
+function rememberSession(user) {
   state.me = user;
-  rememberUser(user.id, user.full_name, { email: user.email, role: user.role });
   try { localStorage.setItem(USER_KEY, JSON.stringify(user)); } catch { /* ignore */ }
+}
+
+/** `user` as GET /api/auth/me gives it: {id, email, full_name, role, language}. */
+async function startApp(user) {
+  rememberSession(user);
+  await useLanguage(user.language);
+  rememberUser(user.id, user.full_name, { email: user.email, role: user.role });
   $('#login-view').hidden = true;
   $('#app-view').hidden = false;
-  fill($('#user-name'), user.full_name, h('span', { class: 'muted small' }, ` · ${ROLE_LABELS[user.role]}`));
+  renderSessionWords();
+  renderPersonal();
   for (const el of $$('[data-requires]')) {
     el.hidden = !el.dataset.requires.split(' ').includes(user.role);
   }
@@ -177,7 +198,7 @@ async function logout() {
   } catch { /* signed out locally either way */ }
   await dropLocalSubscription();
   button.disabled = false;
-  endSession('You are signed out.');
+  endSession(SIGNED_OUT);
 }
 
 function endSession(message) {
@@ -193,6 +214,15 @@ function endSession(message) {
   setBadge('notifications', 0);
   if (message) sessionStorage.setItem(FLASH_KEY, message);
   showLogin();
+}
+
+/** What this module wrote, again in the language just chosen. */
+function renderSessionWords() {
+  const user = state.me;
+  if (user) fill($('#user-name'), user.full_name, h('span', { class: 'muted small' }, ` · ${roleLabel(user.role)}`));
+  renderDemoLogins(demoLogins.list, demoLogins.password);
+  const note = $('#login-flash');
+  if (note.dataset.key) note.textContent = t(note.dataset.key);
 }
 
 boot();

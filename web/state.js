@@ -3,6 +3,7 @@
 // the machines, and a tiny publish/subscribe so screens can react.
 
 import { api } from './api.js';
+import { t } from './i18n.js';
 
 export const state = {
   me: null,
@@ -24,9 +25,7 @@ export function emit(event, payload) {
   }
 }
 
-export const ROLE_LABELS = {
-  admin: 'Admin', supervisor: 'Supervisor', technician: 'Technician', operator: 'Operator',
-};
+export const roleLabel = (role) => t(`role.${role}`);
 
 export function isManager() {
   return state.me?.role === 'admin' || state.me?.role === 'supervisor';
@@ -49,7 +48,7 @@ export function rememberUser(id, name, extra = {}) {
 
 /** A person's name; someone who joined since the directory was loaded shows by id. */
 export function userName(id) {
-  return state.users.get(id)?.full_name ?? `User #${id}`;
+  return state.users.get(id)?.full_name ?? t('people.unknown', { id });
 }
 
 export function knownUsers() {

@@ -6,6 +6,7 @@
 
 import { api } from './api.js';
 import { setBanner } from './ui.js';
+import { t } from './i18n.js';
 import { EVENT_TYPES } from './events.js';
 
 export const POLL_SECONDS = 5;
@@ -113,7 +114,7 @@ export function createStream(handlers) {
   function startPolling() {
     if (status === 'polling' || stopped) return;
     setStatus('polling');
-    setBanner('live-banner', `Live updates unavailable — refreshing every ${POLL_SECONDS} s`);
+    setBanner('live-banner', t('live.polling_banner', { seconds: POLL_SECONDS }));
     clearInterval(pollTimer);
     pollTimer = setInterval(() => { if (!stopped) onPoll(); }, POLL_SECONDS * 1000);
     onPoll();

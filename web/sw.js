@@ -3,7 +3,7 @@
 // anything else focuses or opens data.url; every click is reported), and re-subscribes
 // when the browser rotates the push subscription. Authenticates with the session cookie.
 
-const CACHE = 'floorbell-shell-v2';
+const CACHE = 'floorbell-shell-v3';
 const SHELL = [
   '/',
   '/styles.css',
@@ -23,6 +23,12 @@ const SHELL = [
   '/push.js',
   '/presence.js',
   '/admin.js',
+  '/i18n.js',
+  '/personal.js',
+  '/columns.js',
+  '/sound.js',
+  '/i18n/fr.json',
+  '/i18n/en.json',
   '/manifest.webmanifest',
   '/icons/icon-192.png',
   '/icons/icon-512.png',
@@ -69,11 +75,7 @@ self.addEventListener('fetch', (event) => {
         return response;
       } catch {
         const cached = await caches.match('/', { ignoreSearch: true });
-        return cached || new Response(
-          '<!doctype html><meta charset="utf-8"><title>Floorbell — offline</title>'
-          + '<p style="font:16px system-ui;padding:2rem">You are offline and Floorbell has not been cached yet.</p>',
-          { status: 503, headers: { 'Content-Type': 'text/html; charset=utf-8' } },
-        );
+        return cached || notCachedYet();
       }
     })());
     return;
@@ -92,6 +94,20 @@ self.addEventListener('fetch', (event) => {
     }
   })());
 });
+
+/** The one page the worker writes itself: in the browser's language, from the catalogue
+ * when it was cached, else both languages' words for "offline" (the catalogues are all
+ * that know more). */
+async function notCachedYet() {
+  const language = String(self.navigator.language || '').toLowerCase().startsWith('en') ? 'en' : 'fr';
+  let text = 'Hors ligne · Offline';
+  try {
+    const cached = await caches.match(`/i18n/${language}.json`);
+    if (cached) text = (await cached.json())['offline.not_cached'];
+  } catch { /* keep the short words */ }
+  const page = `<!doctype html><meta charset="utf-8"><title>Floorbell</title><p style="font:16px system-ui;padding:2rem">${text}</p>`;
+  return new Response(page, { status: 503, headers: { 'Content-Type': 'text/html; charset=utf-8' } });
+}
 
 // ---- push -------------------------------------------------------------------------
 
@@ -174,7 +190,7 @@ self.addEventListener('pushsubscriptionchange', (event) => {
     await post('/api/push/subscribe', {
       subscription: sub.toJSON(),
       deviceType: mobile ? 'mobile' : 'desktop',
-      deviceName: mobile ? 'Mobile browser' : 'Desktop browser',
+      deviceName: mobile ? 'mobile' : 'desktop',
     });
     if (old && old.endpoint && old.endpoint !== sub.endpoint) {
       try { await post('/api/push/unsubscribe', { endpoint: old.endpoint }); } catch { /* best effort */ }

@@ -1,16 +1,18 @@
 // ticket.js — the ticket detail dialog (fields, comments list and add, assign, priority,
 // status, follow/unfollow, acknowledge) and the "Report a problem" dialog. Keeps the
-// ?ticket=<id> deep link in the address bar while a ticket is open.
+// ?ticket=<id> deep link in the address bar while a ticket is open. (`tr` is the catalogue:
+// `t` names the ticket here.)
 
 import { api } from './api.js';
 import {
-  $, h, fill, toast, timeEl, fmtDateTime, priorityChip, statusChip,
-  STATUS_LABELS, PRIORITY_LABELS, randomKey,
+  $, h, fill, toast, timeEl, fmtDateTime, priorityChip, statusChip, statusLabel, priorityLabel,
+  randomKey,
 } from './ui.js';
 import {
   state, on, isManager, myId, userName, knownUsers, rememberUser, rememberFromTicket,
-  loadUsers, loadMachines, ROLE_LABELS,
+  loadUsers, loadMachines, roleLabel,
 } from './state.js';
+import { t as tr, onLanguage, describeError } from './i18n.js';
 import { STATUSES, upsert, getTicket } from './board.js';
 import { isOnline } from './presence.js';
 
@@ -36,7 +38,13 @@ export function initTicket() {
     for (const dot of dialog.querySelectorAll('[data-user-dot]')) dot.dataset.online = String(isOnline(dot.dataset.userDot));
   });
   initNewTicket();
+  onLanguage(() => {
+    if (current) render();
+    if ($('#new-ticket-dialog').open) fillMachines();
+  });
 }
+
+const PRIORITIES = ['low', 'medium', 'high', 'critical'];
 
 function setDeepLink(id) {
   const url = new URL(location.href);
@@ -71,7 +79,7 @@ export async function openTicket(id) {
     if (isManager()) loadUsers();
   } catch (err) {
     if (seq !== loadSeq) return;
-    render({ error: err.status === 404 ? 'This ticket does not exist or was deleted.' : err.message });
+    render({ error: err.status === 404 ? tr('ticket.not_found') : describeError(err) });
   }
 }
 
@@ -123,17 +131,17 @@ async function openTicketQuietly(id) {
 
 // ---- actions ----------------------------------------------------------------------
 
-async function act(label, fn, button) {
+/** Run an action named by the catalogue entry `action` (ticket.action.*). */
+async function act(action, fn, button) {
   if (button) button.disabled = true;
   try {
     await fn();
   } catch (err) {
-    let prefix = `${label} failed`;
-    if (err.status === 403) prefix = `${label}: not allowed`;
-    else if (err.status === 409) prefix = `${label}: conflict`;
-    toast(prefix, { body: err.message, kind: 'error' });
+    const failed = tr('ticket.action_failed', { action: tr(`ticket.action.${action}`) });
+    const reason = describeError(err);
+    toast(failed, { body: reason, kind: 'error' });
     render(); // put the controls back to the ticket's real values
-    showInlineError(`${prefix} — ${err.message}`);
+    showInlineError(`${failed} — ${reason}`);
   } finally {
     if (button) button.disabled = false;
   }
@@ -151,22 +159,22 @@ function applyUpdated(t) {
   render();
 }
 
-const update = (fields, button, label) => act(label, async () => {
+const update = (fields, button, action) => act(action, async () => {
   applyUpdated(await api(`/api/tickets/${current.id}`, { method: 'PUT', body: fields }));
 }, button);
 
-const assign = (userId, button) => act('Assign', async () => {
+const assign = (userId, button) => act('assign', async () => {
   applyUpdated(await api(`/api/tickets/${current.id}/assign`, {
     method: 'POST', body: { assigned_to: userId },
   }));
 }, button);
 
-const acknowledge = (button) => act('Acknowledge', async () => {
+const acknowledge = (button) => act('acknowledge', async () => {
   applyUpdated(await api(`/api/tickets/${current.id}/acknowledge`, { method: 'POST', body: {} }));
-  toast('Acknowledged', { body: 'The team knows you are on your way.', kind: 'success' });
+  toast(tr('ticket.acknowledged'), { body: tr('ticket.acknowledged_body'), kind: 'success' });
 }, button);
 
-const toggleFollow = (button) => act(following ? 'Unfollow' : 'Follow', async () => {
+const toggleFollow = (button) => act(following ? 'unfollow' : 'follow', async () => {
   following = follows(await api(`/api/tickets/${current.id}/follow`, { method: following ? 'DELETE' : 'POST' }));
   render();
 }, button);
@@ -176,7 +184,7 @@ async function addComment(form) {
   const body = textarea.value.trim();
   if (!body) return;
   const button = form.querySelector('button[type=submit]');
-  await act('Comment', async () => {
+  await act('comment', async () => {
     const created = await api(`/api/tickets/${current.id}/comments`, { method: 'POST', body: { body } });
     textarea.value = '';
     comments = [...comments.filter((c) => c.id !== created.id), created];
@@ -200,9 +208,9 @@ function render({ loading = false, error = '' } = {}) {
   // Until the detail arrives, `t` may hold only the id (a deep link) or the board's card.
   const header = h('header', { class: 'dialog-head' },
     h('div', {},
-      h('p', { class: 'eyebrow' }, t.ticket_id ?? `Ticket #${t.id}`),
-      h('h2', { id: 'ticket-dialog-title' }, t.title ?? (loading ? 'Loading…' : 'Ticket'))),
-    h('button', { type: 'button', class: 'btn-icon close', 'aria-label': 'Close', onclick: () => dialog.close() }, '×'));
+      h('p', { class: 'eyebrow' }, t.ticket_id ?? tr('ticket.number', { id: t.id })),
+      h('h2', { id: 'ticket-dialog-title' }, t.title ?? tr(loading ? 'common.loading' : 'ticket.ticket'))),
+    h('button', { type: 'button', class: 'btn-icon close', 'aria-label': tr('common.close'), onclick: () => dialog.close() }, '×'));
 
   if (error) {
     fill(dialog, h('div', { class: 'dialog-body' }, header, h('p', { class: 'alert' }, error)));
@@ -210,61 +218,61 @@ function render({ loading = false, error = '' } = {}) {
   }
 
   const facts = h('dl', { class: 'facts' },
-    fact('Status', t.status ? statusChip(t.status) : '…'),
-    fact('Priority', t.priority ? priorityChip(t.priority) : '…'),
-    fact('Machine', t.machine_name ?? '—'),
-    fact('Assigned to', t.assigned_to != null
+    fact(tr('ticket.status'), t.status ? statusChip(t.status) : '…'),
+    fact(tr('ticket.priority'), t.priority ? priorityChip(t.priority) : '…'),
+    fact(tr('ticket.machine'), t.machine_name ?? '—'),
+    fact(tr('ticket.assigned_to'), t.assigned_to != null
       ? h('span', {},
         h('span', { class: 'dot', 'data-user-dot': t.assigned_to, 'data-online': String(isOnline(t.assigned_to)), 'aria-hidden': 'true' }),
         t.assignee_name)
-      : h('span', { class: 'muted' }, 'Nobody yet')),
-    fact('Reported by', t.reported_by != null ? userName(t.reported_by) : '—'),
-    fact('Scheduled', t.scheduled_date ? fmtDateTime(t.scheduled_date) : '—'),
-    t.created_at ? fact('Opened', fmtDateTime(t.created_at)) : null,
-    t.closed_at ? fact('Closed', fmtDateTime(t.closed_at)) : null);
+      : h('span', { class: 'muted' }, tr('ticket.nobody'))),
+    fact(tr('ticket.reported_by'), t.reported_by != null ? userName(t.reported_by) : '—'),
+    fact(tr('ticket.scheduled'), t.scheduled_date ? fmtDateTime(t.scheduled_date) : '—'),
+    t.created_at ? fact(tr('ticket.opened'), fmtDateTime(t.created_at)) : null,
+    t.closed_at ? fact(tr('ticket.closed'), fmtDateTime(t.closed_at)) : null);
 
   const actions = h('div', { class: 'ticket-actions' });
   if (isAssignee && t.status === 'received') {
     actions.append(h('button', {
       type: 'button', class: 'btn btn-primary',
       onclick: (event) => acknowledge(event.currentTarget),
-    }, 'On my way (acknowledge)'));
+    }, tr('ticket.acknowledge')));
   }
   actions.append(h('button', {
     type: 'button', class: 'btn', 'aria-pressed': following === null ? null : String(following),
     onclick: (event) => toggleFollow(event.currentTarget),
-  }, following ? 'Unfollow' : 'Follow'));
+  }, tr(following ? 'ticket.unfollow' : 'ticket.follow')));
 
   const statusSelect = h('select', { id: 'ticket-status', disabled: loading || t.status === 'archived' },
-    STATUSES.map((s) => h('option', { value: s, selected: s === t.status }, STATUS_LABELS[s])));
-  statusSelect.addEventListener('change', () => update({ status: statusSelect.value }, statusSelect, 'Status change'));
+    STATUSES.map((s) => h('option', { value: s, selected: s === t.status }, statusLabel(s))));
+  statusSelect.addEventListener('change', () => update({ status: statusSelect.value }, statusSelect, 'status'));
 
   const controls = h('div', { class: 'ticket-controls' },
-    h('div', { class: 'field' }, h('label', { for: 'ticket-status' }, 'Status'), statusSelect));
+    h('div', { class: 'field' }, h('label', { for: 'ticket-status' }, tr('ticket.status')), statusSelect));
 
   if (manager) {
     const prioritySelect = h('select', { id: 'ticket-priority', disabled: loading },
-      Object.entries(PRIORITY_LABELS).map(([p, label]) => h('option', { value: p, selected: p === t.priority }, label)));
-    prioritySelect.addEventListener('change', () => update({ priority: prioritySelect.value }, prioritySelect, 'Priority change'));
+      PRIORITIES.map((p) => h('option', { value: p, selected: p === t.priority }, priorityLabel(p))));
+    prioritySelect.addEventListener('change', () => update({ priority: prioritySelect.value }, prioritySelect, 'priority'));
 
     const assignSelect = h('select', { id: 'ticket-assign', disabled: loading },
-      h('option', { value: '', selected: t.assigned_to == null }, '— Unassigned —'),
+      h('option', { value: '', selected: t.assigned_to == null }, tr('ticket.unassigned_option')),
       assigneeCandidates().map((u) => h('option', {
         value: u.id, selected: u.id === t.assigned_to,
-      }, `${userName(u.id)}${u.role ? ` (${ROLE_LABELS[u.role]})` : ''}${isOnline(u.id) ? ' • online' : ''}`)));
+      }, [userName(u.id), u.role ? ` (${roleLabel(u.role)})` : '', isOnline(u.id) ? ` • ${tr('presence.online')}` : ''].join(''))));
     assignSelect.addEventListener('change', () => {
       const value = assignSelect.value ? Number(assignSelect.value) : null;
       assign(value, assignSelect);
     });
     controls.append(
-      h('div', { class: 'field' }, h('label', { for: 'ticket-priority' }, 'Priority'), prioritySelect),
-      h('div', { class: 'field' }, h('label', { for: 'ticket-assign' }, 'Assign to'), assignSelect),
+      h('div', { class: 'field' }, h('label', { for: 'ticket-priority' }, tr('ticket.priority')), prioritySelect),
+      h('div', { class: 'field' }, h('label', { for: 'ticket-assign' }, tr('ticket.assign_to')), assignSelect),
     );
   }
 
   const commentList = h('ol', { class: 'comments', 'aria-live': 'polite' },
     comments.length === 0
-      ? h('li', { class: 'muted empty' }, loading ? 'Loading comments…' : 'No comments yet.')
+      ? h('li', { class: 'muted empty' }, tr(loading ? 'ticket.comments_loading' : 'ticket.no_comments'))
       : comments.map((c) => {
         return h('li', { class: 'comment', 'data-comment-id': c.id },
           h('div', { class: 'comment-head' }, h('strong', {}, c.author_name), ' ', timeEl(c.created_at)),
@@ -272,9 +280,9 @@ function render({ loading = false, error = '' } = {}) {
       }));
 
   const form = h('form', { class: 'comment-form' },
-    h('label', { for: 'comment-body', class: 'sr-only' }, 'Add a comment'),
-    h('textarea', { id: 'comment-body', name: 'body', rows: '2', required: true, placeholder: 'Add a comment…', maxlength: '4000' }),
-    h('button', { type: 'submit', class: 'btn btn-primary' }, 'Add comment'));
+    h('label', { for: 'comment-body', class: 'sr-only' }, tr('ticket.comment_label')),
+    h('textarea', { id: 'comment-body', name: 'body', rows: '2', required: true, placeholder: tr('ticket.comment_placeholder'), maxlength: '4000' }),
+    h('button', { type: 'submit', class: 'btn btn-primary' }, tr('ticket.comment_add')));
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     addComment(form);
@@ -294,10 +302,10 @@ function render({ loading = false, error = '' } = {}) {
     header,
     h('p', { class: 'alert ticket-error', role: 'alert', hidden: true }),
     facts,
-    t.description ? h('section', { class: 'description' }, h('h3', {}, 'Description'), h('p', {}, t.description)) : null,
+    t.description ? h('section', { class: 'description' }, h('h3', {}, tr('ticket.description')), h('p', {}, t.description)) : null,
     actions,
     controls,
-    h('section', { class: 'comments-section' }, h('h3', {}, `Comments (${comments.length})`), commentList, form)));
+    h('section', { class: 'comments-section' }, h('h3', {}, tr('ticket.comments', { count: comments.length })), commentList, form)));
   const textarea = dialog.querySelector('#comment-body');
   textarea.value = draft;
   if (hadFocus) textarea.focus();
@@ -333,7 +341,7 @@ function initNewTicket() {
     const breakdown = data.get('breakdown') === 'on';
     const error = $('#new-ticket-error');
     if (!machineId || (!breakdown && !title)) {
-      error.textContent = 'Choose a machine and give the problem a title.';
+      error.textContent = tr('report.missing');
       error.hidden = false;
       return;
     }
@@ -355,9 +363,9 @@ function initNewTicket() {
       }
       newDialog.close();
       upsert(t);
-      toast('Ticket created', { body: `${t.ticket_id} ${t.title}`, kind: 'success', action: { label: 'Open', run: () => openTicket(t.id) } });
+      toast(tr('report.created'), { body: `${t.ticket_id} ${t.title}`, kind: 'success', action: { label: tr('common.open'), run: () => openTicket(t.id) } });
     } catch (err) {
-      error.textContent = err.message;
+      error.textContent = describeError(err);
       error.hidden = false;
     } finally {
       submit.disabled = false;
@@ -369,7 +377,7 @@ function fillMachines() {
   const select = $('#new-ticket-machine');
   const previous = select.value;
   const machines = Array.from(state.machines.values()).sort((a, b) => a.name.localeCompare(b.name));
-  fill(select, h('option', { value: '' }, machines.length ? 'Choose a machine…' : 'No machines available'),
+  fill(select, h('option', { value: '' }, tr(machines.length ? 'report.choose_machine' : 'report.no_machines')),
     machines.map((m) => h('option', { value: m.id, selected: String(m.id) === previous },
-      `${m.name}${m.location ? ` — ${m.location}` : ''}${m.status !== 'operational' ? ` (${m.status})` : ''}`)));
+      `${m.name}${m.location ? ` — ${m.location}` : ''}${m.status !== 'operational' ? ` (${tr(`machine.${m.status}`)})` : ''}`)));
 }

@@ -1,5 +1,8 @@
 // ui.js — small DOM helpers shared by every screen: element builder, toasts,
-// banners, unread badges, date formatting and view switching. No app state here.
+// banners, unread badges, chips and view switching. No app state here; words and
+// formats come from i18n.js.
+
+import { t, parseDate, fmtDateTime, fmtAgo } from './i18n.js';
 
 export const $ = (selector, root = document) => root.querySelector(selector);
 export const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
@@ -34,39 +37,12 @@ export function fill(el, ...children) {
   return el;
 }
 
-// ---- formatting -------------------------------------------------------------
+// ---- words and formats (in the person's language: i18n.js) -------------------
 
-const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
-const absolute = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-const dayOnly = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+export { parseDate, fmtDateTime, fmtDay, fmtAgo } from './i18n.js';
 
-export function parseDate(value) {
-  if (!value) return null;
-  const d = value instanceof Date ? value : new Date(value);
-  return Number.isNaN(d.getTime()) ? null : d;
-}
-
-export function fmtDateTime(value) {
-  const d = parseDate(value);
-  return d ? absolute.format(d) : '';
-}
-
-export function fmtDay(value) {
-  const d = parseDate(value);
-  return d ? dayOnly.format(d) : '';
-}
-
-export function fmtAgo(value) {
-  const d = parseDate(value);
-  if (!d) return '';
-  const seconds = Math.round((d.getTime() - Date.now()) / 1000);
-  const abs = Math.abs(seconds);
-  if (abs < 45) return 'just now';
-  if (abs < 3600) return relative.format(Math.round(seconds / 60), 'minute');
-  if (abs < 86400) return relative.format(Math.round(seconds / 3600), 'hour');
-  if (abs < 7 * 86400) return relative.format(Math.round(seconds / 86400), 'day');
-  return dayOnly.format(d);
-}
+export const statusLabel = (status) => t(`status.${status}`);
+export const priorityLabel = (priority) => t(`priority.${priority}`);
 
 /** A <time> element showing "5 minutes ago" with the full date as tooltip. */
 export function timeEl(value, cls = 'muted') {
@@ -75,23 +51,15 @@ export function timeEl(value, cls = 'muted') {
   return h('time', { class: cls, datetime: d.toISOString(), title: fmtDateTime(d) }, fmtAgo(d));
 }
 
-export const STATUS_LABELS = {
-  received: 'Received',
-  diagnostic: 'Diagnostic',
-  in_progress: 'In progress',
-  waiting_parts: 'Waiting for parts',
-  completed: 'Completed',
-  archived: 'Archived',
-};
-
-export const PRIORITY_LABELS = { low: 'Low', medium: 'Medium', high: 'High', critical: 'Critical' };
-
+/** A critical ticket says so in words and with a mark, not by colour alone. */
 export function priorityChip(priority) {
-  return h('span', { class: `chip prio prio-${priority}` }, PRIORITY_LABELS[priority]);
+  return h('span', { class: `chip prio prio-${priority}` },
+    priority === 'critical' ? h('span', { class: 'chip-mark', 'aria-hidden': 'true' }, '⚠ ') : null,
+    priorityLabel(priority));
 }
 
 export function statusChip(status) {
-  return h('span', { class: `chip status status-${status}` }, STATUS_LABELS[status]);
+  return h('span', { class: `chip status status-${status}` }, statusLabel(status));
 }
 
 // ---- toasts -----------------------------------------------------------------
@@ -108,12 +76,14 @@ export function toast(title, options = {}) {
     setTimeout(() => el.remove(), 200);
   };
   const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' || kind === 'critical' ? 'alert' : 'status' },
+    kind === 'critical' ? h('span', { class: 'toast-mark', 'aria-hidden': 'true' }, '⚠') : null,
     h('div', { class: 'toast-text' },
+      kind === 'critical' ? h('span', { class: 'toast-flag' }, t('common.critical')) : null,
       h('strong', {}, title),
       body ? h('p', {}, body) : null),
     h('div', { class: 'toast-actions' },
       action ? h('button', { type: 'button', class: 'btn btn-small', onclick: () => { close(); action.run(); } }, action.label) : null,
-      h('button', { type: 'button', class: 'btn-icon', 'aria-label': 'Dismiss', onclick: close }, '×')));
+      h('button', { type: 'button', class: 'btn-icon', 'aria-label': t('common.dismiss'), onclick: close }, '×')));
   region.append(el);
   while (region.children.length > 4) region.firstElementChild.remove();
   if (timeout > 0) {
@@ -149,7 +119,7 @@ export function setBadge(kind, count) {
   for (const el of $$(`[data-unread-${kind}]`)) {
     el.textContent = String(n);
     el.classList.toggle('zero', n === 0);
-    el.setAttribute('aria-label', `${n} unread ${kind}`);
+    el.setAttribute('aria-label', t(`badge.${kind}`, { count: n }));
   }
 }
 

@@ -1,4 +1,4 @@
-"""Login, logout and who am I."""
+"""Login, logout, who am I, and the language I read."""
 
 from __future__ import annotations
 
@@ -11,22 +11,28 @@ from quart import Blueprint, Response, jsonify, request
 from quart_schema import validate_request
 from redis.exceptions import RedisError
 
+from domain.model import DEFAULT_LANGUAGE, Language
 from gateway.api.guard import SESSION_COOKIE, authenticated, current_actor, current_session
 from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.errors import ApiError
+from gateway.services import users
 from gateway.services.credentials import issue_token, verify_password
 from gateway.services.login_limit import count_attempts
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("auth", __name__, url_prefix="/api/auth")
-USER_COLUMNS = "id, email, full_name, role"
+USER_COLUMNS = users.USER_COLUMNS
 RATE_WINDOW_S = 60
 
 
 class Login(BaseModel):
     email: str = Field(min_length=3, max_length=254)
     password: str = Field(min_length=1, max_length=1024)
+
+
+class LanguageIn(BaseModel):
+    language: Language
 
 
 class Logout(BaseModel):
@@ -56,7 +62,8 @@ async def login(data: Login) -> Response:
     await _check_rate(email)
     res = resources()
     row = await res.pool.fetchrow(
-        f"SELECT {USER_COLUMNS}, password_hash FROM users WHERE lower(email) = $1", email
+        f"SELECT {USER_COLUMNS}, first_login_at, password_hash FROM users WHERE lower(email) = $1",
+        email,
     )
     # argon2 takes tens of milliseconds of CPU by design: off the event loop, so that a
     # shift change's logins do not stall every stream of this instance.
@@ -65,7 +72,10 @@ async def login(data: Login) -> Response:
         raise ApiError(401, "invalid_credentials", "Wrong email or password.")
     settings = res.settings
     token = issue_token(settings.require_jwt_secret(), row["id"], row["role"], settings.jwt_ttl_s)
-    user = {k: row[k] for k in ("id", "email", "full_name", "role")}
+    user = {k: row[k] for k in ("id", "email", "full_name", "role", "language")}
+    if row["first_login_at"] is None:
+        async with res.pool.acquire() as conn:
+            user = await users.first_login(conn, row["id"], _browser_language())
     response = jsonify({"token": token, "user": user})
     response.set_cookie(
         SESSION_COOKIE,
@@ -116,3 +126,17 @@ async def me() -> dict[str, Any]:
     if row is None:
         raise ApiError(401, "unauthorized", "This account no longer exists.")
     return dict(row)
+
+
+@blueprint.patch("/me")
+@authenticated
+@validate_request(LanguageIn)
+async def change_language(data: LanguageIn) -> dict[str, Any]:
+    async with resources().pool.acquire() as conn:
+        return await users.set_language(conn, current_actor(), data.language)
+
+
+def _browser_language() -> Language:
+    """The first of the browser's languages (Accept-Language) that the app speaks."""
+    offered = [str(language) for language in Language]
+    return Language(request.accept_languages.best_match(offered, default=DEFAULT_LANGUAGE))

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint
 from quart_schema import validate_request
 
+from domain.model import DEFAULT_LANGUAGE, Language
 from gateway.api.guard import authenticated, current_actor
 from gateway.api.openapi import answers
 from gateway.api.resources import resources
@@ -104,6 +105,9 @@ async def list_devices() -> list[dict[str, Any]]:
 @answers(200, 503)
 @authenticated
 async def test_push() -> dict[str, int]:
-    dispatcher = Dispatcher(resources().pool, _sender())
-    [tally] = await dispatcher.deliver([Job(current_actor().id, trial_message())])
+    res, me = resources(), current_actor()
+    language = await res.pool.fetchval("SELECT language FROM users WHERE id = $1", me.id)
+    dispatcher = Dispatcher(res.pool, _sender())
+    message = trial_message(Language(language or DEFAULT_LANGUAGE))
+    [tally] = await dispatcher.deliver([Job(me.id, message)])
     return {"sentCount": tally.sent, "failedCount": tally.failed}

@@ -3,9 +3,10 @@
 A consumer group on the domain stream (`consumer.GroupConsumer`: several workers share the
 work, a stopped worker's entries are finished by another, a failing entry is isolated and
 eventually set aside). Each read (up to BATCH entries) is routed as one batch in a fixed
-number of round trips, however many events and recipients it holds: one statement stores
-every notification, one query reads the badges, one the preferences, one Redis pipeline
-appends everything, one statement marks the events routed; the consumer acknowledges the
+number of round trips, however many events and recipients it holds: one query reads the
+recipients' languages and preferences, one statement stores every notification in its
+recipient's language, one query reads the badges, one Redis pipeline appends everything,
+one statement marks the events routed; the consumer acknowledges the
 batch once all of it is done. Each step is idempotent (inbox rows are unique per
 recipient, event and type; stream appends are deduplicated), so a batch handled twice
 tells nobody twice.
@@ -37,9 +38,10 @@ from gateway.metrics import NOTIFICATIONS_ROUTED
 from gateway.pipeline.consumer import Group, GroupConsumer
 from gateway.services import inbox
 from gateway.services.inbox import Counts
-from gateway.services.preferences import load_preferences_of
+from gateway.services.preferences import Recipient, load_recipients
 from gateway.streams import Append, Entry, queue_append_once
 from gateway.supervision import Loop, run_loops, shielded
+from gateway.texts import notice_texts
 from gateway.wire import ENVELOPE_B, envelope, push_entry
 
 log = logging.getLogger(__name__)
@@ -50,11 +52,14 @@ StreamEntry = tuple[str, str, str]  # (dedup member, type, envelope)
 
 @dataclass(frozen=True)
 class Routed:
-    """A notice stored in the inbox: the event it came from and its row id."""
+    """A notice stored in the inbox: the event it came from, its row id, and its words in
+    the recipient's language."""
 
     event: Event
     notice: Notice
     notification_id: int
+    title: str
+    body: str
 
 
 @dataclass(frozen=True)
@@ -107,16 +112,17 @@ class Router:
         ))  # fmt: skip
 
     async def _store(self, events: list[Event]) -> Stored:
-        """Store the batch's notifications, then read the badges and preferences that
-        delivering them needs."""
+        """Store the batch's notifications, each in its recipient's language, then read
+        the badges that delivering them needs."""
         counted = [
             event["data"]["user_id"] for event in events if event["type"] == "counts_changed"
         ]
         async with self._pool.acquire() as conn:
-            routed = await _insert(conn, await _notices(conn, events))
-            recipients = [item.notice.user_id for item in routed]
+            notices = await _notices(conn, events)
+            recipients = await load_recipients(conn, [notice.user_id for _, notice in notices])
+            routed = await _insert(conn, notices, recipients)
             counts = await inbox.versioned_unread_counts(conn, [*recipients, *counted])
-            prefs = await load_preferences_of(conn, recipients)
+        prefs = {user_id: recipient.prefs for user_id, recipient in recipients.items()}
         return Stored(routed, counts, prefs)
 
     def _queue_board(self, pipe: Pipeline, events: list[Event]) -> None:
@@ -167,27 +173,36 @@ def _typed(event: Event) -> domain_events.Event:
     return domain_events.from_stored(event["type"], event.get("actor_id"), event["data"])
 
 
-async def _insert(conn: asyncpg.Connection, notices: list[tuple[Event, Notice]]) -> list[Routed]:
-    """Store every notice in one statement; one already stored keeps its id."""
+async def _insert(
+    conn: asyncpg.Connection, notices: list[tuple[Event, Notice]], recipients: dict[int, Recipient]
+) -> list[Routed]:
+    """Store every notice in one statement, in its recipient's language; one already
+    stored keeps its id."""
     unique: dict[tuple[int, int, str], tuple[Event, Notice]] = {}
     for event, notice in notices:  # an event twice in a batch: one row may be hit once
         unique.setdefault((notice.user_id, event["outbox_id"], notice.type), (event, notice))
     if not unique:
         return []
-    ids = await inbox.store(conn, _columns(list(unique.values())))
+    words = {key: _words(notice, recipients[notice.user_id]) for key, (_, notice) in unique.items()}
+    ids = await inbox.store(conn, _columns(list(unique.values()), list(words.values())))
     for _, notice in unique.values():
         NOTIFICATIONS_ROUTED.labels(notice.type).inc()
-    return [Routed(event, notice, ids[key]) for key, (event, notice) in unique.items()]
+    return [Routed(event, notice, ids[key], *words[key]) for key, (event, notice) in unique.items()]
 
 
-def _columns(notices: list[tuple[Event, Notice]]) -> list[list[Any]]:
+def _words(notice: Notice, reader: Recipient) -> tuple[str, str]:
+    """Title and body in the reader's language, instants in their time zone."""
+    return notice_texts(notice, reader.language, reader.prefs.dnd["timezone"])
+
+
+def _columns(notices: list[tuple[Event, Notice]], words: list[tuple[str, str]]) -> list[list[Any]]:
     """The notices as the column arrays `_INSERT_NOTIFICATIONS` unnests."""
     return [
         [notice.user_id for _, notice in notices],
         [event["outbox_id"] for event, _ in notices],
         [notice.type for _, notice in notices],
-        [notice.title for _, notice in notices],
-        [notice.body for _, notice in notices],
+        [title for title, _ in words],
+        [body for _, body in words],
         [notice.url for _, notice in notices],
         [notice.data for _, notice in notices],
         [notice.critical for _, notice in notices],
@@ -235,7 +250,7 @@ def _board_entry(event: Event, board_type: str) -> StreamEntry:
 
 def _notification_envelope(item: Routed) -> str:
     notice = item.notice
-    data = {"title": notice.title, "body": notice.body, "critical": notice.critical, **notice.data}
+    data = {"title": item.title, "body": item.body, "critical": notice.critical, **notice.data}
     return envelope(
         notice.type,
         data,

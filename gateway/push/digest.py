@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncpg
 
+from domain.model import DEFAULT_LANGUAGE, Language
 from domain.notify import shorten
 from domain.preferences import Preferences, in_quiet_hours
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.fanout import Clock, utc_now
 from gateway.push.payload import digest_message
 from gateway.supervision import Loop, shielded
+from gateway.texts import text
 
 LEASE = "120 seconds"  # longer than the longest delivery (see fanout.LEASE_MS)
 LINE_MAX = 70  # characters per held notification in the digest's body
@@ -61,7 +63,8 @@ class QuietHoursDigest:
             f"UPDATE push_digests SET lease_until = now() + interval '{LEASE}' WHERE id IN"
             " (SELECT id FROM push_digests WHERE sent_at IS NULL AND lease_until < now()"
             f"  ORDER BY id LIMIT {BATCH} FOR UPDATE SKIP LOCKED)"
-            " RETURNING id, user_id, notification_ids"
+            " RETURNING id, user_id, notification_ids,"
+            " (SELECT language FROM users WHERE id = push_digests.user_id) AS language"
         )  # fmt: skip
         jobs = []
         for digest in digests:
@@ -73,8 +76,9 @@ class QuietHoursDigest:
             )  # fmt: skip
             if held:
                 critical = any(row["critical"] for row in held)
-                lines = [shorten(f"{row['title']}: {row['body']}", LINE_MAX) for row in held]
-                message = digest_message(lines, critical)
+                language = Language(digest["language"] or DEFAULT_LANGUAGE)
+                lines = [_line(language, row["title"], row["body"]) for row in held]
+                message = digest_message(lines, critical, language)
                 jobs.append(Job(digest["user_id"], message, digest_id=digest["id"]))
         await self._dispatcher.deliver(jobs)
         if digests:  # bookkeeping of pushes that went out: not to be cut off by a stop
@@ -83,3 +87,7 @@ class QuietHoursDigest:
                 [digest["id"] for digest in digests],
             ))  # fmt: skip
         return len(jobs)
+
+
+def _line(language: Language, title: str, body: str) -> str:
+    return shorten(text(language, "push.digest.line", title=title, body=body), LINE_MAX)

@@ -29,7 +29,7 @@ from typing import Any
 import asyncpg
 from redis.asyncio import Redis
 
-from domain.preferences import Preferences, Verdict, verdict
+from domain.preferences import Verdict, verdict
 from gateway.config import Settings
 from gateway.keys import PUSH_GROUP, Keys
 from gateway.pipeline.consumer import Group, GroupConsumer
@@ -37,6 +37,7 @@ from gateway.push import store
 from gateway.push.dispatch import Dispatcher, Job
 from gateway.push.payload import notification_message
 from gateway.realtime.presence import Presence
+from gateway.services.preferences import preferences_of
 from gateway.streams import Entry
 from gateway.supervision import Loop, run_loops, shielded
 from gateway.wire import ENVELOPE_B, now_ms
@@ -117,8 +118,7 @@ class PushFanout:
         for row in rows:
             if row["seen"]:
                 continue  # a device displayed it: never pushed
-            decided = verdict(Preferences.from_stored(row["types"], row["dnd"]), row["type"],
-                              row["critical"], now)  # fmt: skip
+            decided = verdict(preferences_of(row), row["type"], row["critical"], now)
             if decided is Verdict.SKIP:
                 continue
             if not row["critical"] and online.get(row["user_id"]):

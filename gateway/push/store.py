@@ -8,15 +8,20 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from gateway.services.preferences import DEFAULT_PUSH_COLUMN
+
 Db: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
 
 async def notifications_to_push(db: Db, ids: list[int]) -> list[dict[str, Any]]:
-    """The notifications with what deciding their push needs: seen state and preferences."""
+    """The notifications with what deciding and writing their push needs: seen state,
+    preferences (over the admins' defaults) and the recipient's language."""
     rows = await db.fetch(
         "SELECT n.id, n.user_id, n.type, n.title, n.body, n.url, n.data, n.critical,"
-        " n.seen_at IS NOT NULL OR n.read_at IS NOT NULL AS seen, p.types, p.dnd"
-        " FROM notifications n LEFT JOIN notification_preferences p ON p.user_id = n.user_id"
+        " n.seen_at IS NOT NULL OR n.read_at IS NOT NULL AS seen, p.types, p.dnd,"
+        f" {DEFAULT_PUSH_COLUMN} AS default_push, u.language"
+        " FROM notifications n JOIN users u ON u.id = n.user_id"
+        " LEFT JOIN notification_preferences p ON p.user_id = n.user_id"
         " WHERE n.id = ANY($1::bigint[]) ORDER BY n.id",
         ids,
     )

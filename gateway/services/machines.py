@@ -10,10 +10,11 @@ import asyncpg
 from domain import permissions
 from domain.errors import Conflict, Invalid, NotFound
 from domain.events import InterventionPlanned, MachineBrokeDown, TicketCreated
-from domain.model import Actor, MachineStatus, Priority, Ticket
+from domain.model import DEFAULT_LANGUAGE, Actor, Language, MachineStatus, Priority, Ticket
 from domain.notify import shorten
 from gateway.services import ticket_store
 from gateway.services.outbox import UnitOfWork
+from gateway.texts import text
 
 MACHINE_COLUMNS = "id, name, location, status, pm_interval_days, last_pm_at, created_at"
 BREAKDOWN_TITLE_MAX = 120
@@ -93,7 +94,12 @@ async def report_breakdown(
     report may be a second fault)."""
     conn = uow.conn
     machine = await load(conn, machine_id, lock=True)
-    title = shorten(f"Breakdown: {description}", BREAKDOWN_TITLE_MAX)
+    # The ticket's title is written once, for everyone: in the reporter's language.
+    language = await conn.fetchval("SELECT language FROM users WHERE id = $1", actor.id)
+    words = text(
+        Language(language or DEFAULT_LANGUAGE), "ticket.breakdown_title", description=description
+    )
+    title = shorten(words, BREAKDOWN_TITLE_MAX)
     fields = {"title": title, "description": description, "machine_id": machine_id,
               "priority": str(priority), "reported_by": actor.id}  # fmt: skip
     ticket = await ticket_store.insert(conn, fields, utcnow())

@@ -16,7 +16,6 @@ from domain.notify import shorten
 from gateway.services.outbox import UnitOfWork
 
 EXCERPT_MAX = 160
-AUDIO_LABEL = "Audio message"
 PUBLIC_FEED_SIZE = 100
 MESSAGE_COLUMNS = (
     "m.id, m.message_type, m.sender_id, s.full_name AS sender_name, m.recipient_id,"
@@ -40,7 +39,9 @@ class Audio:
 
 
 def _excerpt(content: str, has_audio: bool) -> str:
-    return AUDIO_LABEL if has_audio else shorten(content, EXCERPT_MAX)
+    """The text a line or a notice quotes; none for a recording (each reader's app and
+    notification say "audio message" in their own language)."""
+    return "" if has_audio else shorten(content, EXCERPT_MAX)
 
 
 def message_json(row: asyncpg.Record) -> dict[str, Any]:
@@ -150,6 +151,7 @@ async def conversations(conn: asyncpg.Connection, user_id: int) -> list[dict[str
             "contact_id": row["contact_id"],
             "contact_name": row["contact_name"],
             "last_message": _excerpt(row["content"], row["has_audio"]),
+            "last_audio": row["has_audio"],
             "last_at": row["created_at"].isoformat(),
             "unread_count": row["unread_count"],
         }

@@ -8,7 +8,7 @@ from typing import cast
 import asyncpg
 from redis.asyncio import Redis
 
-from domain.notify import NOTIFICATION_TYPES
+from domain.kinds import NOTIFICATION_TYPES
 from gateway.keys import Keys
 from gateway.streams import Entry
 from gateway.wire import TYPE_B

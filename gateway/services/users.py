@@ -12,11 +12,13 @@ import asyncpg
 from domain import permissions
 from domain.errors import Conflict, Invalid, NotFound
 from domain.events import RoleChanged, SettingsChanged, UserRegistered
-from domain.model import Actor, Role
+from domain.model import Actor, Language, Role
+from domain.preferences import check_default_push, default_types
 from gateway.services.credentials import hash_password
 from gateway.services.outbox import UnitOfWork
+from gateway.services.preferences import DEFAULT_PUSH_KEY
 
-USER_COLUMNS = "id, email, full_name, role"
+USER_COLUMNS = "id, email, full_name, role, language"
 SETTING_VALUE_MAX_BYTES = 64 * 1024
 SETTING_DEPTH_MAX = 32
 
@@ -81,10 +83,42 @@ async def change_role(uow: UnitOfWork, actor: Actor, user_id: int, role: Role) -
     return {**dict(row), "role": str(role)}
 
 
+async def first_login(conn: asyncpg.Connection, user_id: int, browser: Language) -> dict[str, Any]:
+    """A person's first login: their language becomes the browser's; later logins change
+    nothing (the person chooses in the app)."""
+    row = await conn.fetchrow(
+        "UPDATE users SET language = CASE WHEN first_login_at IS NULL THEN $2 ELSE language END,"
+        f" first_login_at = coalesce(first_login_at, now()) WHERE id = $1 RETURNING {USER_COLUMNS}",
+        user_id, str(browser),
+    )  # fmt: skip
+    if row is None:
+        raise NotFound(f"User {user_id} does not exist.")
+    return dict(row)
+
+
+async def set_language(
+    conn: asyncpg.Connection, actor: Actor, language: Language
+) -> dict[str, Any]:
+    """The person's own choice of language, for the app and what they are sent from now on
+    (notifications already in the inbox keep the words they were written in)."""
+    row = await conn.fetchrow(
+        f"UPDATE users SET language = $2 WHERE id = $1 RETURNING {USER_COLUMNS}",
+        actor.id, str(language),
+    )  # fmt: skip
+    if row is None:
+        raise NotFound("This account no longer exists.")
+    return dict(row)
+
+
 async def read_settings(conn: asyncpg.Connection, actor: Actor) -> dict[str, Any]:
+    """Every setting; `default_push` names every type, with the catalogue's default for
+    those the admins left alone."""
     permissions.require_admin(actor, "manage settings")
     rows = await conn.fetch("SELECT key, value FROM settings ORDER BY key")
-    return {row["key"]: row["value"] for row in rows}
+    values = {row["key"]: row["value"] for row in rows}
+    chosen = values.get(DEFAULT_PUSH_KEY)
+    values[DEFAULT_PUSH_KEY] = {kind: c["push"] for kind, c in default_types(chosen).items()}
+    return dict(sorted(values.items()))
 
 
 def _storable_json(key: str, value: Any) -> str:
@@ -118,6 +152,12 @@ def _storable_json(key: str, value: Any) -> str:
 async def write_settings(uow: UnitOfWork, actor: Actor, values: dict[str, Any]) -> dict[str, Any]:
     """Upsert the given keys; only those whose value changed are announced."""
     permissions.require_admin(actor, "manage settings")
+    if DEFAULT_PUSH_KEY in values:  # a partial change: the types it leaves out keep theirs
+        stored = await uow.conn.fetchval(
+            "SELECT value FROM settings WHERE key = $1 FOR UPDATE", DEFAULT_PUSH_KEY
+        )
+        change = check_default_push(values[DEFAULT_PUSH_KEY])
+        values = {**values, DEFAULT_PUSH_KEY: {**(stored or {}), **change}}
     encoded = {key: _storable_json(key, value) for key, value in values.items()}
     changed = []
     for key, text in encoded.items():

@@ -47,14 +47,22 @@ class Contexts:
             self.errors.append(f"console: {message.text}")
 
 
+# The people on the floor: a Québec plant's browsers.
+FLOOR = {"locale": "fr-CA", "timezone_id": "America/Toronto"}
+
+
 async def signed_in(
     contexts: Contexts,
     gateway: GatewayProcess,
     name: str = "tech1",
     viewport: dict[str, int] | None = None,
+    **options: Any,
 ) -> Page:
-    """A fresh browser context, signed in through the login form, on the live board."""
-    context = await contexts.open(viewport=viewport or {"width": 1280, "height": 800})
+    """A fresh browser context (French, Québec, unless `options` say otherwise), signed in
+    through the login form, on the live board."""
+    context = await contexts.open(
+        viewport=viewport or {"width": 1280, "height": 800}, **(FLOOR | options)
+    )
     page = await context.new_page()
     await page.goto(gateway.url + "/")
     await page.locator("#login-email").fill(f"{name}@example.com")

@@ -2,7 +2,8 @@
 moves on the board, reporting a problem, messages, notifications, preferences, the admin
 tools and the demo logins. Each checks what the page shows against what the API says,
 so a client that misreads a response fails here. Controls are found by the ids of
-`web/index.html`."""
+`web/index.html`. The browsers are a Québec plant's (fr-CA) and the demo people read
+French, so the screens are checked in the customer's own words."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import aiohttp
 from playwright.async_api import expect
 
-from tests.e2e.browser import WAIT_MS, Contexts, card_in, new_ticket, signed_in
+from tests.e2e.browser import FLOOR, WAIT_MS, Contexts, card_in, new_ticket, signed_in
 from tests.gateway_process import GatewayProcess
 from tests.helpers import api, eventually
 
@@ -35,20 +36,20 @@ async def test_ticket_dialog(
     await expect(dialog).to_contain_text("Sam Supervisor")  # reported by
     await expect(page).to_have_url(re.compile(rf"\?ticket={ticket['id']}$"))
 
-    follow = dialog.get_by_role("button", name="Follow", exact=True)
+    follow = dialog.get_by_role("button", name="Suivre", exact=True)
     # Its state is known once the detail is loaded; a click before then races the load.
     await expect(follow).to_have_attribute("aria-pressed", "false", timeout=WAIT_MS)
     await follow.click()
-    await expect(dialog.get_by_role("button", name="Unfollow")).to_have_attribute(
+    await expect(dialog.get_by_role("button", name="Ne plus suivre")).to_have_attribute(
         "aria-pressed", "true", timeout=WAIT_MS
     )
     detail = await api(session, gateway, tokens["tech1"], "GET", f"/api/tickets/{ticket['id']}")
     assert users["tech1"] in detail["followers"]
 
     await dialog.locator("#comment-body").fill("Tightened the fitting")
-    await dialog.get_by_role("button", name="Add comment").click()
+    await dialog.get_by_role("button", name="Ajouter le commentaire").click()
     await expect(dialog.locator("[data-comment-id]")).to_have_count(1, timeout=WAIT_MS)
-    await expect(dialog).to_contain_text("Comments (1)")
+    await expect(dialog).to_contain_text("Commentaires (1)")
     await expect(dialog.locator("[data-comment-id]")).to_contain_text("Theo Technician")
 
     # tech1 follows the ticket: the supervisor's comment reaches the open dialog live.
@@ -64,7 +65,7 @@ async def test_ticket_dialog(
     await expect(dialog.locator("[data-comment-id]")).to_have_count(2, timeout=WAIT_MS)
     await expect(dialog.locator("[data-comment-id]").last).to_contain_text("Sam Supervisor")
     await expect(page.locator("#toasts")).to_contain_text(
-        f"Sam Supervisor on {ticket['ticket_id']}", timeout=WAIT_MS
+        f"Nouveau commentaire de Sam Supervisor sur {ticket['ticket_id']}", timeout=WAIT_MS
     )
 
     # A technician takes an unassigned ticket by moving it to in_progress.
@@ -74,7 +75,7 @@ async def test_ticket_dialog(
     detail = await api(session, gateway, tokens["tech1"], "GET", f"/api/tickets/{ticket['id']}")
     assert (detail["status"], detail["assigned_to"]) == ("in_progress", users["tech1"])
 
-    await dialog.get_by_role("button", name="Close").click()
+    await dialog.get_by_role("button", name="Fermer").click()
     await expect(page).not_to_have_url(re.compile(r"ticket="))
 
 
@@ -119,18 +120,18 @@ async def test_report_a_problem(
         if breakdown:
             await page.locator("#new-ticket-form input[name=breakdown]").check()
         await page.locator("#new-ticket-form button[type=submit]").click()
-        toast = page.locator("#toasts .toast", has_text="Ticket created").last
+        toast = page.locator("#toasts .toast", has_text="Ticket créé").last
         await expect(toast).to_contain_text(title, timeout=WAIT_MS)
 
         path = "/api/tickets?status=received"  # the newest first: this one on the first page
         tickets = (await api(session, gateway, tokens["operator"], "GET", path))["tickets"]
         [created] = [t for t in tickets if title in t["title"]]
         await expect(card_in(page, "received", created["id"])).to_have_count(1, timeout=WAIT_MS)
-        await toast.get_by_role("button", name="Open").click()
+        await toast.get_by_role("button", name="Ouvrir").click()
         await expect(page.locator("#ticket-dialog")).to_contain_text(
             created["ticket_id"], timeout=WAIT_MS
         )
-        await page.locator("#ticket-dialog").get_by_role("button", name="Close").click()
+        await page.locator("#ticket-dialog").get_by_role("button", name="Fermer").click()
 
 
 async def test_messages(
@@ -202,23 +203,23 @@ async def test_assignment_toast_opens_the_ticket(
     path = f"/api/tickets/{ticket['id']}/assign"
     await api(session, gateway, tokens["supervisor"], "POST", path, {"assigned_to": users["tech2"]})
 
-    toast = page.locator("#toasts .toast", has_text="New ticket assigned")
+    toast = page.locator("#toasts .toast", has_text="Nouveau ticket assigné")
     await expect(toast).to_contain_text(ticket["ticket_id"], timeout=WAIT_MS)
     await expect(card_in(page, "received", ticket["id"])).to_contain_text("Tess Technician")
-    await toast.get_by_role("button", name="Open").click()
+    await toast.get_by_role("button", name="Ouvrir").click()
     dialog = page.locator("#ticket-dialog")
     await expect(dialog).to_contain_text(ticket["title"], timeout=WAIT_MS)
 
-    await dialog.get_by_role("button", name="On my way (acknowledge)").click()
-    await expect(page.locator("#toasts")).to_contain_text("Acknowledged", timeout=WAIT_MS)
+    await dialog.get_by_role("button", name="J\u2019arrive (confirmer)").click()
+    await expect(page.locator("#toasts")).to_contain_text("Confirmé", timeout=WAIT_MS)
     await expect(card_in(page, "in_progress", ticket["id"])).to_have_count(1, timeout=WAIT_MS)
-    await dialog.get_by_role("button", name="Close").click()
+    await dialog.get_by_role("button", name="Fermer").click()
 
     await page.locator('[data-nav="notifications"]').click()
     entry = page.locator("#notification-list .notification", has_text=ticket["ticket_id"])
     await expect(entry).to_have_count(1, timeout=WAIT_MS)
     await expect(entry).to_have_class(re.compile(r"\bread\b"))
-    await expect(entry).to_contain_text("Assigned to you")
+    await expect(entry).to_contain_text("Assigné à vous")
 
 
 async def test_preferences(
@@ -233,25 +234,36 @@ async def test_preferences(
     await expect(rows).to_have_count(12, timeout=WAIT_MS)  # the technician's types
     await expect(page.locator("#preferences-rows tr[data-type=user_registered]")).to_have_count(0)
     await expect(page.locator('input[name="push:new_message"]')).to_be_checked()
+    await expect(page.locator('input[name="push:ticket_closed"]')).to_be_checked()
     await expect(page.locator('input[name="push:role_changed"]')).not_to_be_checked()
     await expect(page.locator("#dnd-start")).to_have_value("22:00")
-    await expect(page.locator("#dnd-timezone")).to_have_value("UTC")
+    # Quiet hours never used: the device's own zone is offered.
+    await expect(page.locator("#dnd-timezone")).to_have_value("America/Toronto")
+    await expect(page.locator("#dnd-summary")).to_have_text(
+        "Les heures de silence sont désactivées."
+    )
 
     try:
-        await page.locator('input[name="push:role_changed"]').check()
+        await page.locator('input[name="push:ticket_closed"]').uncheck()
         await page.locator("#dnd-enabled").check()
         await page.locator("#dnd-start").fill("21:30")
+        await expect(page.locator("#dnd-summary")).to_have_text(
+            "Silence de 21 h 30 à 06 h 00 (America/Toronto)"
+        )
         await page.locator("#preferences-form button[type=submit]").click()
-        await expect(page.locator("#preferences-status")).to_have_text("Saved.", timeout=WAIT_MS)
+        await expect(page.locator("#preferences-status")).to_have_text(
+            "Enregistré.", timeout=WAIT_MS
+        )
         prefs = await api(
             session, gateway, tokens["tech1"], "GET", "/api/notifications/preferences"
         )
-        assert prefs["types"]["role_changed"] == {"push": True, "inapp": True}
+        assert prefs["types"]["ticket_closed"] == {"push": False, "inapp": True}
         assert (prefs["dnd"]["enabled"], prefs["dnd"]["start"]) == (True, "21:30")
+        assert prefs["dnd"]["timezone"] == "America/Toronto"
     finally:
         restore = {
-            "types": {"role_changed": {"push": False}},
-            "dnd": {"enabled": False, "start": "22:00"},
+            "types": {"ticket_closed": {"push": True}},
+            "dnd": {"enabled": False, "start": "22:00", "timezone": "UTC"},
         }
         await api(
             session, gateway, tokens["tech1"], "PUT", "/api/notifications/preferences", restore
@@ -266,12 +278,12 @@ async def test_admin_broadcast_and_statistics(
     admin = await signed_in(contexts, gateway, "admin")
     await admin.locator('[data-nav="settings"]').click()
     await expect(admin.locator("#stats-rows tr")).to_have_count(15, timeout=WAIT_MS)
-    await expect(admin.locator("#stats-rows")).to_contain_text("Announcement")
+    await expect(admin.locator("#stats-rows")).to_contain_text("Annonce")
 
     await admin.locator("#broadcast-title-input").fill("Fire drill at 15:00")
     await admin.locator("#broadcast-body").fill("Assemble at gate 2")
     await admin.locator("#broadcast-form button[type=submit]").click()
-    await expect(admin.locator("#toasts")).to_contain_text("Broadcast sent", timeout=WAIT_MS)
+    await expect(admin.locator("#toasts")).to_contain_text("Annonce envoyée", timeout=WAIT_MS)
     toast = watcher.locator("#toasts .toast", has_text="Fire drill at 15:00")
     await expect(toast).to_contain_text("Assemble at gate 2", timeout=WAIT_MS)
 
@@ -280,16 +292,16 @@ async def test_demo_logins_and_sign_out(
     contexts: Contexts, spare_gateway: Callable[..., GatewayProcess]
 ) -> None:
     gateway = spare_gateway("gw-demo", DEMO_MODE="1")  # what `make run` starts; off by default
-    context = await contexts.open()
+    context = await contexts.open(**FLOOR)
     page = await context.new_page()
     await page.goto(gateway.url + "/")
     logins = page.locator("#demo-logins")
-    await expect(logins).to_contain_text("Tess Technician · Technician", timeout=WAIT_MS)
+    await expect(logins).to_contain_text("Tess Technician · Technicien", timeout=WAIT_MS)
     await logins.locator(".demo-login", has_text="tech2@example.com").click()
     await expect(page.locator("#live-status")).to_have_attribute(
         "data-state", "live", timeout=WAIT_MS
     )
-    await expect(page.locator("#user-name")).to_contain_text("Tess Technician · Technician")
+    await expect(page.locator("#user-name")).to_contain_text("Tess Technician · Technicien")
 
     await page.reload()  # the session outlives a reload
     await expect(page.locator("#live-status")).to_have_attribute(
@@ -297,7 +309,9 @@ async def test_demo_logins_and_sign_out(
     )
 
     await page.locator("#logout-button").click()
-    await expect(page.locator("#login-flash")).to_have_text("You are signed out.", timeout=WAIT_MS)
+    await expect(page.locator("#login-flash")).to_have_text(
+        "Vous êtes déconnecté.", timeout=WAIT_MS
+    )
     await page.reload()
     await expect(page.locator("#login-view")).to_be_visible(timeout=WAIT_MS)
     await expect(page.locator("#app-view")).to_be_hidden()

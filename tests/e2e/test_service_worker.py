@@ -144,7 +144,7 @@ async def test_without_a_stream_the_app_polls_and_says_so(
     await page.reload()
     banner = page.locator("#live-banner")
     await expect(banner).to_be_visible(timeout=WAIT_MS * 2)
-    await expect(banner).to_contain_text("Live updates unavailable")
+    await expect(banner).to_contain_text("Mises à jour en direct indisponibles")
     await expect(page.locator("#live-status")).to_have_attribute("data-state", "polling")
     ticket = await new_ticket(session, gateway, tokens, "Seen by polling")
     await expect(card_in(page, "received", ticket["id"])).to_have_count(1, timeout=WAIT_MS)

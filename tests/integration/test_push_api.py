@@ -196,16 +196,16 @@ async def test_preferences_default_then_change_in_part(
     ).get_json()
     assert defaults["types"]["ticket_assigned"] == {"push": True, "inapp": True}
     assert defaults["types"]["comment_added"] == {"push": True, "inapp": True}
-    assert defaults["types"]["role_changed"] == {"push": False, "inapp": True}
+    assert defaults["types"]["maintenance_due"] == {"push": False, "inapp": True}
     assert defaults["dnd"] == {"enabled": False, "start": "22:00", "end": "06:00",
                                "timezone": "UTC",
                                "allow_critical": True}  # fmt: skip
-    change = {"types": {"role_changed": {"push": True}},
+    change = {"types": {"comment_added": {"push": False}},
               "dnd": {"enabled": True, "timezone": "Europe/Paris"}}  # fmt: skip
     saved = await (
         await client.put("/api/notifications/preferences", json=change, headers=headers)
     ).get_json()
-    assert saved["types"]["role_changed"] == {"push": True, "inapp": True}
+    assert saved["types"]["comment_added"] == {"push": False, "inapp": True}
     assert saved["dnd"]["timezone"] == "Europe/Paris" and saved["dnd"]["start"] == "22:00"
     again = await (await client.get("/api/notifications/preferences", headers=headers)).get_json()
     assert again == saved

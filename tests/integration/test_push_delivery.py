@@ -41,8 +41,9 @@ class Person:
 
 
 async def person(client: Any, db: asyncpg.Pool, settings: Settings, emulator: PushEmulator,
-                 role: str = "technician", devices: int = 1) -> Person:  # fmt: skip
-    user_id = await fresh_user(db, role)
+                 role: str = "technician", devices: int = 1,
+                 language: str = "fr") -> Person:  # fmt: skip
+    user_id = await fresh_user(db, role, language)
     someone = Person(user_id, role, bearer(token_for(settings.jwt_secret, user_id, role)))
     for _ in range(devices):
         browser = await emulator.subscribe(settings.vapid_public_key)
@@ -153,7 +154,7 @@ async def test_an_offline_assignee_gets_one_push_per_device_at_once(
     client: Any, db: asyncpg.Pool, settings: Settings, tokens: dict[str, str],
     push_emulator: PushEmulator, worker: None,
 ) -> None:  # fmt: skip
-    tech = await person(client, db, settings, push_emulator, devices=2)
+    tech = await person(client, db, settings, push_emulator, devices=2, language="en")
     ticket_id = await assign_new_ticket(client, tokens, tech, "Hydraulic leak under the ram")
     [push] = await wait_for_pushes(push_emulator, tech, 1)
     [notification_id] = await notification(db, tech, "ticket_assigned")
@@ -161,7 +162,7 @@ async def test_an_offline_assignee_gets_one_push_per_device_at_once(
     assert push["data"] == {"url": f"/?ticket={ticket_id}", "notification_id": notification_id,
                             "type": "ticket_assigned", "ticket_id": ticket_id}  # fmt: skip
     assert [a["action"] for a in push["actions"]] == ["view", "acknowledge"]
-    assert push["tag"] == f"ticket-{ticket_id}" and push["icon"] == "/icons/icon-192.png"
+    assert push["tag"] == f"critical-ticket-{ticket_id}" and push["icon"] == "/icons/icon-192.png"
     await wait_for_pushes(push_emulator, tech, 1, device=1)
     marker = await assign_new_ticket(client, tokens, tech, "Marker")  # pushed after the first
     for device in (0, 1):
@@ -346,7 +347,7 @@ async def test_quiet_hours_hold_pushes_then_send_one_digest(
     # the first push of all, so none was sent during the quiet hours.
     await set_prefs(client, tech, {"dnd": {"enabled": False}})
     [digest] = await wait_for_pushes(push_emulator, tech, 1)
-    assert digest["title"] == "2 notifications while you were away"  # the seen one is left out
+    assert digest["title"] == "2 notifications pendant votre absence"  # the seen one left out
     assert digest["data"]["url"] == "/" and digest["data"]["type"] == "digest"
     assert "Oil on the floor" in digest["body"] and "Conveyor jam" not in digest["body"]
     marker = await assign_new_ticket(client, tokens, tech, "Marker after the digest")
@@ -376,3 +377,82 @@ async def test_critical_pushes_pierce_quiet_hours_when_allowed(
 
     assert await eventually(is_held, 10)
     assert len(await pushes(push_emulator, tech)) == 1
+
+
+async def test_each_person_reads_a_push_in_their_own_language(
+    client: Any, db: asyncpg.Pool, settings: Settings, tokens: dict[str, str],
+    push_emulator: PushEmulator, worker: None,
+) -> None:  # fmt: skip
+    """A French technician assigned a ticket by an English-speaking supervisor reads French;
+    an English one, English — title, body and action buttons, decrypted by the emulator."""
+    supervisor = bearer(tokens["supervisor"])
+    english_actor = await client.patch("/api/auth/me", json={"language": "en"}, headers=supervisor)
+    assert (await english_actor.get_json())["language"] == "en"
+    french = await person(client, db, settings, push_emulator, language="fr")
+    english = await person(client, db, settings, push_emulator, language="en")
+    try:
+        for assignee in (french, english):
+            await assign_new_ticket(client, tokens, assignee, "Fuite hydraulique")
+    finally:
+        await client.patch("/api/auth/me", json={"language": "fr"}, headers=supervisor)
+    [in_french] = await wait_for_pushes(push_emulator, french, 1)
+    [in_english] = await wait_for_pushes(push_emulator, english, 1)
+    assert in_french["title"] == "Nouveau ticket assigné"
+    assert in_french["body"].endswith("\u00a0: Fuite hydraulique")
+    assert [a["title"] for a in in_french["actions"]] == ["Voir le ticket", "J\u2019arrive"]
+    assert in_english["title"] == "New ticket assigned"
+    assert in_english["body"].endswith(": Fuite hydraulique")
+    assert [a["title"] for a in in_english["actions"]] == ["View ticket", "On my way"]
+
+
+async def test_a_comment_and_a_status_change_reach_an_offline_technician_by_default(
+    client: Any, db: asyncpg.Pool, settings: Settings, tokens: dict[str, str],
+    push_emulator: PushEmulator, worker: None,
+) -> None:  # fmt: skip
+    """The customer's plan: comments and status changes push without any preference set."""
+    tech = await person(client, db, settings, push_emulator)
+    ticket_id = await assign_new_ticket(client, tokens, tech, "Courroie")
+    await comment(client, tokens, ticket_id, "Pièce commandée")
+    moved = await client.put(f"/api/tickets/{ticket_id}", json={"status": "diagnostic"},
+                             headers=bearer(tokens["supervisor"]))  # fmt: skip
+    assert moved.status_code == 200
+    received = await wait_for_pushes(push_emulator, tech, 3)
+    kinds = [push["data"]["type"] for push in received]
+    assert sorted(kinds) == ["comment_added", "ticket_assigned", "ticket_status_changed"]
+    by_kind = {push["data"]["type"]: push for push in received}
+    assert by_kind["ticket_status_changed"]["title"] == "Statut modifié\u00a0: Diagnostic"
+
+
+async def test_admins_change_the_default_push_choices_for_everyone(
+    client: Any, db: asyncpg.Pool, settings: Settings, tokens: dict[str, str],
+    push_emulator: PushEmulator, worker: None,
+) -> None:  # fmt: skip
+    """With comments turned off by default, a person who chose nothing gets no comment push;
+    one who turned them on still does."""
+    admin = bearer(tokens["admin"])
+    off = await client.put("/api/settings", json={"default_push": {"comment_added": False}},
+                           headers=admin)  # fmt: skip
+    assert (
+        off.status_code == 200 and (await off.get_json())["default_push"]["comment_added"] is False
+    )
+    try:
+        default = await person(client, db, settings, push_emulator)
+        keen = await person(client, db, settings, push_emulator)
+        await set_prefs(client, keen, {"types": {"comment_added": {"push": True}}})
+        for reporter in (default, keen):
+            ticket_id = await reported_ticket(client, reporter)
+            await comment(client, tokens, ticket_id, "Vu")
+        await wait_for_pushes(push_emulator, keen, 1)
+        await notification(db, default, "comment_added")
+        # Pushed after the comment would have been: only it may arrive.
+        marker = await assign_new_ticket(client, tokens, default, "Marker")
+
+        async def marked() -> list[Any] | None:
+            found = [p["data"].get("ticket_id") for p in await pushes(push_emulator, default)]
+            return found if marker in found else None
+
+        assert await eventually(marked, 10) == [marker]
+    finally:
+        back = await client.put("/api/settings", json={"default_push": {"comment_added": True}},
+                                headers=admin)  # fmt: skip
+        assert back.status_code == 200

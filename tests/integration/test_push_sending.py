@@ -97,7 +97,8 @@ async def test_a_push_carries_the_web_push_headers(db: asyncpg.Pool, settings: S
     _, notification_id = await send_one(db, settings, service)
     [push] = service.received
     assert push.headers["TTL"] == "86400" and push.headers["Urgency"] == "high"
-    assert push.headers["Content-Encoding"] == "aes128gcm" and push.headers["Topic"] == "ticket-100"
+    assert push.headers["Content-Encoding"] == "aes128gcm"
+    assert push.headers["Topic"] == "critical-ticket-100"  # an assignment: a topic of its own
     assert push.headers["Content-Type"] == "application/octet-stream"
     assert push.headers["Authorization"].startswith("vapid t=")
     assert push.payload is not None and push.payload["data"]["notification_id"] == notification_id

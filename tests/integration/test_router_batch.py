@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -73,7 +75,8 @@ async def _pending(redis: Redis, keys: Keys) -> int:
 async def test_a_batch_reaches_every_recipient_in_order_exactly_once(
     db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
 ) -> None:
-    ann, bob, cid = [await fresh_user(db, "operator") for _ in range(3)]
+    ann, cid = await fresh_user(db, "operator"), await fresh_user(db, "operator")
+    bob = await fresh_user(db, "operator", language="en")
     await db.execute(
         "INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
         cid,
@@ -100,13 +103,13 @@ async def test_a_batch_reaches_every_recipient_in_order_exactly_once(
 
     assert _summary(await _stream(redis, keys.user_stream(ann))) == [
         ("broadcast", "first"),
-        ("role_changed", "Your role changed"),
+        ("role_changed", "Votre rôle a changé"),  # each in their own language
         ("broadcast", "third"),
         ("unread_count", {"messages": 0, "notifications": 3}),
     ]
     assert _summary(await _stream(redis, keys.user_stream(bob))) == [
         ("broadcast", "first"),
-        ("ticket_priority_changed", "Priority now high"),
+        ("ticket_priority_changed", "Priority changed: High"),
         ("unread_count", {"messages": 0, "notifications": 2}),
     ]
     # In-app off for broadcasts: in the inbox and on the badge, never shown live.
@@ -134,7 +137,7 @@ async def test_a_batch_needing_the_user_directory_routes_all_of_it(
 ) -> None:
     """A private message needs no directory, a breakdown does (every technician): in one
     batch, both reach their people, each once."""
-    ann, tech = await fresh_user(db, "operator"), await fresh_user(db, "technician")
+    ann, tech = await fresh_user(db, "operator", "en"), await fresh_user(db, "technician", "en")
     base = uuid.uuid4().int % 10**9 * 1000
     message = {"message_id": 1, "sender_id": tech, "sender_name": "Batch", "recipient_id": ann,
                "message_type": "private", "excerpt": "hello"}  # fmt: skip
@@ -147,9 +150,9 @@ async def test_a_batch_needing_the_user_directory_routes_all_of_it(
     await router.handle_batch(await _read_batch(redis, keys, events))
 
     assert _summary(await _stream(redis, keys.user_stream(ann)))[:1] == [
-        ("new_message", "Message from Batch")
+        ("new_message", "New message from Batch")
     ]
-    assert ("machine_breakdown", "Breakdown: Press 4") in _summary(
+    assert ("machine_breakdown", "⚠ Breakdown: Press 4") in _summary(
         await _stream(redis, keys.user_stream(tech))
     )
     rows = await db.fetch(
@@ -167,7 +170,7 @@ async def test_a_batch_needing_the_user_directory_routes_all_of_it(
 async def test_a_poison_entry_is_set_aside_and_the_rest_of_its_batch_is_delivered(
     db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
 ) -> None:
-    ann = await fresh_user(db, "operator")
+    ann = await fresh_user(db, "operator", "en")
     base = uuid.uuid4().int % 10**9 * 1000
     good = _event(base + 1, "role_changed", {"user_id": ann, "to_role": "admin", "from_role": "x"})
     broken = _event(base + 2, "role_changed", {"user_id": ann})  # no roles: a bug
@@ -200,3 +203,66 @@ async def test_a_poison_entry_is_set_aside_and_the_rest_of_its_batch_is_delivere
     assert stats["broadcast"]["dead_lettered"] == 0
     stored = await db.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", ann)
     assert stored == 2  # the broken event stored nothing
+
+
+class CountingPool:
+    """The real pool, counting the statements sent through the connections it lends."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool, self.statements = pool, 0
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Any]:
+        async with self._pool.acquire() as conn:
+            yield _Counted(conn, self)
+
+    def __getattr__(self, name: str) -> Any:
+        """Statements the pool sends itself, outside a lent connection, count too."""
+        return getattr(_Counted(self._pool, self), name)
+
+
+class _Counted:
+    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool, pool: CountingPool) -> None:
+        self._conn, self._counter = conn, pool
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._conn, name)
+        if name in ("fetch", "fetchrow", "fetchval", "execute", "executemany"):
+            self._counter.statements += 1
+        return method
+
+
+async def _priority_batch(
+    db: asyncpg.Pool, redis: Redis, keys: Keys, readers: list[int]
+) -> tuple[int, int]:
+    """Route a priority change followed by `readers`; the statements it took, and its id."""
+    keys = Keys(f"{keys.prefix}{uuid.uuid4().hex[:6]}:")  # a stream and group of its own
+    counting = CountingPool(db)
+    router = Router(counting, redis, keys, consumer="test")  # type: ignore[arg-type]
+    base = uuid.uuid4().int % 10**9 * 1000
+    ticket = {"id": 7, "ticket_id": "T-7", "title": "Pump", "assigned_to": None}
+    data = {"ticket": ticket, "from_priority": "low", "to_priority": "high", "followers": readers}
+    await router.handle_batch(
+        await _read_batch(redis, keys, [_event(base + 1, "ticket_priority_changed", data)])
+    )
+    return counting.statements, base + 1
+
+
+async def test_each_recipient_reads_their_language_at_no_query_per_recipient(
+    db: asyncpg.Pool, redis: Redis, keys: Keys
+) -> None:
+    few = [await fresh_user(db, "operator", "fr"), await fresh_user(db, "operator", "en")]
+    many = [await fresh_user(db, "operator", ("fr", "en")[n % 2]) for n in range(40)]
+    statements_few, _ = await _priority_batch(db, redis, keys, few)
+    statements_many, event_id = await _priority_batch(db, redis, keys, many)
+    assert statements_many == statements_few
+    rows = await db.fetch(
+        "SELECT u.language, n.title FROM notifications n JOIN users u ON u.id = n.user_id"
+        " WHERE n.event_id = $1",
+        event_id,
+    )
+    assert len(rows) == 40
+    assert {(row["language"], row["title"]) for row in rows} == {
+        ("fr", "Priorité modifiée\u00a0: Haute"),
+        ("en", "Priority changed: High"),
+    }

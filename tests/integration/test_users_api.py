@@ -68,13 +68,14 @@ async def test_admin_lists_users(
     response = await client.get("/api/users", headers=bearer(tokens["admin"]))
     assert response.status_code == 200
     listed = await response.get_json()
-    assert all(set(user) == {"id", "email", "full_name", "role"} for user in listed)
+    assert all(set(user) == {"id", "email", "full_name", "role", "language"} for user in listed)
     by_email = {user["email"]: user for user in listed}
     assert by_email["tech1@example.com"] == {
         "id": users["tech1"],
         "email": "tech1@example.com",
         "full_name": "Theo Technician",
         "role": "technician",
+        "language": "fr",
     }
 
 
@@ -102,7 +103,8 @@ async def test_admin_registers_a_user(client: Any, tokens: dict[str, str], db: A
     response = await _register(client, tokens, email=f"  {email.upper()} ", full_name=" Nina New ")
     assert response.status_code == 201
     user = await response.get_json()
-    assert user == {"id": user["id"], "email": email, "full_name": "Nina New", "role": "technician"}
+    assert user == {"id": user["id"], "email": email, "full_name": "Nina New", "role": "technician",
+                    "language": "fr"}  # fmt: skip
     events = await _events_since(db, mark)
     assert events == [
         (
@@ -238,7 +240,7 @@ async def test_the_user_is_told_of_their_new_role(
         )
 
     rows = await eventually(told, 10)
-    assert len(rows) == 1 and "technician" in rows[0]["body"]
+    assert len(rows) == 1 and "Technicien" in rows[0]["body"]  # in French, the default
 
 
 @pytest.mark.parametrize("role", NON_ADMINS)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end tests drive: Debian's Chromium and the npm package
-# web-push-testing (a Web Push service emulator). Idempotent and quiet when present.
+# Installs what the end-to-end tests drive: Debian's Chromium and the npm packages
+# web-push-testing (a Web Push service emulator) and axe-core (the accessibility checks
+# the browser tests inject). Idempotent and quiet when present.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
@@ -13,7 +14,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
-if [ ! -x "$here/node_modules/.bin/web-push-testing" ]; then
-  echo "installing web-push-testing (npm) for the push tests..."
+if [ ! -x "$here/node_modules/.bin/web-push-testing" ] || [ ! -f "$here/node_modules/axe-core/axe.min.js" ]; then
+  echo "installing web-push-testing and axe-core (npm) for the push and browser tests..."
   npm install --prefix "$here" --no-audit --no-fund --silent >/dev/null
 fi

@@ -1,10 +1,14 @@
-"""Push payloads: the contract's shape, Topic headers, and the size limits."""
+"""Push payloads: the contract's shape, the recipient's language, Topic headers, and the
+size limits."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+import pytest
+
+from domain.model import Language
 from gateway.push.payload import (
     PAYLOAD_MAX_BYTES,
     digest_message,
@@ -17,7 +21,8 @@ from gateway.push.payload import (
 def row(**changes: Any) -> dict[str, Any]:
     base = {"id": 41, "type": "ticket_assigned", "title": "New ticket assigned",
             "body": "T-2026-007: Hydraulic leak", "url": "/?ticket=7",
-            "data": {"ticket_id": 7, "ticket_code": "T-2026-007"}, "critical": True}  # fmt: skip
+            "data": {"ticket_id": 7, "ticket_code": "T-2026-007"}, "critical": True,
+            "language": "en"}  # fmt: skip
     return base | changes
 
 
@@ -30,13 +35,28 @@ def test_an_assignment_carries_the_contract_fields_and_both_actions() -> None:
     body = decoded(message.payload)
     assert body == {
         "title": "New ticket assigned", "body": "T-2026-007: Hydraulic leak",
-        "icon": "/icons/icon-192.png", "badge": "/icons/badge-72.png", "tag": "ticket-7",
-        "actions": [{"action": "view", "title": "View"},
+        "icon": "/icons/icon-192.png", "badge": "/icons/badge-72.png",
+        "tag": "critical-ticket-7",
+        "actions": [{"action": "view", "title": "View ticket"},
                     {"action": "acknowledge", "title": "On my way"}],
         "data": {"url": "/?ticket=7", "notification_id": 41, "type": "ticket_assigned",
                  "ticket_id": 7},
     }  # fmt: skip
-    assert message.urgency == "high" and message.topic == "ticket-7"
+    assert message.urgency == "high" and message.topic == "critical-ticket-7"
+
+
+def test_the_action_buttons_speak_the_recipients_language() -> None:
+    body = decoded(notification_message(row(title="Nouveau ticket assigné", language="fr")).payload)
+    assert [a["title"] for a in body["actions"]] == ["Voir le ticket", "J\u2019arrive"]
+    assert body["title"] == "Nouveau ticket assigné"
+
+
+def test_a_critical_push_has_a_topic_no_lesser_push_of_its_ticket_shares() -> None:
+    critical = notification_message(row())
+    comment = notification_message(row(id=42, type="comment_added", critical=False))
+    raised = notification_message(row(id=43, type="ticket_priority_changed", critical=True))
+    assert critical.topic == raised.topic == "critical-ticket-7" != comment.topic
+    assert decoded(critical.payload)["tag"] != decoded(comment.payload)["tag"]
 
 
 def test_other_types_have_no_actions_and_normal_urgency() -> None:
@@ -76,16 +96,29 @@ def test_the_payload_fits_by_shortening_the_body_never_the_url() -> None:
 
 
 def test_the_digest_counts_what_was_held() -> None:
-    message = digest_message(["Ticket overdue", "New ticket assigned", "Ticket now in progress"],
-                             critical=True)  # fmt: skip
+    message = digest_message(["Ticket overdue", "New ticket assigned", "Status: in progress"],
+                             critical=True, language=Language.EN)  # fmt: skip
     body = decoded(message.payload)
     assert body["title"] == "3 notifications while you were away"
     assert body["data"] == {"url": "/", "notification_id": None, "type": "digest", "count": 3}
     assert "Ticket overdue" in body["body"] and message.urgency == "high"
-    single = decoded(digest_message(["Ticket overdue"], critical=False).payload)
+    single = decoded(digest_message(["Ticket overdue"], False, Language.EN).payload)
     assert single["title"] == "1 notification while you were away"
 
 
-def test_the_test_push_opens_the_app() -> None:
-    body = decoded(trial_message().payload)
-    assert body["data"] == {"url": "/", "notification_id": None, "type": "test"}
+@pytest.mark.parametrize(
+    ("count", "title"),
+    [(0, "0 notification pendant votre absence"), (1, "1 notification pendant votre absence"),
+     (2, "2 notifications pendant votre absence"),
+     (1200, "1\u00a0200 notifications pendant votre absence")],
+)  # fmt: skip
+def test_the_digest_counts_in_french_by_french_plural_rules(count: int, title: str) -> None:
+    body = decoded(digest_message(["x"] * count, False, Language.FR).payload)
+    assert body["title"] == title
+
+
+def test_the_test_push_opens_the_app_in_the_callers_language() -> None:
+    for language, title in ((Language.EN, "Floorbell test"), (Language.FR, "Test de Floorbell")):
+        body = decoded(trial_message(language).payload)
+        assert body["data"] == {"url": "/", "notification_id": None, "type": "test"}
+        assert body["title"] == title

@@ -7,8 +7,15 @@ from datetime import datetime
 import pytest
 
 from domain.errors import Invalid
-from domain.notify import NOTIFICATION_TYPES
-from domain.preferences import DEFAULT_DND, Preferences, Verdict, in_quiet_hours, verdict
+from domain.kinds import NOTIFICATION_TYPES
+from domain.preferences import (
+    DEFAULT_DND,
+    Preferences,
+    Verdict,
+    check_default_push,
+    in_quiet_hours,
+    verdict,
+)
 
 
 def at(hh_mm: str, day: str = "2026-01-15") -> datetime:
@@ -22,7 +29,7 @@ def dnd(
             "allow_critical": allow_critical}  # fmt: skip
 
 
-def test_defaults_push_all_but_four_types_and_show_everything_in_app() -> None:
+def test_defaults_push_what_the_floor_acts_on_and_show_everything_in_app() -> None:
     prefs = Preferences.from_stored(None, None)
     assert set(prefs.types) == set(NOTIFICATION_TYPES)
     in_app_only = {kind for kind, choice in prefs.types.items() if not choice["push"]}
@@ -133,3 +140,29 @@ def test_default_dnd_is_never_shared_between_people() -> None:
     first = Preferences.from_stored(None, None)
     first.dnd["enabled"] = True
     assert Preferences.from_stored(None, None).dnd["enabled"] is False
+
+
+def test_the_admins_defaults_reach_every_type_a_person_did_not_choose() -> None:
+    admins = {"comment_added": False, "maintenance_due": True}
+    prefs = Preferences.from_stored({"maintenance_due": {"push": False}}, None, admins)
+    assert prefs.types["comment_added"]["push"] is False  # the admins' default
+    assert prefs.types["maintenance_due"]["push"] is False  # the person's own choice
+    assert prefs.types["ticket_closed"]["push"] is True  # the catalogue's default
+    strange = Preferences.from_stored(None, None, {"retired": True, "broadcast": "yes"})
+    assert strange.types == Preferences.from_stored(None, None).types
+
+
+def test_only_what_a_person_chose_is_kept_as_theirs() -> None:
+    prefs = Preferences.from_stored({"broadcast": {"inapp": False}}, None)
+    changed = prefs.updated({"comment_added": {"push": False}}, {"enabled": True})
+    assert changed.chosen == {"broadcast": {"inapp": False}, "comment_added": {"push": False}}
+    later = Preferences.from_stored(changed.chosen, changed.dnd, {"ticket_closed": False})
+    assert later.types["ticket_closed"]["push"] is False
+
+
+@pytest.mark.parametrize(
+    "value", [[], "on", {"no_such_type": True}, {"comment_added": 1}, {"broadcast": None}]
+)
+def test_default_push_must_name_known_types_with_booleans(value: object) -> None:
+    with pytest.raises(Invalid):
+        check_default_push(value)
