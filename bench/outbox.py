@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -142,6 +144,19 @@ async def _read(redis_url: str, stream: str, received: dict[str, float], expecte
     await redis.aclose()
 
 
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A migrated database of its own: each measurement's relay starts from an empty
+    outbox (a relay meeting rows published to other keys would publish them again)."""
+    url = server_url.rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
+    ensure_database(url)
+    migrate(url)
+    try:
+        yield url
+    finally:
+        drop_database(url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -150,16 +165,13 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=8)
     args = parser.parse_args()
     with provision(ROOT / ".data") as env:
-        url = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
-        ensure_database(url)
-        migrate(url)
-        try:
-            asyncio.run(run(url, env["REDIS_URL"], args.events, args.writers))
-            print("wake-up hints:")
-            asyncio.run(hints(url, env["REDIS_URL"], [0.0] * 40, 0.005))  # a burst
-            asyncio.run(hints(url, env["REDIS_URL"], [i * 0.005 for i in range(20)], 60))
-        finally:
-            drop_database(url)
+        redis_url = env["REDIS_URL"]
+        with fresh_database(env["DATABASE_URL"]) as url:
+            asyncio.run(run(url, redis_url, args.events, args.writers))
+        print("wake-up hints:")
+        for offsets, every_s in (([0.0] * 40, 0.005), ([i * 0.005 for i in range(20)], 60)):
+            with fresh_database(env["DATABASE_URL"]) as url:
+                asyncio.run(hints(url, redis_url, offsets, every_s))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from gateway.api.app import create_app
 from gateway.config import Settings
 from gateway.ops.migrate import migrate
-from gateway.ops.provision import drop_database, ensure_database, provision
+from gateway.ops.provision import drop_database, embedded_only, ensure_database, provision
 from gateway.ops.seed import seed
 from tests.helpers import PASSWORD
 from tests.push_fixtures import push_test_settings
@@ -38,7 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[dict[str, str]]:
-    with provision(ROOT / ".data") as env:
+    # The embedded pass of `make test` runs beside the other one: servers of its own, so
+    # that neither stops the other's when it ends first (on a machine that has none).
+    with provision(ROOT / ".data" / "embedded-pass" if embedded_only() else ROOT / ".data") as env:
         yield env
 
 

@@ -171,9 +171,12 @@ def runs() -> list[Stack]:
 @pytest.fixture
 def stack(stack_env: dict[str, str], runs: list[Stack]) -> Iterator[Stack]:
     port = free_port()
+    # Ports of its own for the worker's and the clock's health endpoints too: another
+    # stack (another test run, a `make run`) may hold the default ones.
+    health = {"WORKER_HEALTH_PORT": str(free_port()), "CLOCK_HEALTH_PORT": str(free_port())}
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway", "up", "--port", str(port)],
-        env=stack_env,
+        env={**stack_env, **health},
         cwd=ROOT,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
