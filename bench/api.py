@@ -36,7 +36,9 @@ from common import (
     cpu_spent,
     free_port,
     gateway_command,
+    pg_transactions,
     prefix,
+    redis_commands,
     seed_users,
     start,
     stop,
@@ -59,6 +61,8 @@ async def measure(
     concurrency: int,
     count: int,
     pids: PidGroups,
+    redis_url: str,
+    database: str,
     measuring: Callable[[], None] = lambda: None,
 ) -> None:
     poster = Poster(port, token, size=concurrency)
@@ -77,6 +81,8 @@ async def measure(
     poster.statuses.clear()
     measuring()
     cpu_before = cpu_by_name(pids, own="client")
+    commands_before = redis_commands(redis_url)
+    transactions_before = await pg_transactions(database)
     started = time.time()
     queue = iter(range(count))
 
@@ -91,10 +97,14 @@ async def measure(
     spent = cpu_spent(cpu_before, cpu_by_name(pids, own="client"), count / 1000)
     cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items())
     cpu = f"ms CPU/message: {cpu}; sum {sum(spent.values()):.2f}"
+    commands = (redis_commands(redis_url) - commands_before) / count
+    await asyncio.sleep(1.5)  # PostgreSQL's backends report their statistics each second
+    transactions = (await pg_transactions(database) - transactions_before) / count
     print(
         f"concurrency {concurrency:>3}: {count / elapsed:,.0f} requests/s, API p50 "
         f"{durations[len(durations) // 2]:.1f} ms p99 {durations[int(0.99 * len(durations))]:.1f}"
-        f" ms, statuses {poster.statuses}; {cpu}",
+        f" ms, statuses {poster.statuses}; {cpu}; Redis commands/message {commands:.1f},"
+        f" PostgreSQL transactions/message {transactions:.1f}",
         flush=True,
     )
     poster.close()
@@ -126,9 +136,10 @@ async def run(args: argparse.Namespace, services: Services, database: str) -> No
         profiler = Profiler(args.profile)
         for concurrency in args.concurrency:
             profiled = [gateway.proc.pid, *([worker.pid] if worker else [])]
+            name = f"api-c{concurrency}"
             await measure(
                 gateway.port, token, recipients, concurrency, args.requests, pids,
-                lambda: profiler.start(profiled, f"api-c{concurrency}"),  # noqa: B023
+                services.redis_url, database, lambda: profiler.start(profiled, name),  # noqa: B023
             )  # fmt: skip
             profiler.stop()
     finally:

@@ -288,6 +288,28 @@ def rss_kib(pid: int) -> int:
 PidGroups = Callable[[], dict[str, list[int]]]
 
 
+async def pg_transactions(url: str) -> int:
+    """Transactions committed in the database so far (an autocommit statement is one):
+    PostgreSQL's statistics, which its backends report about once a second."""
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+            " WHERE datname = current_database()"
+        ))  # fmt: skip
+    finally:
+        await conn.close()
+
+
+def redis_commands(url: str) -> int:
+    """Commands the Redis server has answered so far, errors included (every client's:
+    exact on our own server)."""
+    with redis.Redis.from_url(url) as client:
+        stats = client.info("commandstats")
+    fields = ("calls", "failed_calls", "rejected_calls")
+    return sum(int(entry.get(name, 0)) for entry in stats.values() for name in fields)
+
+
 def cpu_by_name(groups: PidGroups, own: str) -> dict[str, float]:
     """CPU seconds so far of each named group of processes (read afresh: supervised
     children and database backends come and go), and of this process (`own`)."""
