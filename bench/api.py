@@ -1,17 +1,19 @@
 """API cost benchmark: CPU per `POST /api/messages`, in every process that serves it.
 
-    .venv/bin/python bench/api.py [--requests 2000] [--concurrency 1 16] [--no-worker]
+    .venv/bin/python bench/api.py [--requests 2000] [--concurrency 1 16] [--workers N]
+        [--no-worker] [--shared-services] [--profile DIR]
 
-Starts `python -m gateway serve` (and `python -m gateway worker`, which relays, routes
-and decides pushes for every message) on a throwaway database and key prefix, sends
+Starts PostgreSQL and Redis servers of its own (`bench/common.py`), `python -m gateway
+serve --workers N` (default: one process per core) and `python -m gateway worker` (which
+relays, routes and decides pushes for every message) on a throwaway database, sends
 private messages from one sender to 50 recipients over keep-alive connections, closed
 loop at each concurrency, and prints requests/s, the API's p50/p99, and the CPU time
 each process spent per message (from /proc, so everything the process did counts: HTTP,
 JSON, validation, JWT, PostgreSQL and Redis round trips): the gateway, the worker, the
-PostgreSQL and Redis servers (every process of theirs on the machine, so run it on an
-otherwise idle one) and this client, which sends the requests. Latency depends on the
-machine's load; CPU per message is the figure to compare between versions, and their sum
-is what one message costs the machine.
+PostgreSQL and Redis servers (every process of the bench's own servers) and this client,
+which sends the requests; the gateway's figure sums all of its processes. Latency
+depends on the machine's load; CPU per message is the figure to compare between
+versions, and their sum is what one message costs the machine.
 """
 
 from __future__ import annotations
@@ -20,21 +22,33 @@ import argparse
 import asyncio
 import os
 import subprocess
-import sys
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+from common import (
+    SECRET,
+    Gateway,
+    PidGroups,
+    Profiler,
+    Services,
+    cpu_by_name,
+    cpu_spent,
+    free_port,
+    gateway_command,
+    pg_transactions,
+    prefix,
+    redis_commands,
+    seed_users,
+    start,
+    stop,
+    throwaway_database,
+    throwaway_services,
+)
+from sse_client import Poster
 
-from sse import SECRET, cpu_by_name, cpu_spent, free_port, seed_users, start, stop, wait_port  # noqa: E402
-from sse_client import Poster  # noqa: E402
-
-from gateway.ops.migrate import migrate  # noqa: E402
-from gateway.ops.provision import drop_database, ensure_database, provision  # noqa: E402
-from gateway.services.credentials import issue_token  # noqa: E402
+from gateway.config import usable_cores
+from gateway.services.credentials import issue_token
 
 RECIPIENTS = 50
 WARM_UP = 200
@@ -46,7 +60,10 @@ async def measure(
     recipients: list[int],
     concurrency: int,
     count: int,
-    pids: dict[str, list[int]],
+    pids: PidGroups,
+    redis_url: str,
+    database: str,
+    measuring: Callable[[], None] = lambda: None,
 ) -> None:
     poster = Poster(port, token, size=concurrency)
 
@@ -62,7 +79,10 @@ async def measure(
         await send(index)
     poster.durations.clear()
     poster.statuses.clear()
+    measuring()
     cpu_before = cpu_by_name(pids, own="client")
+    commands_before = redis_commands(redis_url)
+    transactions_before = await pg_transactions(database)
     started = time.time()
     queue = iter(range(count))
 
@@ -77,45 +97,55 @@ async def measure(
     spent = cpu_spent(cpu_before, cpu_by_name(pids, own="client"), count / 1000)
     cpu = ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items())
     cpu = f"ms CPU/message: {cpu}; sum {sum(spent.values()):.2f}"
+    commands = (redis_commands(redis_url) - commands_before) / count
+    await asyncio.sleep(1.5)  # PostgreSQL's backends report their statistics each second
+    transactions = (await pg_transactions(database) - transactions_before) / count
     print(
         f"concurrency {concurrency:>3}: {count / elapsed:,.0f} requests/s, API p50 "
         f"{durations[len(durations) // 2]:.1f} ms p99 {durations[int(0.99 * len(durations))]:.1f}"
-        f" ms, statuses {poster.statuses}; {cpu}",
+        f" ms, statuses {poster.statuses}; {cpu}; Redis commands/message {commands:.1f},"
+        f" PostgreSQL transactions/message {transactions:.1f}",
         flush=True,
     )
     poster.close()
 
 
-async def run(args: argparse.Namespace, services: dict[str, str]) -> None:
-    database = services["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_api_{uuid.uuid4().hex[:6]}"
-    ensure_database(database)
-    procs: dict[str, subprocess.Popen[bytes]] = {}
+async def run(args: argparse.Namespace, services: Services, database: str) -> None:
+    sender, recipients = await seed_users(database, RECIPIENTS)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "REDIS_URL": services.redis_url,
+        "JWT_SECRET": SECRET,
+        "REDIS_PREFIX": prefix("api"),
+        "WORKER_HEALTH_PORT": "0",
+    }
+    worker: subprocess.Popen[bytes] | None = None
+    gateway = Gateway(env, free_port(), args.workers)
     try:
-        migrate(database)
-        sender, recipients = await seed_users(database, RECIPIENTS)
-        env = {
-            **os.environ,
-            **services,
-            "DATABASE_URL": database,
-            "JWT_SECRET": SECRET,
-            "REDIS_PREFIX": f"bench-api-{uuid.uuid4().hex[:6]}:",
-            "WORKER_HEALTH_PORT": "0",
-        }
-        port = free_port()
         if args.worker:
-            procs["worker"] = start([sys.executable, "-m", "gateway", "worker"], env)
-        procs["gateway"] = start(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(port)], env
-        )
-        wait_port(port, procs["gateway"])
+            worker = start(gateway_command("worker"), env)
+        gateway.wait_ready()
         token = issue_token(SECRET, sender, "supervisor", 3600)
-        pids = {name: [proc.pid] for name, proc in procs.items()}
+
+        def pids() -> dict[str, list[int]]:
+            groups = {"gateway": gateway.pids(), **services.server_pids()}
+            return groups | ({"worker": [worker.pid]} if worker else {})
+
+        print(f"gateway: {args.workers} process(es); worker: {'yes' if worker else 'no'}")
+        profiler = Profiler(args.profile)
         for concurrency in args.concurrency:
-            await measure(port, token, recipients, concurrency, args.requests, pids)
+            profiled = [gateway.proc.pid, *([worker.pid] if worker else [])]
+            name = f"api-c{concurrency}"
+            await measure(
+                gateway.port, token, recipients, concurrency, args.requests, pids,
+                services.redis_url, database, lambda: profiler.start(profiled, name),  # noqa: B023
+            )  # fmt: skip
+            profiler.stop()
     finally:
-        for proc in procs.values():
-            stop(proc)
-        drop_database(database)
+        if worker is not None:
+            stop(worker)
+        gateway.stop()
 
 
 def main() -> None:
@@ -127,9 +157,19 @@ def main() -> None:
     parser.add_argument(
         "--no-worker", dest="worker", action="store_false", help="the gateway alone"
     )
+    parser.add_argument(
+        "--workers", type=int, default=usable_cores(), help="gateway processes (serve --workers)"
+    )
+    parser.add_argument(
+        "--shared-services", action="store_true", help="the servers provision finds, not our own"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="py-spy raw stacks of the gateway and the worker here"
+    )
     args = parser.parse_args()
-    with provision(ROOT / ".data") as services:
-        asyncio.run(run(args, services))
+    with throwaway_services(args.shared_services) as services:
+        with throwaway_database(services, "api") as database:
+            asyncio.run(run(args, services, database))
 
 
 if __name__ == "__main__":

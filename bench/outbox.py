@@ -3,40 +3,29 @@ from a transaction's commit to its event being readable on the stream (p50/p99);
 the wake-up hints: how many NOTIFYs a burst of commits sends, and how soon commits that
 carried no hint are published by a relay whose poll is a minute away.
 
-    .venv/bin/python bench/outbox.py [--events 5000] [--writers 8]
+    .venv/bin/python bench/outbox.py [--events 5000] [--writers 8] [--shared-services]
 
-Uses a throwaway database and key prefix on the services `provision` finds.
+Uses PostgreSQL and Redis servers of its own (`bench/common.py`) and a throwaway database.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
+from common import percentile, throwaway_database, throwaway_services
 from redis.asyncio import Redis
 
 from domain.events import SettingsChanged
 from gateway.db import create_pool
 from gateway.keys import Keys
-from gateway.ops.migrate import migrate
-from gateway.ops.provision import drop_database, ensure_database, provision
 from gateway.pipeline.relay import OutboxRelay
 from gateway.services.outbox import OUTBOX_CHANNEL, UnitOfWork, WakeHints
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def run(database_url: str, redis_url: str, events: int, writers: int) -> None:
@@ -144,33 +133,25 @@ async def _read(redis_url: str, stream: str, received: dict[str, float], expecte
     await redis.aclose()
 
 
-@contextlib.contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A migrated database of its own: each measurement's relay starts from an empty
-    outbox (a relay meeting rows published to other keys would publish them again)."""
-    url = server_url.rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
-    ensure_database(url)
-    migrate(url)
-    try:
-        yield url
-    finally:
-        drop_database(url)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, default=5000)
     parser.add_argument("--writers", type=int, default=8)
+    parser.add_argument(
+        "--shared-services", action="store_true", help="the servers provision finds, not our own"
+    )
     args = parser.parse_args()
-    with provision(ROOT / ".data") as env:
-        redis_url = env["REDIS_URL"]
-        with fresh_database(env["DATABASE_URL"]) as url:
+    with throwaway_services(args.shared_services) as services:
+        redis_url = services.redis_url
+        with throwaway_database(services, "outbox") as url:
             asyncio.run(run(url, redis_url, args.events, args.writers))
         print("wake-up hints:")
+        # Each on a database of its own: a relay meeting rows published to other keys
+        # would publish them again.
         for offsets, every_s in (([0.0] * 40, 0.005), ([i * 0.005 for i in range(20)], 60)):
-            with fresh_database(env["DATABASE_URL"]) as url:
+            with throwaway_database(services, "outbox") as url:
                 asyncio.run(hints(url, redis_url, offsets, every_s))
 
 

@@ -9,8 +9,9 @@
    fan-out (p50/p99), at a steady write rate.
 
     .venv/bin/python bench/push.py [--pushes 6000] [--devices 2] [--writes 300] [--rate 50]
+        [--shared-services]
 
-Uses a throwaway database and key prefix on the services `provision` finds.
+Uses PostgreSQL and Redis servers of its own (`bench/common.py`) and a throwaway database.
 """
 
 from __future__ import annotations
@@ -24,30 +25,26 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from pathlib import Path
 
 import aiohttp
 import asyncpg
+from common import (
+    PushEmulator,
+    device_keys,
+    free_port,
+    percentile,
+    throwaway_database,
+    throwaway_services,
+)
 from redis.asyncio import Redis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from domain.events import BroadcastSent  # noqa: E402
-from gateway.config import Settings  # noqa: E402
-from gateway.db import create_pool  # noqa: E402
-from gateway.keys import Keys  # noqa: E402
-from gateway.ops.migrate import migrate  # noqa: E402
-from gateway.ops.provision import drop_database, ensure_database, provision  # noqa: E402
-from gateway.processes.worker import run_worker  # noqa: E402
-from gateway.push.vapid import generate_keys  # noqa: E402
-from gateway.services.outbox import UnitOfWork  # noqa: E402
-from tests.push_fixtures import Device, PushEmulator, free_port  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+from domain.events import BroadcastSent
+from gateway.config import Settings
+from gateway.db import create_pool
+from gateway.keys import Keys
+from gateway.processes.worker import run_worker
+from gateway.push.vapid import generate_keys
+from gateway.services.outbox import UnitOfWork
 
 
 class Receiver(asyncio.Protocol):
@@ -89,7 +86,7 @@ def serve_receiver(port: int) -> None:
 
 async def users_with_devices(pool: asyncpg.Pool, count: int, devices: int,
                              endpoint: str) -> list[int]:  # fmt: skip
-    keys = Device().keys
+    keys = device_keys()
     tag = uuid.uuid4().hex[:6]
     users = [await pool.fetchval(
         "INSERT INTO users (email, full_name, role, password_hash)"
@@ -250,18 +247,16 @@ def main() -> None:
     parser.add_argument("--writes", type=int, default=300, help="domain writes for the latency")
     parser.add_argument("--rate", type=float, default=50, help="domain writes per second")
     parser.add_argument("--receiver", type=int, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--shared-services", action="store_true", help="the servers provision finds, not our own"
+    )
     args = parser.parse_args()
     if args.receiver:
         serve_receiver(args.receiver)
         return
-    with provision(ROOT / ".data") as env:
-        url = env["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
-        ensure_database(url)
-        migrate(url)
-        try:
-            asyncio.run(run(url, env["REDIS_URL"], args))
-        finally:
-            drop_database(url)
+    with throwaway_services(args.shared_services) as services:
+        with throwaway_database(services, "push") as url:
+            asyncio.run(run(url, services.redis_url, args))
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
-"""SSE gateway benchmark: one gateway process against the floor of a minimal SSE server.
+"""SSE gateway benchmark: the gateway against the floor of a minimal SSE server, with the
+same number of processes each.
 
     .venv/bin/python bench/sse.py [--connections 2000] [--rate 1000] [--seconds 5]
         [--scenario all|idle|latency|fanout|resume] [--target gateway|floor|both]
-        [--client-procs 2] [--resume-clients N] [--profile DIR]
+        [--workers N] [--client-procs 2] [--resume-clients N] [--profile DIR]
 
-Provisions PostgreSQL and Redis (`gateway.ops.provision`), creates a throwaway database and
-key prefix, seeds one sender and `--users` technicians in one SQL batch, and starts
-`python -m gateway worker` and `python -m gateway serve` as subprocesses (plus
-`bench/sse_floor.py` for the floor). The connections are held by `--client-procs`
+Starts PostgreSQL and Redis servers of its own (`bench/common.py`), creates a throwaway
+database and key prefix, seeds one sender and `--users` technicians in one SQL batch, and
+starts `python -m gateway worker` and `python -m gateway serve --workers N` (default: one
+process per core) as subprocesses, plus, for the floor, N processes of
+`bench/sse_floor.py` sharing one listening socket as the gateway's do. The floor's
+latency run posts its messages through the same gateway API and worker as the
+gateway's. The connections are held by `--client-procs`
 processes of `bench/sse_client.py`; this process coordinates, posts the API calls and
 appends board entries. Figures, for the gateway and for the floor (same client, same
 Redis streams, same router), then the gateway's as a ratio of the floor's:
@@ -37,8 +41,6 @@ import asyncio
 import json
 import os
 import resource
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -51,85 +53,51 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-import asyncpg  # noqa: E402
+from common import (  # noqa: E402
+    SECRET,
+    Gateway,
+    PidGroups,
+    Profiler,
+    Services,
+    cpu_by_name,
+    cpu_s,
+    cpu_spent,
+    free_port,
+    gateway_command,
+    percentile_hist,
+    process_tree,
+    rss_kib,
+    seed_users,
+    start,
+    stop,
+    throwaway_database,
+    throwaway_services,
+)
 from redis.asyncio import Redis  # noqa: E402
 from sse_client import Poster  # noqa: E402
 
+from gateway.config import usable_cores  # noqa: E402
 from gateway.keys import Keys  # noqa: E402
-from gateway.ops.migrate import migrate  # noqa: E402
-from gateway.ops.provision import drop_database, ensure_database, provision  # noqa: E402
-from gateway.services.credentials import hash_password, issue_token  # noqa: E402
+from gateway.processes.supervisor import bind  # noqa: E402
+from gateway.services.credentials import issue_token  # noqa: E402
 
-SECRET = "bench-secret-" + "x" * 40
 FANOUT_STEPS = (2_500, 5_000, 10_000, 20_000, 40_000, 80_000)  # delivered frames/s
 FANOUT_P99_MS = 250.0
 RESUME_BEHIND = 10  # entries per stream (the user's and the board): 20 in all
 OPEN_CONCURRENCY = 500
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def tree(roots: list[int]) -> list[int]:
+    """Every process of a target: its root processes and their children."""
+    return [pid for root in roots for pid in process_tree(root)]
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+def tree_rss_kib(roots: list[int]) -> int:
+    return sum(rss_kib(pid) for pid in tree(roots))
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-SERVERS = {"postgres": "PostgreSQL", "redis-server": "Redis"}
-
-
-def server_pids() -> dict[int, str]:
-    """The processes of the PostgreSQL and Redis servers running on this machine."""
-    found = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            comm = (entry / "comm").read_text().strip() if entry.name.isdigit() else ""
-        except OSError:
-            continue
-        if comm in SERVERS:
-            found[int(entry.name)] = SERVERS[comm]
-    return found
-
-
-def cpu_by_name(pids: dict[str, list[int]], own: str) -> dict[str, float]:
-    """CPU seconds so far of each named group of processes, of each server (its processes
-    summed), and of this one (named `own`)."""
-    cpu = {name: sum(cpu_s(pid) for pid in group) for name, group in pids.items()}
-    for pid, name in server_pids().items():
-        try:
-            cpu[name] = cpu.get(name, 0.0) + cpu_s(pid)
-        except OSError:  # a backend that ended meanwhile
-            continue
-    cpu[own] = time.process_time()
-    return cpu
-
-
-def cpu_spent(before: dict[str, float], after: dict[str, float], per: float) -> dict[str, float]:
-    """CPU seconds between two `cpu_by_name` readings, divided by `per`."""
-    return {name: (spent - before.get(name, 0.0)) / per for name, spent in after.items()}
-
-
-def percentile_hist(hist: dict[float, int], q: float) -> float:
-    total = sum(hist.values())
-    if not total:
-        return float("nan")
-    rank, seen = q * total, 0
-    for key in sorted(hist):
-        seen += hist[key]
-        if seen >= rank:
-            return key
-    return max(hist)
+def tree_cpu_s(roots: list[int]) -> float:
+    return sum(cpu_s(pid) for pid in tree(roots))
 
 
 def merge(reports: list[dict[str, Any]]) -> dict[str, Any]:
@@ -245,48 +213,6 @@ class Clients:
                 proc.kill()
 
 
-class Profiler:
-    """`py-spy record` (raw collapsed stacks) on a server process for one phase."""
-
-    def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.binary = Path(sys.executable).parent / "py-spy"
-
-    def start(self, pid: int, name: str) -> None:
-        if self.directory is None or not self.binary.exists():
-            return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                str(self.binary),
-                "record",
-                "-p",
-                str(pid),
-                "-r",
-                "50",
-                "-f",
-                "raw",
-                "--nonblocking",
-                "-d",
-                "600",
-                "-o",
-                str(self.directory / f"{name}.txt"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-            self.proc = None
-
-
 class Bench:
     def __init__(
         self,
@@ -295,14 +221,26 @@ class Bench:
         users: list[int],
         sender: int,
         ports: dict[str, int],
-        pids: dict[str, int],
+        roots: dict[str, list[int]],
+        services: Services,
     ) -> None:
         self.args, self.env, self.users, self.sender = args, env, users, sender
-        self.ports, self.pids = ports, pids
+        self.ports, self.roots, self.services = ports, roots, services
         self.keys = Keys(env["REDIS_PREFIX"])
         self.clients = Clients(args.client_procs)
         self.profiler = Profiler(args.profile)
         self.phase = 0
+
+    def process_groups(self, target: str) -> PidGroups:
+        """The processes whose CPU the latency run reads, by name."""
+
+        def groups() -> dict[str, list[int]]:
+            found = {name: tree(self.roots[name]) for name in ("gateway", "worker")}
+            found.update({"floor": tree(self.roots["floor"])} if target == "floor" else {})
+            found["clients"] = [proc.pid for proc in self.clients.procs]
+            return found | self.services.server_pids()
+
+        return groups
 
     def wants(self, scenario: str) -> bool:
         return self.args.scenario in ("all", scenario)
@@ -374,21 +312,21 @@ class Bench:
             await asyncio.sleep(0.2)
         return {"frames": frames, "seconds": quiet_since - start}
 
-    async def idle(self, target: str, pid: int) -> dict[str, Any]:
+    async def idle(self, target: str, roots: list[int]) -> dict[str, Any]:
         """Two waves: one connection per user (new users: each arrival is a `presence`
         event to every open connection, about U^2 / 2 frames), then the remaining
         connections as more devices of those users, which changes no one's presence —
         the cost of a connection itself, in time and memory."""
         count, users = self.args.connections, min(self.args.connections, len(self.users))
-        rss_start = rss_kib(pid)
+        rss_start = tree_rss_kib(roots)
         await self.clients.ask_all({"cmd": "phase", "phase": self.next_phase()})
         arrivals = await self.open(target, users)
         storm = await self.settle()
-        rss_arrived = rss_kib(pid)
+        rss_arrived = tree_rss_kib(roots)
         devices = await self.open(target, count, first=users) if count > users else None
         await asyncio.sleep(2)
         alive = sum(a["alive"] for a in await self.clients.ask_all({"cmd": "report"}))
-        rss_end = rss_kib(pid)
+        rss_end = tree_rss_kib(roots)
         result = {
             "held": alive,
             "failed": arrivals["failed"] + (devices["failed"] if devices else 0),
@@ -426,7 +364,7 @@ class Bench:
         )
         return result
 
-    async def latency(self, target: str, pid: int, held: int) -> dict[str, Any]:
+    async def latency(self, target: str, roots: list[int], held: int) -> dict[str, Any]:
         rate, seconds = self.args.rate, self.args.seconds
         per_user = self.conns_per_user(held)
         recipients = [u for u in per_user if u != self.sender]
@@ -435,11 +373,9 @@ class Bench:
         token = issue_token(SECRET, self.sender, "supervisor", 3600)
         poster = Poster(self.ports["gateway"], token, size=256)
         total, tasks, expected = rate * seconds, [], 0
-        procs = {name: [self.pids[name]] for name in ("gateway", "worker")}
-        procs.update({"floor": [pid]} if target == "floor" else {})
-        procs["clients"] = [proc.pid for proc in self.clients.procs]
+        procs = self.process_groups(target)
         cpu_before = cpu_by_name(procs, own="coordinator")
-        self.profiler.start(pid, f"{target}-latency")
+        self.profiler.start(roots, f"{target}-latency")
         start = time.time() + 0.2
         sent = 0
         while sent < total:  # open loop: each call leaves at its time, answered or not
@@ -491,9 +427,9 @@ class Bench:
         )
         return result
 
-    async def fanout(self, target: str, pid: int, redis: Redis) -> dict[str, Any]:
+    async def fanout(self, target: str, roots: list[int], redis: Redis) -> dict[str, Any]:
         steps, best = [], 0.0
-        self.profiler.start(pid, f"{target}-fanout")
+        self.profiler.start(roots, f"{target}-fanout")
         for goal in FANOUT_STEPS:
             alive = sum(a["alive"] for a in await self.clients.ask_all({"cmd": "report"}))
             if not alive:
@@ -502,7 +438,7 @@ class Bench:
             count = max(1, round(rate * self.args.step_seconds))
             phase = self.next_phase()
             await self.clients.ask_all({"cmd": "phase", "phase": phase})
-            cpu_before = cpu_s(pid)
+            cpu_before = tree_cpu_s(roots)
             start = time.time() + 0.1
             sent = 0
             while sent < count:
@@ -531,7 +467,7 @@ class Bench:
                 "delivered_s": merged["count"] / elapsed if elapsed > 0 else 0.0,
                 "p50": percentile_hist(merged["hist"], 0.5),
                 "p99": percentile_hist(merged["hist"], 0.99),
-                "server_cpu": (cpu_s(pid) - cpu_before) / max(time.time() - start, 1e-9),
+                "server_cpu": (tree_cpu_s(roots) - cpu_before) / max(time.time() - start, 1e-9),
                 "alive_after": merged["alive"],
             }
             steps.append(step)
@@ -550,7 +486,7 @@ class Bench:
         self.profiler.stop()
         return {"best": best, "steps": steps}
 
-    async def resume(self, target: str, pid: int, redis: Redis) -> dict[str, Any]:
+    async def resume(self, target: str, roots: list[int], redis: Redis) -> dict[str, Any]:
         count = self.args.resume_clients or self.args.connections
         await self.clients.ask_all({"cmd": "phase", "phase": self.next_phase()})
         opened = await self.open(target, count)
@@ -576,8 +512,8 @@ class Bench:
                 pipe.xadd(self.keys.board_stream, {"t": "bench", "e": body})
             await pipe.execute()
         await asyncio.sleep(1)
-        cpu_before = cpu_s(pid)
-        self.profiler.start(pid, f"{target}-resume")
+        cpu_before = tree_cpu_s(roots)
+        self.profiler.start(roots, f"{target}-resume")
         answers = await self.clients.ask_all(
             {"cmd": "resume", "expect": 2 * RESUME_BEHIND, "timeout": self.args.resume_timeout},
             limit_s=self.args.resume_timeout + 120,
@@ -599,7 +535,7 @@ class Bench:
             "resets": sum(a["resets"] for a in answers),
             "reset_reasons": merge_counts(a["reset_reasons"] for a in answers),
             "failed": sum(a["failed"] for a in answers),
-            "server_cpu_s": cpu_s(pid) - cpu_before,
+            "server_cpu_s": tree_cpu_s(roots) - cpu_before,
         }
         print(
             f"  [{target}] resume: {result['alive_before']:,} connected before the drop; "
@@ -614,20 +550,20 @@ class Bench:
         return result
 
     async def target(self, target: str, redis: Redis) -> dict[str, Any]:
-        pid = self.pids[target]
+        roots = self.roots[target]
         results: dict[str, Any] = {}
         needs_conns = any(self.wants(s) for s in ("idle", "latency", "fanout"))
         if needs_conns:
-            results["idle"] = await self.idle(target, pid)
+            results["idle"] = await self.idle(target, roots)
             held = results["idle"]["held"]
             if self.wants("latency"):
-                results["latency"] = await self.latency(target, pid, held)
+                results["latency"] = await self.latency(target, roots, held)
             if self.wants("fanout"):
-                results["fanout"] = await self.fanout(target, pid, redis)
+                results["fanout"] = await self.fanout(target, roots, redis)
             await self.clients.ask_all({"cmd": "close"})
             await asyncio.sleep(2)
         if self.wants("resume"):
-            results["resume"] = await self.resume(target, pid, redis)
+            results["resume"] = await self.resume(target, roots, redis)
         return results
 
 
@@ -689,54 +625,6 @@ def table(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
     )
 
 
-def wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"process ended early (exit {proc.returncode})")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on {port} after {timeout:.0f} s")
-
-
-async def seed_users(url: str, count: int) -> tuple[int, list[int]]:
-    """One supervisor sending, `count` technicians receiving; one argon2 hash for all."""
-    password = hash_password("floorbell")
-    conn = await asyncpg.connect(url)
-    try:
-        sender = await conn.fetchval(
-            "INSERT INTO users (email, full_name, role, password_hash)"
-            " VALUES ('bench-sender@example.com', 'Bench Sender', 'supervisor', $1) RETURNING id",
-            password,
-        )
-        rows = await conn.fetch(
-            "INSERT INTO users (email, full_name, role, password_hash)"
-            " SELECT 'bench' || g || '@example.com', 'Bench ' || g, 'technician', $1"
-            " FROM generate_series(1, $2) g RETURNING id",
-            password,
-            count,
-        )
-    finally:
-        await conn.close()
-    return int(sender), sorted(int(row["id"]) for row in rows)
-
-
-def start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 async def wait_until_all_offline(redis: Redis, keys: Keys, limit_s: float = 90) -> None:
     """Wait until the sweeper has announced every user of the gateway's run offline. Those
     announcements are board entries, and the floor, which does not coalesce presence,
@@ -751,71 +639,77 @@ async def wait_until_all_offline(redis: Redis, keys: Keys, limit_s: float = 90) 
     print(f"presence settled after {time.time() - started:.1f} s ({left} still online)", flush=True)
 
 
-async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, dict[str, Any]]:
-    database = (
-        services["DATABASE_URL"].rsplit("/", 1)[0] + f"/floorbell_bench_{uuid.uuid4().hex[:6]}"
-    )
-    ensure_database(database)
-    procs: list[subprocess.Popen[bytes]] = []
+class Floor:
+    """`--workers` processes of `bench/sse_floor.py` on one socket, as the gateway's."""
+
+    def __init__(self, env: dict[str, str], port: int, workers: int, redis_url: str) -> None:
+        self.port = port
+        listener = bind("127.0.0.1", port)
+        with listener:
+            command = [sys.executable, str(ROOT / "bench/sse_floor.py"), "--fd",
+                       str(listener.fileno()), "--redis-url", redis_url,
+                       "--prefix", env["REDIS_PREFIX"]]  # fmt: skip
+            self.procs = [
+                start(command, env, pass_fds=(listener.fileno(),), stdout=subprocess.PIPE)
+                for _ in range(workers)
+            ]
+        for proc in self.procs:  # each says so once its Redis clients are open
+            assert proc.stdout is not None
+            if b"ready" not in proc.stdout.readline():
+                raise RuntimeError("a floor process did not start")
+
+    def roots(self) -> list[int]:
+        return [proc.pid for proc in self.procs]
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            stop(proc)
+
+
+async def run(args: argparse.Namespace, services: Services, database: str) -> dict[str, Any]:
     results: dict[str, dict[str, Any]] = {}
+    user_count = args.users or max(1, max(args.connections, args.resume_clients) // 4)
+    sender, users = await seed_users(database, user_count)
+    prefix = f"bench-{uuid.uuid4().hex[:6]}:"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database,
+        "REDIS_URL": services.redis_url,
+        "JWT_SECRET": SECRET,
+        "REDIS_PREFIX": prefix,
+        "LOGIN_ATTEMPTS_PER_MINUTE": "100000",
+        "SSE_QUEUE_FRAMES": str(args.queue_frames),
+        "PYTHONUNBUFFERED": "1",
+        "WORKER_HEALTH_PORT": "0",
+    }
+    ports = {"gateway": free_port(), "floor": free_port()}
+    worker = start(gateway_command("worker"), env)
+    gateway = Gateway(env, ports["gateway"], args.workers)
     bench: Bench | None = None
     try:
-        migrate(database)
-        user_count = args.users or max(1, max(args.connections, args.resume_clients) // 4)
-        sender, users = await seed_users(database, user_count)
-        prefix = f"bench-{uuid.uuid4().hex[:6]}:"
-        env = {
-            **os.environ,
-            **services,
-            "DATABASE_URL": database,
-            "JWT_SECRET": SECRET,
-            "REDIS_PREFIX": prefix,
-            "LOGIN_ATTEMPTS_PER_MINUTE": "100000",
-            "SSE_QUEUE_FRAMES": str(args.queue_frames),
-            "PYTHONUNBUFFERED": "1",
-            "WORKER_HEALTH_PORT": "0",
-        }
-        ports = {"gateway": free_port(), "floor": free_port()}
-        procs.append(start([sys.executable, "-m", "gateway", "worker"], env))
-        gateway = start(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(ports["gateway"])], env
-        )
-        procs.append(gateway)
-        wait_port(ports["gateway"], gateway)
-        pids = {"worker": procs[0].pid, "gateway": gateway.pid}
-        bench = Bench(args, env, users, sender, ports, pids)
+        gateway.wait_ready()
+        roots = {"worker": [worker.pid], "gateway": [gateway.proc.pid]}
+        bench = Bench(args, env, users, sender, ports, roots, services)
         await bench.clients.start()
-        redis = Redis.from_url(services["REDIS_URL"])
+        redis = Redis.from_url(services.redis_url)
         targets = ["gateway", "floor"] if args.target == "both" else [args.target]
         print(
-            f"{user_count:,} users seeded; gateway pid {gateway.pid}, worker pid {procs[0].pid}; "
+            f"{user_count:,} users seeded; gateway: {args.workers} process(es) "
+            f"{gateway.pids()}, worker pid {worker.pid}; "
             f"RLIMIT_NOFILE {resource.getrlimit(resource.RLIMIT_NOFILE)[0]:,}",
             flush=True,
         )
         for target in targets:
             floor = None
             if target == "floor":
-                floor = start(
-                    [
-                        sys.executable,
-                        str(ROOT / "bench/sse_floor.py"),
-                        "--port",
-                        str(ports["floor"]),
-                        "--redis-url",
-                        services["REDIS_URL"],
-                        "--prefix",
-                        prefix,
-                    ],
-                    env,
-                )
-                wait_port(ports["floor"], floor)
-                pids["floor"] = floor.pid
+                floor = Floor(env, ports["floor"], args.workers, services.redis_url)
+                roots["floor"] = floor.roots()
             print(f"{target}:", flush=True)
             try:
                 results[target] = await bench.target(target, redis)
             finally:
                 if floor is not None:
-                    stop(floor)
+                    floor.stop()
             if target == "gateway" and len(targets) > 1:
                 await wait_until_all_offline(redis, Keys(prefix))
         await redis.aclose()
@@ -823,9 +717,8 @@ async def run(args: argparse.Namespace, services: dict[str, str]) -> dict[str, d
         if bench is not None:
             bench.profiler.stop()
             await bench.clients.stop()
-        for proc in reversed(procs):
-            stop(proc)
-        drop_database(database)
+        gateway.stop()
+        stop(worker)
     return results
 
 
@@ -845,6 +738,12 @@ def main() -> None:
     parser.add_argument("--target", default="both", choices=("gateway", "floor", "both"))
     parser.add_argument("--client-procs", type=int, default=2)
     parser.add_argument(
+        "--workers", type=int, default=usable_cores(), help="processes of each server"
+    )
+    parser.add_argument(
+        "--shared-services", action="store_true", help="the servers provision finds, not our own"
+    )
+    parser.add_argument(
         "--users",
         type=int,
         default=0,
@@ -863,8 +762,9 @@ def main() -> None:
     limit = raise_nofile(2 * max(args.connections, args.resume_clients) + 8192)  # children inherit
     print(f"RLIMIT_NOFILE raised to {limit:,}", flush=True)
     started = time.time()
-    with provision(ROOT / ".data") as services:
-        results = asyncio.run(asyncio.wait_for(run(args, services), args.max_seconds))
+    with throwaway_services(args.shared_services) as services:
+        with throwaway_database(services, "bench") as database:
+            results = asyncio.run(asyncio.wait_for(run(args, services, database), args.max_seconds))
     table(results, args)
     print(f"\n(total {time.time() - started:.0f} s)")
 

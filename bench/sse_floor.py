@@ -10,6 +10,10 @@ by its handler, which writes whatever is pending in one go. One heartbeat task s
 every connection.
 
     .venv/bin/python bench/sse_floor.py --port 8123 --redis-url redis://... --prefix bench-x:
+
+`bench/sse.py` starts as many of them as the gateway has processes, on one socket it
+binds and hands over (`--fd`), as the gateway's supervisor does: the kernel hands each
+connection to whichever process accepts first, for the floor as for the gateway.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -89,6 +94,7 @@ class Floor:
         self.board_pos = await self.tail(self.keys.board_stream)
         self.live_pos = await self.tail(self.keys.live_stream)
         self.tasks = [asyncio.create_task(self.read_loop()), asyncio.create_task(self.beat_loop())]
+        print("floor ready", flush=True)
 
     async def stop(self, app: web.Application) -> None:
         for task in self.tasks:
@@ -190,7 +196,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--port", type=int, required=True)
+    place = parser.add_mutually_exclusive_group(required=True)
+    place.add_argument("--port", type=int)
+    place.add_argument("--fd", type=int, help="a bound socket to serve on, shared with others")
     parser.add_argument("--redis-url", required=True)
     parser.add_argument("--prefix", required=True)
     args = parser.parse_args()
@@ -199,13 +207,17 @@ def main() -> None:
     app.router.add_get("/stream", floor.stream)
     app.on_startup.append(floor.start)
     app.on_cleanup.append(floor.stop)
-    print(f"floor listening on http://127.0.0.1:{args.port}", flush=True)
     # The same event loop as the gateway's processes: the floor measures the server, not the loop.
     uvloop.install()
+    shared = args.fd is not None
+    where = (
+        {"sock": socket.socket(fileno=args.fd)}
+        if shared
+        else {"host": "127.0.0.1", "port": args.port}
+    )
     web.run_app(
         app,
-        host="127.0.0.1",
-        port=args.port,
+        **where,
         backlog=4096,
         access_log=None,
         print=None,

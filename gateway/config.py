@@ -18,6 +18,14 @@ DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/floorbell"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), not merely those the host has."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 class ConfigError(RuntimeError):
     """A configuration value is missing or malformed."""
 
@@ -98,6 +106,7 @@ class Settings:
     health_host: str = "127.0.0.1"
     worker_health_port: int = 8001  # /healthz, /readyz, /metrics of `floorbell worker`; 0: none
     clock_health_port: int = 8002  # the same for `floorbell clock`
+    web_concurrency: int = field(default_factory=lambda: usable_cores())  # `serve` processes
     instance_id: str = field(
         default_factory=lambda: f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
     )
@@ -158,6 +167,7 @@ class Settings:
             health_host=env.get("HEALTH_HOST") or defaults.health_host,
             worker_health_port=_int(env, "WORKER_HEALTH_PORT", defaults.worker_health_port, 0),
             clock_health_port=_int(env, "CLOCK_HEALTH_PORT", defaults.clock_health_port, 0),
+            web_concurrency=_int(env, "WEB_CONCURRENCY", defaults.web_concurrency, 1),
             instance_id=env.get("INSTANCE_ID") or defaults.instance_id,
         )
 

@@ -45,42 +45,64 @@ def gateway_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class GatewayProcess:
-    """One `floorbell serve` on a free port."""
+    """One `floorbell serve` on a free port: one process, or with `workers` a supervisor
+    and that many gateway processes sharing the port (in a session of their own, so a
+    test can press Ctrl-C on that group alone). Its log goes to a file a test can read,
+    never to a pipe nobody reads: a gateway that logs a lot (Redis outages, slow readers)
+    would block once the pipe's buffer is full."""
 
-    def __init__(self, settings: Settings, name: str, **extra_env: str) -> None:
+    def __init__(self, settings: Settings, name: str, workers: int = 1, **extra_env: str) -> None:
         self.port = free_port()
         self.name = name
+        self.workers = workers
         env = gateway_env(settings, INSTANCE_ID=name, **extra_env)
-        # Its log goes to a file, never to a pipe nobody reads: a gateway that logs a lot
-        # (Redis outages, slow readers) would block once the pipe's buffer is full.
-        self.log = tempfile.TemporaryFile()
+        command = ["serve", "--port", str(self.port), "--workers", str(workers)]
+        self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "gateway", *command],
             env=env,
             cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=self.log,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=workers > 1,
         )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def log_text(self) -> str:
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def log_tail(self, size: int = 2000) -> str:
+        return self.log_text()[-size:]
+
+    def children(self) -> list[int]:
+        """The pids of the gateway processes of a supervisor."""
+        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        try:
+            return [int(pid) for pid in path.read_text().split()]
+        except OSError:
+            return []
+
     def wait_ready(self, timeout_s: float = 20) -> None:
-        deadline = time.monotonic() + timeout_s
+        """Until it answers; a supervisor, until all of its processes serve."""
+        deadline = time.monotonic() + timeout_s * max(1, self.workers)
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gateway exited: {self.log_tail()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+            if self.workers > 1:
+                if "gateway processes serving" in self.log_text():
                     return
-            except OSError:
-                time.sleep(0.05)
+            else:
+                try:
+                    with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                        return
+                except OSError:
+                    pass
+            time.sleep(0.05)
         raise TimeoutError(f"gateway {self.name} did not start")
-
-    def log_tail(self, size: int = 2000) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")[-size:]
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -91,11 +113,11 @@ class GatewayProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(10)
+                self.proc.wait(20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
         self.proc.wait()
-        self.log.close()
+        self._log.close()
 
 
 @dataclass

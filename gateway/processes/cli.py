@@ -81,8 +81,15 @@ def cmd_serve(args: argparse.Namespace) -> None:
     from gateway.processes.serve import serve
 
     settings = local_settings()
+    settings.require_jwt_secret()  # before any child starts, not once per child
+    port = args.port or settings.port
+    workers = args.workers or settings.web_concurrency
+    if workers > 1 and args.listen_fd is None:
+        from gateway.processes.supervisor import supervise
+
+        sys.exit(supervise(settings, args.host, port, workers, verbose=args.verbose))
     tune_gc()
-    run_service(serve(settings, host=args.host, port=args.port or settings.port))
+    run_service(serve(settings, args.host, port, listen_fd=args.listen_fd, ready_fd=args.ready_fd))
 
 
 def cmd_worker(args: argparse.Namespace) -> None:
@@ -111,6 +118,12 @@ def cmd_up(args: argparse.Namespace) -> None:
     up(DATA_DIR, port=args.port)
 
 
+def _positive(text: str) -> int:
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"a whole number from 1 up, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="floorbell", description=DESCRIPTION, formatter_class=argparse.RawTextHelpFormatter
@@ -122,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("migrate", cmd_migrate, "create the database if needed and apply migrations"),
         ("seed", cmd_seed, "add the demo users, machines and tickets (idempotent)"),
         ("vapid", cmd_vapid, "print the VAPID key pair (created under .data/ if missing)"),
-        ("serve", cmd_serve, "run one gateway instance (HTTP API, SSE, the PWA)"),
+        ("serve", cmd_serve, "run the gateway (HTTP API, SSE, the PWA), one process per core"),
         ("worker", cmd_worker, "run the relay, router, push fan-out and presence sweeper"),
         ("clock", cmd_clock, "emit time-based events (overdue tickets, maintenance due)"),
         ("doctor", cmd_doctor, "check configuration and connectivity"),
@@ -134,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
             command.add_argument("--port", type=int, help="HTTP port (default: $PORT or 8000)")
         if name == "serve":
             command.add_argument("--host", default="127.0.0.1", help="bind address")
+            command.add_argument(
+                "--workers",
+                type=_positive,
+                help="gateway processes sharing the port (default: $WEB_CONCURRENCY or one"
+                " per core); SIGHUP restarts them one at a time",
+            )
+            # Set by the supervisor for its children: the shared socket, the ready pipe.
+            command.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+            command.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
         if name == "vapid":
             command.add_argument(
                 "--new", action="store_true", help="print a fresh pair, store nothing"

@@ -1,9 +1,13 @@
 """One gateway instance served by Uvicorn (httptools parser, uvloop event loop),
-stopping cleanly on SIGINT/SIGTERM."""
+stopping cleanly on SIGINT/SIGTERM: on its own port, or on the socket a supervisor
+(`gateway.processes.supervisor`) hands it."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 
 import uvicorn
 from quart import Quart
@@ -14,6 +18,7 @@ from gateway.api.resources import EXTENSION
 from gateway.api.sse import ABORT_EXTENSION
 from gateway.config import Settings
 from gateway.processes.health import QuietServer
+from gateway.processes.supervisor import READY, RESTART_SIGNAL, die_with_supervisor
 from gateway.supervision import stop_on_signals
 
 
@@ -25,6 +30,24 @@ class _AbortableHttp(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self.transport.abort}}
+
+
+class _Server(QuietServer):
+    """Under a supervisor, says on the ready pipe when it serves."""
+
+    def __init__(self, config: uvicorn.Config, ready_fd: int | None = None) -> None:
+        super().__init__(config)
+        self._ready_fd = ready_fd
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._ready_fd is not None and self.started:
+            try:
+                os.write(self._ready_fd, READY)
+            except BrokenPipeError:  # the supervisor is gone: serve no one on its behalf
+                self.should_exit = True
+            finally:
+                os.close(self._ready_fd)
 
 
 def uvicorn_config(app: Quart, host: str, port: int) -> uvicorn.Config:
@@ -45,13 +68,28 @@ def uvicorn_config(app: Quart, host: str, port: int) -> uvicorn.Config:
     )
 
 
-async def serve(settings: Settings, host: str, port: int) -> None:
-    """Stage one of a stop ends the streams (clients reconnect elsewhere) before Uvicorn's
-    own shutdown, which would otherwise wait its grace period for them; then requests in
-    flight get that grace period, and the app's resources close with a deadline."""
+async def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    listen_fd: int | None = None,
+    ready_fd: int | None = None,
+) -> None:
+    """Serve on host:port, or, under a supervisor, on the socket `listen_fd` (saying so
+    on `ready_fd` once serving). Stage one of a stop ends the streams (clients reconnect
+    elsewhere) before Uvicorn's own shutdown, which would otherwise wait its grace period
+    for them; then requests in flight get that grace period, and the app's resources
+    close with a deadline."""
     stop = stop_on_signals()
+    sockets = None
+    if listen_fd is not None:
+        die_with_supervisor()
+        signal.signal(RESTART_SIGNAL, signal.SIG_IGN)  # the supervisor's signal, not ours
+        sockets = [socket.socket(fileno=listen_fd)]
+        host, port = sockets[0].getsockname()[:2]
     app = create_app(settings)
-    server = QuietServer(uvicorn_config(app, host, port))
+    server = _Server(uvicorn_config(app, host, port), ready_fd)
 
     async def shutdown_trigger() -> None:
         await stop.wait()
@@ -61,6 +99,6 @@ async def serve(settings: Settings, host: str, port: int) -> None:
     print(f"gateway {settings.instance_id} listening on http://{host}:{port}", flush=True)
     trigger = asyncio.create_task(shutdown_trigger())
     try:
-        await server.serve()
+        await server.serve(sockets)
     finally:
         trigger.cancel()
