@@ -35,6 +35,7 @@ KINDS = (
     Kind("role_changed", critical=False, push=False),
     Kind("settings_changed", critical=False, push=False),
     Kind("broadcast", critical=False, push=True),
+    Kind("ticket_escalated", critical=True, push=True),  # a step of the escalation ladder
 )
 
 NOTIFICATION_TYPES = tuple(kind.name for kind in KINDS)

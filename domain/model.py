@@ -65,6 +65,26 @@ class Actor:
     role: Role
 
 
+@dataclass(frozen=True)
+class Wait:
+    """A critical alert about a ticket, waiting for an answer (`domain.escalation`): why
+    and since when, how and by whom it was answered, how many steps of the ladder it
+    climbed and the latest one sent."""
+
+    reason: str
+    since: datetime
+    answered_at: datetime | None = None
+    answer: str | None = None
+    answered_by: int | None = None
+    step: int = 0
+    escalated_to: str | None = None
+    escalated_at: datetime | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.answered_at is None
+
+
 @dataclass
 class Ticket:
     id: int
@@ -83,6 +103,7 @@ class Ticket:
     followers: frozenset[int] = field(default_factory=frozenset)
     machine_name: str = ""
     assignee_name: str | None = None
+    wait: Wait | None = None
 
     def card(self) -> dict[str, object]:
         """The fields a board card shows; what board events carry."""
@@ -99,6 +120,17 @@ class Ticket:
             "assignee_name": self.assignee_name,
             "scheduled_date": _iso(self.scheduled_date),
             "updated_at": _iso(self.updated_at),
+            **self._waiting(),
+        }
+
+    def _waiting(self) -> dict[str, str | None]:
+        """How long an unanswered critical alert has waited and where it escalated, for
+        the card to show; all None once answered (or when nothing waits)."""
+        wait = self.wait if self.wait is not None and self.wait.open else None
+        return {
+            "waiting_since": _iso(wait.since) if wait else None,
+            "escalated_to": wait.escalated_to if wait else None,
+            "escalated_at": _iso(wait.escalated_at) if wait else None,
         }
 
 

@@ -25,6 +25,7 @@ from domain.events import (
     SettingsChanged,
     TicketAssigned,
     TicketCreated,
+    TicketEscalated,
     TicketEvent,
     TicketMoved,
     TicketOverdue,
@@ -43,6 +44,7 @@ BOARD_EVENTS: dict[type[TicketEvent], str] = {
     TicketMoved: "ticket_moved",
     TicketAssigned: "ticket_updated",
     TicketPriorityChanged: "ticket_updated",
+    TicketEscalated: "ticket_updated",  # the card shows where it escalated
 }
 
 TITLE_MAX = 100
@@ -51,6 +53,7 @@ BODY_MAX = 200
 # Users holding any of these roles (None: everyone).
 Directory = Callable[[frozenset[Role] | None], list[int]]
 ADMINS = frozenset({Role.ADMIN})
+SUPERVISORS = frozenset({Role.SUPERVISOR})
 
 
 @dataclass(frozen=True)
@@ -130,10 +133,11 @@ def _ticket_notices(
     text: str | None = None,
     critical: bool = False,
     pushable: bool = True,
+    data: dict[str, Any] | None = None,
     **params: Param,
 ) -> list[Notice]:
     ticket = event.ticket
-    extra = {"ticket_id": ticket["id"], "ticket_code": ticket["ticket_id"]}
+    extra = {"ticket_id": ticket["id"], "ticket_code": ticket["ticket_id"], **(data or {})}
     words: dict[str, Param] = {"code": ticket["ticket_id"], "ticket": ticket["title"], **params}
     return [
         Notice(
@@ -160,7 +164,12 @@ def _assigned(event: TicketAssigned, directory: Directory) -> list[Notice]:
     if previous is None:
         return _created(event, directory)
     return _ticket_notices(event, "ticket_reassigned", [ticket["assigned_to"]]) + _ticket_notices(
-        event, "ticket_reassigned", [previous], "ticket_reassigned.previous", pushable=False
+        event,
+        "ticket_reassigned",
+        [previous],
+        "ticket_reassigned.previous",
+        pushable=False,
+        data={"previous_assignee": True},
     )
 
 
@@ -201,6 +210,24 @@ def _overdue(event: TicketOverdue, directory: Directory) -> list[Notice]:
     users = [ticket["assigned_to"], *directory(MANAGERS)]
     since = Moment(ticket.get("scheduled_date") or "")
     return _ticket_notices(event, "ticket_overdue", users, since=since)
+
+
+def _escalated(event: TicketEscalated, directory: Directory) -> list[Notice]:
+    """The step's people: the assignee again (a reminder), the supervisors, the admins."""
+    to = event.to
+    reminder = to == "assignee"
+    if reminder:
+        users: list[int | None] = [event.ticket["assigned_to"]]
+    else:
+        users = list(directory(SUPERVISORS if to == "supervisors" else ADMINS))
+    return _ticket_notices(
+        event,
+        "ticket_escalated",
+        users,
+        "ticket_escalated.reminder" if reminder else "ticket_escalated",
+        data={"step": event.step, "to": to},
+        minutes=event.after_minutes,
+    )
 
 
 def _breakdown(event: MachineBrokeDown, directory: Directory) -> list[Notice]:
@@ -279,6 +306,7 @@ _BUILDERS: dict[type[Event], Callable[[Any, Directory], list[Notice]]] = {
     TicketPriorityChanged: _priority,
     CommentAdded: _comment,
     TicketOverdue: _overdue,
+    TicketEscalated: _escalated,
     MachineBrokeDown: _breakdown,
     MessageSent: _message,
     InterventionPlanned: _intervention,

@@ -72,3 +72,9 @@ def require_may_edit(ticket: Ticket, actor: Actor) -> None:
 def require_assignee(ticket: Ticket, actor: Actor) -> None:
     if ticket.assigned_to != actor.id:
         raise PermissionDenied("Only the assignee acknowledges a ticket.")
+
+
+def sees_deliveries_of(actor: Actor, user_id: int) -> bool:
+    """Who was told what, and when they saw it: supervisors and admins see everyone's on
+    a ticket's timeline; anyone else their own."""
+    return actor.role in MANAGERS or actor.id == user_id

@@ -7,6 +7,8 @@ events of the change; the service layer loads and saves. Moving back a column is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import replace
 from datetime import datetime
 
 from domain import permissions
@@ -14,6 +16,7 @@ from domain.errors import InvalidTransition
 from domain.events import (
     Event,
     TicketAssigned,
+    TicketEvent,
     TicketMoved,
     TicketPriorityChanged,
     TicketUpdated,
@@ -112,3 +115,10 @@ def acknowledge(ticket: Ticket, actor: Actor, now: datetime) -> list[Event]:
     if ticket.status is not Status.RECEIVED:
         raise InvalidTransition(f"Ticket is {ticket.status}, not received.")
     return move(ticket, actor, Status.IN_PROGRESS, now)
+
+
+def with_final_card(events: Iterable[Event], ticket: Ticket) -> list[Event]:
+    """Every event of one change carries the card as the change left it, so a board
+    applying any of them shows the final state."""
+    card = ticket.card()
+    return [replace(e, ticket=card) if isinstance(e, TicketEvent) else e for e in events]

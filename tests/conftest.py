@@ -21,7 +21,7 @@ from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, embedded_only, ensure_database, provision
 from gateway.ops.seed import seed
 from tests.helpers import PASSWORD
-from tests.push_fixtures import push_test_settings
+from tests.push_fixtures import EMULATOR_PORT, PushEmulator, push_test_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN_ID = uuid.uuid4().hex[:8]
@@ -135,3 +135,12 @@ async def worker(settings: Settings, db: asyncpg.Pool, redis: Redis) -> AsyncIte
     yield
     stop.set()
     await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture(scope="session")
+def push_emulator() -> Iterator[PushEmulator]:
+    """`web-push-testing` on the port the session settings admit."""
+    emulator = PushEmulator(EMULATOR_PORT)
+    emulator.start()
+    yield emulator
+    emulator.stop()

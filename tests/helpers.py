@@ -6,13 +6,20 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
 from redis.asyncio import Redis
 
+from gateway.config import Settings
+from gateway.db import create_pool
+from gateway.ops.migrate import migrate
+from gateway.ops.provision import drop_database, ensure_database
+from gateway.ops.seed import seed
 from gateway.realtime.presence import Presence
 from gateway.services.credentials import issue_token
 from gateway.wire import ENVELOPE_B
@@ -93,3 +100,23 @@ async def api(
     async with session.request(method, gateway.url + path, json=body, headers=headers) as response:
         assert response.status < 300, (response.status, await response.text())
         return await response.json()
+
+
+@asynccontextmanager
+async def own_floor(settings: Settings) -> AsyncIterator[tuple[Settings, asyncpg.Pool]]:
+    """A database and a key prefix of its own, migrated and seeded with the demo data: for
+    tests whose clock moves ahead in time, which would otherwise act on every other test's
+    tickets too. Dropped afterwards."""
+    tag = uuid.uuid4().hex[:8]
+    url = settings.database_url.rsplit("/", 1)[0] + f"/floorbell_floor_{tag}"
+    ensure_database(url)
+    migrate(url)
+    own = replace(settings, database_url=url, redis_prefix=f"{settings.redis_prefix}{tag}:")
+    pool = await create_pool(url)
+    try:
+        async with pool.acquire() as conn:
+            await seed(conn, PASSWORD)
+        yield own, pool
+    finally:
+        await pool.close()
+        drop_database(url)

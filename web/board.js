@@ -248,6 +248,7 @@ function buildCard(t) {
       ? h('span', { class: overdue ? 'card-due overdue-text' : 'card-due muted' },
         tr(overdue ? 'board.overdue_since' : 'board.due', { date: fmtDay(t.scheduled_date) }))
       : null),
+  t.waiting_since ? waitBadge(t) : null,
   h('div', { class: 'card-actions' }, moveSelect));
 
   card.addEventListener('dragstart', (event) => {
@@ -265,6 +266,34 @@ function buildCard(t) {
   });
   return card;
 }
+
+/** How long an unanswered critical alert has waited, and where it escalated: « En attente
+ * depuis 12 min · escaladé aux superviseurs il y a 2 min ». Its words follow the clock
+ * (`tickWaits`); a board event with the card's new escalation redraws it. */
+function waitBadge(t) {
+  return h('div', {
+    class: `card-wait${t.escalated_to ? ' escalated' : ''}`,
+    'data-waiting-since': t.waiting_since,
+    'data-escalated-to': t.escalated_to || '',
+    'data-escalated-at': t.escalated_at || '',
+    role: 'status',
+  }, waitWords(t.waiting_since, t.escalated_to, t.escalated_at));
+}
+
+function waitWords(since, to, at) {
+  const minutes = (value) => Math.max(0, Math.floor((Date.now() - parseDate(value).getTime()) / 60000));
+  const waited = tr('board.waiting', { count: minutes(since) });
+  if (!to) return waited;
+  return `${waited} · ${tr('board.escalated', { to: tr(`escalation.to.${to}`), count: minutes(at) })}`;
+}
+
+/** Keep every open board's waiting times current. */
+function tickWaits() {
+  for (const el of document.querySelectorAll('#board [data-waiting-since]')) {
+    el.textContent = waitWords(el.dataset.waitingSince, el.dataset.escalatedTo, el.dataset.escalatedAt);
+  }
+}
+setInterval(tickWaits, 15_000);
 
 /** Move a ticket to another column: optimistic, reverted with a message when refused. */
 export async function moveTicket(id, status) {

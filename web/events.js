@@ -32,6 +32,7 @@ export const NOTIFICATIONS = {
   role_changed: {},
   settings_changed: { roles: ['admin'] },
   broadcast: {},
+  ticket_escalated: { roles: ['admin', 'supervisor', 'technician'] },
 };
 
 export const NOTIFICATION_TYPES = Object.keys(NOTIFICATIONS);

@@ -11,7 +11,7 @@ import { loadConversations, openContactFromUrl, PUBLIC } from './messages.js';
 import { loadNotifications } from './notifications.js';
 import { loadPreferences } from './preferences.js';
 import { renderPush } from './push.js';
-import { loadAdmin } from './admin.js';
+import { loadStatistics } from './statistics.js';
 
 export function initNavigation() {
   onLanguage(() => { if (signedIn()) setTitle(currentView()); });
@@ -33,8 +33,8 @@ function onView(view) {
   if (view === 'settings') {
     loadPreferences();
     renderPush();
-    loadAdmin();
   }
+  if (view === 'statistics') loadStatistics();
   $('main')?.focus({ preventScroll: true });
 }
 

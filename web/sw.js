@@ -3,7 +3,7 @@
 // anything else focuses or opens data.url; every click is reported), and re-subscribes
 // when the browser rotates the push subscription. Authenticates with the session cookie.
 
-const CACHE = 'floorbell-shell-v3';
+const CACHE = 'floorbell-shell-v4';
 const SHELL = [
   '/',
   '/styles.css',
@@ -23,6 +23,9 @@ const SHELL = [
   '/push.js',
   '/presence.js',
   '/admin.js',
+  '/statistics.js',
+  '/vendor/chartist/chartist.js',
+  '/vendor/chartist/chartist.css',
   '/i18n.js',
   '/personal.js',
   '/columns.js',

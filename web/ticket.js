@@ -15,10 +15,12 @@ import {
 import { t as tr, onLanguage, describeError } from './i18n.js';
 import { STATUSES, upsert, getTicket } from './board.js';
 import { isOnline } from './presence.js';
+import { typeLabel } from './events.js';
 
 let dialog;
 let current = null; // the open ticket detail
 let comments = [];
+let timeline = null; // GET /api/tickets/{id}/timeline, once loaded
 let following = null; // whether I follow the open ticket; null until its detail is loaded
 let loadSeq = 0;
 
@@ -61,6 +63,7 @@ export async function openTicket(id) {
   const fromBoard = getTicket(ticketId);
   current = fromBoard ? { ...fromBoard } : { id: ticketId };
   comments = [];
+  timeline = null;
   following = null;
   setDeepLink(ticketId);
   render({ loading: true });
@@ -77,6 +80,7 @@ export async function openTicket(id) {
     learnFrom(current);
     render();
     if (isManager()) loadUsers();
+    loadTimeline(ticketId);
   } catch (err) {
     if (seq !== loadSeq) return;
     render({ error: err.status === 404 ? tr('ticket.not_found') : describeError(err) });
@@ -100,6 +104,42 @@ export function onTicketEvent(ticket) {
   if (!current || current.id !== ticket.id) return;
   current = { ...current, ...ticket };
   render();
+  loadTimeline(ticket.id); // an escalation, an answer: the story goes on
+}
+
+/** What happened to the ticket's critical alerts (GET /api/tickets/{id}/timeline). */
+async function loadTimeline(id) {
+  try {
+    const found = await api(`/api/tickets/${id}/timeline`);
+    if (!current || current.id !== id) return;
+    timeline = found;
+    render();
+  } catch { /* the dialog shows the ticket without its story */ }
+}
+
+const TIMELINE_WORDS = {
+  created: (e) => tr('timeline.created', { name: e.user_name }),
+  waiting: (e) => tr(`timeline.waiting.${e.reason}`),
+  assigned: (e) => tr('timeline.assigned', { name: e.user_name }),
+  notified: (e) => tr('timeline.notified', { name: e.user_name, kind: typeLabel(e.type) }),
+  pushed: (e) => tr('timeline.pushed', { name: e.user_name, count: e.devices }),
+  delivered: (e) => tr('timeline.delivered', { name: e.user_name }),
+  seen: (e) => tr('timeline.seen', { name: e.user_name }),
+  read: (e) => tr('timeline.read', { name: e.user_name }),
+  clicked: (e) => tr('timeline.clicked', { name: e.user_name }),
+  escalated: (e) => tr('timeline.escalated', { to: tr(`escalation.to.${e.to}`), count: e.after_minutes }),
+  answered: (e) => tr(`timeline.answered.${e.answer}`, { name: e.user_name }),
+};
+
+function timelineSection() {
+  if (!timeline || timeline.entries.length === 0) return null;
+  const entries = timeline.entries.filter((e) => TIMELINE_WORDS[e.what]);
+  return h('section', { class: 'timeline-section' },
+    h('details', { open: timeline.waiting && !timeline.waiting.answered_at ? true : null },
+      h('summary', {}, h('h3', {}, tr('timeline.title'))),
+      h('ol', { class: 'timeline', 'data-timeline': '' },
+        entries.map((e) => h('li', { class: `timeline-entry what-${e.what}`, 'data-what': e.what },
+          timeEl(e.at), ' ', h('span', {}, TIMELINE_WORDS[e.what](e)))))));
 }
 
 /** A personal notification about the open ticket (e.g. comment_added): reload comments. */
@@ -305,6 +345,7 @@ function render({ loading = false, error = '' } = {}) {
     t.description ? h('section', { class: 'description' }, h('h3', {}, tr('ticket.description')), h('p', {}, t.description)) : null,
     actions,
     controls,
+    timelineSection(),
     h('section', { class: 'comments-section' }, h('h3', {}, tr('ticket.comments', { count: comments.length })), commentList, form)));
   const textarea = dialog.querySelector('#comment-body');
   textarea.value = draft;

@@ -68,7 +68,13 @@ class DeclaredResponses(OpenAPIProvider):
             for method, operation in operations.items():
                 statuses = self._statuses(rule, func, operation, declared.get("statuses", (200,)))
                 content = declared.get("content", JSON)
-                responses = {str(s): _response(s, content) for s in sorted(statuses)}
+                documented = operation.get("responses", {})  # `document_response` schemas
+                responses = {
+                    str(s): documented[str(s)]
+                    if 200 <= s < 300 and "content" in documented.get(str(s), {})
+                    else _response(s, content)
+                    for s in sorted(statuses)
+                }
                 operations[method] = {**operation, "responses": responses}
         return paths, components
 

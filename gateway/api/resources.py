@@ -16,8 +16,10 @@ from gateway.db import create_pool
 from gateway.keys import Keys
 from gateway.push.runner import push_configured
 from gateway.push.sender import PushSender
+from gateway.realtime.framed import FramedStamps
 from gateway.realtime.hub import Hub
 from gateway.redis_client import redis_pool_client
+from gateway.services import inbox
 from gateway.services.outbox import UnitOfWork, WakeHints
 from gateway.services.roles import Roles
 from gateway.supervision import Supervisor
@@ -52,7 +54,8 @@ class Resources:
         # A bounded pool that waits for a free connection: a burst of reconnecting
         # clients queues briefly instead of failing.
         self.redis = redis_pool_client(self.settings, "gateway", max_connections=64)
-        hub = Hub(self.settings, self.keys, self.redis)
+        framed = FramedStamps(lambda ids, at: inbox.stamp_framed(self.pool, ids, at))
+        hub = Hub(self.settings, self.keys, self.redis, framed)
         await hub.start()
         self.hub = hub
         self.supervisor.add(*hub.loops())

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from quart import Blueprint, request
-from quart_schema import document_querystring, validate_request
+from quart_schema import document_querystring, document_response, validate_request
 
 from domain.model import Priority, Status
 from gateway.api.guard import authenticated, current_actor
@@ -15,7 +15,7 @@ from gateway.api.inputs import ID_ROUTE, idempotent, positive_arg, positive_int
 from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.errors import ApiError
-from gateway.services import ticket_store, tickets
+from gateway.services import ticket_store, tickets, timeline
 from gateway.services.outbox import UnitOfWork
 from gateway.services.ticket_store import ticket_json
 
@@ -134,6 +134,51 @@ async def create_ticket(data: TicketIn) -> tuple[Any, int]:
 async def get_ticket(ticket_id: int) -> dict[str, Any]:
     async with resources().pool.acquire() as conn:
         return ticket_json(await ticket_store.load(conn, ticket_id))
+
+
+class TimelineEntry(BaseModel):
+    at: str
+    what: Literal[
+        "created", "waiting", "assigned", "notified", "pushed", "delivered", "seen", "read",
+        "clicked", "escalated", "answered",
+    ]  # fmt: skip
+    user_id: int | None = None
+    user_name: str | None = None
+    type: str | None = Field(default=None, description="notified…clicked: the notification's")
+    notification_id: int | None = None
+    devices: int | None = Field(default=None, description="pushed: devices that took it")
+    reason: str | None = Field(default=None, description="waiting: assigned|breakdown|overdue")
+    step: int | None = None
+    to: str | None = Field(default=None, description="escalated: assignee|supervisors|admins")
+    after_minutes: int | None = None
+    answer: str | None = Field(default=None, description="answered: acknowledged|taken|moved")
+
+
+class Waiting(BaseModel):
+    reason: str
+    since: str
+    answered_at: str | None
+    answer: str | None
+    answered_by: int | None
+    escalated_to: str | None
+    escalated_at: str | None
+
+
+class Timeline(BaseModel):
+    ticket_id: int
+    waiting: Waiting | None
+    entries: list[TimelineEntry]
+
+
+@blueprint.get(f"/<{ID_ROUTE}:ticket_id>/timeline")
+@answers(200)
+@authenticated
+@document_response(Timeline)
+async def get_timeline(ticket_id: int) -> dict[str, Any]:
+    """What happened to the ticket's critical alerts: assigned, told, pushed, delivered,
+    seen, escalated, answered (others' deliveries: for supervisors and admins)."""
+    async with resources().pool.acquire() as conn:
+        return await timeline.timeline(conn, current_actor(), ticket_id)
 
 
 @blueprint.put(f"/<{ID_ROUTE}:ticket_id>")

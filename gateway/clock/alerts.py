@@ -19,7 +19,7 @@ import asyncpg
 
 from domain.events import MaintenanceDue, TicketOverdue
 from domain.model import Status
-from gateway.services import ticket_store
+from gateway.services import ticket_store, tickets
 from gateway.services.outbox import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,8 @@ async def _overdue_tickets(pool: asyncpg.Pool, now: datetime, day: date) -> int:
                 continue
             if await uow.conn.fetchval(CLAIM, TICKET_OVERDUE, ticket.id, day) is None:
                 continue  # already told today, possibly by another clock
-            uow.emit(TicketOverdue(actor_id=None, ticket=ticket.card(), day=day.isoformat()))
+            overdue = TicketOverdue(actor_id=None, ticket=ticket.card(), day=day.isoformat())
+            await tickets.emit_change(uow, ticket, [overdue], now)  # waits for an answer
             await uow.commit()
         log.info("ticket_overdue: %s (ticket %s), day %s", ticket.ticket_id, ticket.id, day)
         emitted += 1

@@ -23,6 +23,7 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -207,7 +208,16 @@ def _columns(notices: list[tuple[Event, Notice]], words: list[tuple[str, str]]) 
         [notice.data for _, notice in notices],
         [notice.critical for _, notice in notices],
         [notice.pushable for _, notice in notices],
+        [_written_at(event) for event, _ in notices],
     ]
+
+
+def _written_at(event: Event) -> datetime | None:
+    """When the change was written (its outbox row's time): where delivery latency starts."""
+    try:
+        return datetime.fromisoformat(event["ts"])
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _user_entries(events: list[Event], stored: Stored) -> dict[int, list[Append]]:

@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("vapid", cmd_vapid, "print the VAPID key pair (created under .data/ if missing)"),
         ("serve", cmd_serve, "run the gateway (HTTP API, SSE, the PWA), one process per core"),
         ("worker", cmd_worker, "run the relay, router, push fan-out and presence sweeper"),
-        ("clock", cmd_clock, "emit time-based events (overdue tickets, maintenance due)"),
+        ("clock", cmd_clock, "time-based events: overdue tickets, maintenance due, escalations"),
         ("doctor", cmd_doctor, "check configuration and connectivity"),
     ]
     for name, handler, help_text in commands:

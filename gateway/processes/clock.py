@@ -1,6 +1,6 @@
-"""`floorbell clock`: a pass of the time-based alerts every `CLOCK_INTERVAL_SECONDS`,
-supervised (an outage is retried with backoff), its health on a port of its own, stopped
-in two stages."""
+"""`floorbell clock`: a pass of the time-based alerts and of the escalation ladder every
+`CLOCK_INTERVAL_SECONDS`, supervised (an outage is retried with backoff), its health on a
+port of its own, stopped in two stages."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from gateway.clock.alerts import alert_day, tick
+from gateway.clock.escalation import TICKET_ESCALATED, climb
 from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.health import Probe, readiness
@@ -66,9 +67,12 @@ class _Clock:
         return {"postgresql": database}
 
     async def run_pass(self, always_say: bool = False) -> None:
-        """One tick: the alerts due now."""
+        """One tick: the alerts due now, then the escalation steps (an overdue alert starts
+        a wait the ladder may climb)."""
         now = datetime.now(UTC)
-        counts = await tick(await self._pool(), now, timezone=self.settings.clock_timezone)
+        pool = await self._pool()
+        counts = await tick(pool, now, timezone=self.settings.clock_timezone)
+        counts[TICKET_ESCALATED] = await climb(pool, now)
         if any(counts.values()) or always_say:
             summary = ", ".join(f"{count} {kind}" for kind, count in counts.items())
             print(f"clock: emitted {summary} (day {alert_day(now, self.settings.clock_timezone)})",

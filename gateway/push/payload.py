@@ -77,6 +77,11 @@ def actions(language: Language) -> list[dict[str, str]]:
             for name in ASSIGNMENT_ACTIONS]  # fmt: skip
 
 
+def _is_reminder(kind: str, data: dict[str, Any]) -> bool:
+    """An escalation step that reminds the assignee, who answers it like the assignment."""
+    return kind == "ticket_escalated" and data.get("to") == "assignee"
+
+
 def notification_message(row: dict[str, Any]) -> PushMessage:
     """The push of one inbox notification (a `notifications` row with its recipient's
     `language`)."""
@@ -89,7 +94,7 @@ def notification_message(row: dict[str, Any]) -> PushMessage:
     def build(title: str, text: str) -> dict[str, Any]:
         body: dict[str, Any] = {"title": title, "body": text, "icon": ICON, "badge": BADGE,
                                 "tag": topic or f"notification-{row['id']}"}  # fmt: skip
-        if kind in ASSIGNMENT_TYPES:
+        if kind in ASSIGNMENT_TYPES or _is_reminder(kind, data):
             body["actions"] = actions(language)
         body["data"] = extra
         return body

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
 import time
@@ -40,6 +41,7 @@ from gateway.metrics import SSE_CONNECTIONS
 from gateway.realtime.batching import RoundTrips
 from gateway.realtime.connection import HEARTBEAT, Connection, Item, item_from, live_item
 from gateway.realtime.cursor import Cursor, CursorRejected, parse_cursor
+from gateway.realtime.framed import FLUSH_EVERY_S, FramedStamps
 from gateway.realtime.presence import PRESENCE_REPLIES, Presence
 from gateway.realtime.recent_board import RecentBoard
 from gateway.redis_client import redis_client
@@ -53,6 +55,7 @@ READ_COUNT = 1000
 CATCH_UP_MAX = 5000
 DISPATCH_CHUNK = 100  # entries offered before connections get to write
 EPOCH_REPLIES = 2  # of `_queue_epoch`
+UNSTAMPED = frozenset({"unread_count"})  # user-stream entries that are no notification
 
 
 @dataclass(frozen=True)
@@ -113,9 +116,20 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else (value or "")
 
 
+def _note_framed(framed: FramedStamps, item: Item) -> None:
+    """A notification handed to its person's live connections (once per instance)."""
+    notification_id = json.loads("{" + item.tail).get("notification_id")
+    if isinstance(notification_id, int):
+        framed.note(notification_id)
+
+
 class Hub:
-    def __init__(self, settings: Settings, keys: Keys, control: Redis) -> None:
+    def __init__(
+        self, settings: Settings, keys: Keys, control: Redis, framed: FramedStamps | None = None
+    ) -> None:
+        """`framed`: where the hub notes each notification it hands to a live connection."""
         self._settings, self._keys, self._control = settings, keys, control
+        self._framed = framed
         self.presence = Presence(control, keys, settings.sse_heartbeat_s)
         self._round_trips = RoundTrips(control)  # connects and drops come in storms
         self._by_user: dict[int, set[Connection]] = {}
@@ -138,10 +152,14 @@ class Hub:
     def loops(self) -> list[Loop]:
         """What the process's supervisor runs: the reader and the heartbeats."""
         beat_s = min(1.0, self._settings.sse_heartbeat_s / 4)
-        return [
+        loops = [
             Loop("hub_reader", self.read_pass, 0.0, stale_after_s=3 * BLOCK_MS / 1000 + 5),
             Loop("hub_heartbeats", self.beat_pass, beat_s),
         ]
+        if self._framed is not None:  # its drain writes what is noted as the process stops
+            framed = self._framed
+            loops.append(Loop("framed_stamps", framed.flush, FLUSH_EVERY_S, drain=framed.flush))
+        return loops
 
     async def close(self) -> None:
         """End every stream (clients reconnect elsewhere), then stop reading."""
@@ -314,6 +332,8 @@ class Hub:
                 item = live_item(fields)
                 for conn in connections:
                     conn.offer(item)
+                if self._framed is not None and item.event_type not in UNSTAMPED:
+                    _note_framed(self._framed, item)
 
     # -- heartbeats -----------------------------------------------------------------------
 

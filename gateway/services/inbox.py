@@ -4,6 +4,7 @@ state, and the unread counts their badges show."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -19,8 +20,9 @@ Counts = dict[str, int]
 
 _INSERT_NOTIFICATIONS = (
     "INSERT INTO notifications (user_id, event_id, type, title, body, url, data, critical,"
-    " pushable) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[],"
-    " $5::text[], $6::text[], $7::jsonb[], $8::boolean[], $9::boolean[])"
+    " pushable, written_at) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[],"
+    " $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::boolean[], $9::boolean[],"
+    " $10::timestamptz[])"
     # A no-op update rather than DO NOTHING: RETURNING then also gives the id of a row
     # an earlier attempt stored, so a retry delivers under the same id.
     " ON CONFLICT (user_id, event_id, type) DO UPDATE SET type = EXCLUDED.type"
@@ -81,10 +83,26 @@ async def store(
     conn: asyncpg.Connection, columns: list[list[Any]]
 ) -> dict[tuple[int, int, str], int]:
     """Store notifications given as column arrays (user ids, event ids, types, titles,
-    bodies, urls, data, critical and pushable flags) in one statement; the inbox id of
-    each (user id, event id, type), an earlier attempt's included."""
+    bodies, urls, data, critical and pushable flags, when their change was written) in one
+    statement; the inbox id of each (user id, event id, type), an earlier attempt's
+    included."""
     rows = await conn.fetch(_INSERT_NOTIFICATIONS, *columns)
     return {(row["user_id"], row["event_id"], row["type"]): row["id"] for row in rows}
+
+
+async def stamp_framed(db: asyncpg.Pool, ids: list[int], at: list[datetime]) -> None:
+    """When each notification first reached an open connection of its person (the hub's
+    stamps; the first written holds). Rows another transaction is updating are skipped
+    rather than waited for, so a stamp never takes part in a deadlock (it costs a sample);
+    the push log's references (key-share locks) do not hold it up."""
+    await db.execute(
+        "WITH free AS (SELECT id FROM notifications WHERE id = ANY($1::bigint[])"
+        " AND framed_at IS NULL ORDER BY id FOR NO KEY UPDATE SKIP LOCKED)"
+        " UPDATE notifications n SET framed_at = s.at"
+        " FROM unnest($1::bigint[], $2::timestamptz[]) AS s(id, at), free"
+        " WHERE n.id = s.id AND n.id = free.id",
+        ids, at,
+    )  # fmt: skip
 
 
 async def require_own(pool: asyncpg.Pool, user_id: int, notification_id: int) -> None:

@@ -12,7 +12,7 @@ from domain.errors import Conflict, Invalid, NotFound
 from domain.events import InterventionPlanned, MachineBrokeDown, TicketCreated
 from domain.model import DEFAULT_LANGUAGE, Actor, Language, MachineStatus, Priority, Ticket
 from domain.notify import shorten
-from gateway.services import ticket_store
+from gateway.services import ticket_store, tickets
 from gateway.services.outbox import UnitOfWork
 from gateway.texts import text
 
@@ -102,15 +102,17 @@ async def report_breakdown(
     title = shorten(words, BREAKDOWN_TITLE_MAX)
     fields = {"title": title, "description": description, "machine_id": machine_id,
               "priority": str(priority), "reported_by": actor.id}  # fmt: skip
-    ticket = await ticket_store.insert(conn, fields, utcnow())
+    now = utcnow()
+    ticket = await ticket_store.insert(conn, fields, now)
     await conn.execute(
         "UPDATE machines SET status = $2 WHERE id = $1", machine_id, str(MachineStatus.DOWN)
     )
     card = ticket.card()
-    uow.emit(
+    alerts = [
         TicketCreated(actor.id, card),
         MachineBrokeDown(actor.id, card, machine_id, machine["name"]),
-    )
+    ]
+    await tickets.emit_change(uow, ticket, alerts, now)  # the breakdown waits for an answer
     return ticket
 
 

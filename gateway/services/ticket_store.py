@@ -8,15 +8,20 @@ from typing import Any
 import asyncpg
 
 from domain.errors import Invalid, NotFound
-from domain.model import Priority, Role, Status, Ticket, ticket_code
+from domain.model import Priority, Role, Status, Ticket, Wait, ticket_code
 
+# A ticket with its names, its followers, and its wait for an answer (`escalation`).
 TICKET_SELECT = """
 SELECT t.*, m.name AS machine_name, u.full_name AS assignee_name,
        COALESCE((SELECT array_agg(f.user_id) FROM ticket_followers f WHERE f.ticket_id = t.id),
-                '{}') AS followers
+                '{}') AS followers,
+       w.reason AS wait_reason, w.since AS wait_since, w.answered_at AS wait_answered_at,
+       w.answer AS wait_answer, w.answered_by AS wait_answered_by, w.step AS wait_step,
+       w.escalated_to, w.escalated_at
 FROM tickets t
 JOIN machines m ON m.id = t.machine_id
 LEFT JOIN users u ON u.id = t.assigned_to
+LEFT JOIN ticket_waits w ON w.ticket_id = t.id
 """
 
 
@@ -38,6 +43,22 @@ def ticket_from_row(row: asyncpg.Record) -> Ticket:
         followers=frozenset(row["followers"]),
         machine_name=row["machine_name"],
         assignee_name=row["assignee_name"],
+        wait=_wait_from_row(row),
+    )
+
+
+def _wait_from_row(row: asyncpg.Record) -> Wait | None:
+    if row["wait_since"] is None:
+        return None
+    return Wait(
+        reason=row["wait_reason"],
+        since=row["wait_since"],
+        answered_at=row["wait_answered_at"],
+        answer=row["wait_answer"],
+        answered_by=row["wait_answered_by"],
+        step=row["wait_step"],
+        escalated_to=row["escalated_to"],
+        escalated_at=row["escalated_at"],
     )
 
 
@@ -60,6 +81,28 @@ async def load(conn: asyncpg.Connection, ticket_id: int, lock: bool = False) -> 
     if row is None:
         raise NotFound(f"Ticket {ticket_id} does not exist.")
     return ticket_from_row(row)
+
+
+async def load_many(conn: asyncpg.Connection, ids: list[int], lock: bool = False) -> list[Ticket]:
+    """The tickets of `ids` that exist, in id order; `lock` locks them in that order (so
+    two writers locking several never deadlock)."""
+    if lock:
+        await conn.execute(
+            "SELECT 1 FROM tickets WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", ids
+        )
+    rows = await conn.fetch(TICKET_SELECT + " WHERE t.id = ANY($1::bigint[]) ORDER BY t.id", ids)
+    return [ticket_from_row(row) for row in rows]
+
+
+async def save_wait(conn: asyncpg.Connection, ticket_id: int, wait: Wait) -> None:
+    """Store a wait opened or answered (an answer is final: it is never overwritten)."""
+    await conn.execute(
+        "INSERT INTO ticket_waits (ticket_id, reason, since, answered_at, answer, answered_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ticket_id) DO UPDATE SET"
+        " answered_at = EXCLUDED.answered_at, answer = EXCLUDED.answer,"
+        " answered_by = EXCLUDED.answered_by WHERE ticket_waits.answered_at IS NULL",
+        ticket_id, wait.reason, wait.since, wait.answered_at, wait.answer, wait.answered_by,
+    )  # fmt: skip
 
 
 async def refresh_names(conn: asyncpg.Connection, ticket: Ticket) -> None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from domain import permissions
+from domain import escalation, permissions
 from domain import tickets as rules
 from domain.events import CommentAdded, Event, TicketCreated
 from domain.model import Actor, Priority, Status, Ticket
@@ -25,8 +25,9 @@ async def create(uow: UnitOfWork, actor: Actor, fields: dict[str, Any]) -> Ticke
     assignee = fields.get("assigned_to")
     if assignee is not None:
         permissions.require_may_assign(actor, await store.user_role(conn, assignee))
-    ticket = await store.insert(conn, {**fields, "reported_by": actor.id}, utcnow())
-    uow.emit(TicketCreated(actor.id, ticket.card()))
+    now = utcnow()
+    ticket = await store.insert(conn, {**fields, "reported_by": actor.id}, now)
+    await emit_change(uow, ticket, [TicketCreated(actor.id, ticket.card())], now)
     return ticket
 
 
@@ -42,14 +43,14 @@ async def update(uow: UnitOfWork, actor: Actor, ticket_id: int, changes: dict[st
         events += await _assign(uow, ticket, actor, changes["assigned_to"], now)
     if "status" in changes:
         events += rules.move(ticket, actor, Status(changes["status"]), now)
-    await _finish(uow, ticket, events)
+    await _finish(uow, ticket, events, now)
     return ticket
 
 
 async def assign(uow: UnitOfWork, actor: Actor, ticket_id: int, assignee: int | None) -> Ticket:
     ticket = await store.load(uow.conn, ticket_id, lock=True)
-    events = await _assign(uow, ticket, actor, assignee, utcnow())
-    await _finish(uow, ticket, events)
+    now = utcnow()
+    await _finish(uow, ticket, await _assign(uow, ticket, actor, assignee, now), now)
     return ticket
 
 
@@ -64,22 +65,28 @@ async def _assign(
 
 async def acknowledge(uow: UnitOfWork, actor: Actor, ticket_id: int) -> Ticket:
     ticket = await store.load(uow.conn, ticket_id, lock=True)
-    await _finish(uow, ticket, rules.acknowledge(ticket, actor, utcnow()))
+    now = utcnow()
+    await _finish(uow, ticket, rules.acknowledge(ticket, actor, now), now)
     return ticket
 
 
-async def _finish(uow: UnitOfWork, ticket: Ticket, events: list[Event]) -> None:
+async def _finish(uow: UnitOfWork, ticket: Ticket, events: list[Event], now: datetime) -> None:
     if events:
         await store.refresh_names(uow.conn, ticket)
         await store.save(uow.conn, ticket)
-        uow.emit(*_with_final_card(events, ticket))
+        await emit_change(uow, ticket, events, now)
 
 
-def _with_final_card(events: list[Event], ticket: Ticket) -> list[Event]:
-    """Every event of one change carries the card as the change left it, so a board
-    applying any of them shows the final state."""
-    card = ticket.card()
-    return [replace(event, ticket=card) if hasattr(event, "ticket") else event for event in events]  # type: ignore[call-arg]
+async def emit_change(
+    uow: UnitOfWork, ticket: Ticket, events: Sequence[Event], now: datetime
+) -> None:
+    """Emit the events of a change of `ticket` (its row already written): the wait for an
+    answer they open or answer is saved in the same transaction, and every event carries
+    the card as the change left it."""
+    wait = escalation.follow(ticket, events, now)
+    if wait is not None:
+        await store.save_wait(uow.conn, ticket.id, wait)
+    uow.emit(*rules.with_final_card(events, ticket))
 
 
 async def add_comment(uow: UnitOfWork, actor: Actor, ticket_id: int, body: str) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import asyncpg
 
 from domain import permissions
 from domain.errors import Conflict, Invalid, NotFound
+from domain.escalation import LADDER_KEY, check_ladder, ladder_json, ladder_of
 from domain.events import RoleChanged, SettingsChanged, UserRegistered
 from domain.model import Actor, Language, Role
 from domain.preferences import check_default_push, default_types
@@ -112,12 +113,14 @@ async def set_language(
 
 async def read_settings(conn: asyncpg.Connection, actor: Actor) -> dict[str, Any]:
     """Every setting; `default_push` names every type, with the catalogue's default for
-    those the admins left alone."""
+    those the admins left alone; `escalation` is the ladder that holds (the default one
+    until the admins set theirs)."""
     permissions.require_admin(actor, "manage settings")
     rows = await conn.fetch("SELECT key, value FROM settings ORDER BY key")
     values = {row["key"]: row["value"] for row in rows}
     chosen = values.get(DEFAULT_PUSH_KEY)
     values[DEFAULT_PUSH_KEY] = {kind: c["push"] for kind, c in default_types(chosen).items()}
+    values[LADDER_KEY] = ladder_json(ladder_of(values.get(LADDER_KEY)))
     return dict(sorted(values.items()))
 
 
@@ -158,6 +161,8 @@ async def write_settings(uow: UnitOfWork, actor: Actor, values: dict[str, Any]) 
         )
         change = check_default_push(values[DEFAULT_PUSH_KEY])
         values = {**values, DEFAULT_PUSH_KEY: {**(stored or {}), **change}}
+    if LADDER_KEY in values:  # the whole ladder, checked
+        values = {**values, LADDER_KEY: ladder_json(check_ladder(values[LADDER_KEY]))}
     encoded = {key: _storable_json(key, value) for key, value in values.items()}
     changed = []
     for key, text in encoded.items():

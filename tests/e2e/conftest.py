@@ -3,16 +3,20 @@ headless Chromium signed in through the login form."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aiohttp
+import asyncpg
 import pytest
 from playwright.async_api import Browser, async_playwright
 
 from gateway.config import Settings
+from gateway.processes.worker import run_worker
 from tests.e2e.browser import CHROMIUM_ARGS, Contexts
 from tests.gateway_process import GatewayProcess
+from tests.helpers import own_floor
 
 
 @pytest.fixture(scope="module")
@@ -65,3 +69,25 @@ async def contexts(browser: Browser) -> AsyncIterator[Contexts]:
     for context in opened.opened:
         await context.close()
     assert opened.errors == [], "uncaught errors in the page:\n" + "\n".join(opened.errors)
+
+
+@pytest.fixture(scope="module")
+async def floor(settings: Settings) -> AsyncIterator[tuple[Settings, asyncpg.Pool]]:
+    """A database and key prefix of the module's own, with its own worker: for tests whose
+    clock moves ahead in time (a pass "twenty minutes from now" climbs every open wait)."""
+    async with own_floor(settings) as made:
+        stop = asyncio.Event()
+        worker = asyncio.create_task(run_worker(made[0], stop))
+        yield made
+        stop.set()
+        await asyncio.wait_for(worker, 15)
+
+
+@pytest.fixture(scope="module")
+def own_gateway(floor: tuple[Settings, asyncpg.Pool]) -> Iterator[GatewayProcess]:
+    """A `floorbell serve` on that floor (the push emulator admitted)."""
+    allow = ",".join(floor[0].push_endpoint_allow)
+    process = GatewayProcess(floor[0], "gw-own-floor", PUSH_ENDPOINT_ALLOW=allow)
+    process.wait_ready()
+    yield process
+    process.stop()

@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.keys import ROUTER_GROUP, Keys
 from gateway.pipeline.router import Router
-from gateway.services.stats import notification_stats
+from gateway.services.stats import notification_stats, window
 from gateway.streams import Entry, as_reply
 from tests.helpers import fresh_user
 
@@ -198,7 +199,8 @@ async def test_a_poison_entry_is_set_aside_and_the_rest_of_its_batch_is_delivere
     assert dead[b"attempts"] == b"2" and b"TypeError" in dead[b"error"]
     assert await _pending(redis, keys) == 0
     assert REGISTRY.get_sample_value("floorbell_dead_letters_total", labels) == dead_before + 1
-    stats = await notification_stats(db, redis, keys)
+    span = window(None, None, "UTC", datetime.now(UTC))
+    stats = (await notification_stats(db, redis, keys, span))["types"]
     assert stats["role_changed"]["dead_lettered"] == 1
     assert stats["broadcast"]["dead_lettered"] == 0
     stored = await db.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", ann)

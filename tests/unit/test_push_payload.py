@@ -59,6 +59,15 @@ def test_a_critical_push_has_a_topic_no_lesser_push_of_its_ticket_shares() -> No
     assert decoded(critical.payload)["tag"] != decoded(comment.payload)["tag"]
 
 
+def test_a_reminder_to_the_assignee_is_answered_like_the_assignment() -> None:
+    reminder = row(type="ticket_escalated", data={"ticket_id": 7, "step": 1, "to": "assignee"})
+    managers = row(type="ticket_escalated", data={"ticket_id": 7, "step": 2, "to": "supervisors"})
+    body = decoded(notification_message(reminder).payload)
+    assert [a["action"] for a in body["actions"]] == ["view", "acknowledge"]
+    assert "actions" not in decoded(notification_message(managers).payload)  # not theirs
+    assert notification_message(managers).urgency == "high"
+
+
 def test_other_types_have_no_actions_and_normal_urgency() -> None:
     message = notification_message(row(type="comment_added", critical=False))
     body = decoded(message.payload)

@@ -80,10 +80,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "role_changed": {"user_id": 3, "from_role": "technician", "to_role": "supervisor"},
     "settings_changed": {"keys": ["default_push"]},
     "broadcast": {"title": "Fire drill", "body": "At 14:00", "to": "all"},
+    "ticket_escalated": {"ticket": _card(), "step": 2, "to": "supervisors", "after_minutes": 10},
 }  # fmt: skip
 VARIANTS = [
     ("new_message", SAMPLES["new_message"] | {"audio": True, "excerpt": ""}),
     ("ticket_moved", SAMPLES["ticket_moved"] | {"to_status": "completed"}),
+    ("ticket_escalated", SAMPLES["ticket_escalated"] | {"step": 1, "to": "assignee"}),
 ]
 
 
@@ -131,6 +133,16 @@ def test_a_french_technician_reads_the_customers_words() -> None:
     assert (title, body) == ("Nouveau ticket assigné", "T-2026-001\u00a0: Leak")
     assert notice_texts(_first("ticket_assigned"), Language.EN, "UTC")[0] == "New ticket assigned"
     assert notice_texts(_first("ticket_overdue"), Language.FR, "UTC")[0] == "⚠ ALERTE RETARD"
+
+
+def test_an_escalation_says_how_long_and_reminds_the_assignee() -> None:
+    assert notice_texts(_first("ticket_escalated"), Language.FR, "UTC") == (
+        "⚠ Sans réponse depuis 10\u00a0min\u00a0: T-2026-001",
+        "Leak — personne n\u2019a encore répondu",
+    )
+    title, body = notice_texts(_first("ticket_escalated", "ticket_escalated.reminder"),
+                               Language.EN, "UTC")  # fmt: skip
+    assert title == "Reminder: T-2026-001 is waiting for you" and "10 min" in body
 
 
 def test_statuses_priorities_and_roles_are_translated_inside_sentences() -> None:
