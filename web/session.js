@@ -20,6 +20,7 @@ import { initPreferences } from './preferences.js';
 import { initPush, syncSubscription, deviceEndpoint, dropLocalSubscription } from './push.js';
 import { initPresence, clearPresence } from './presence.js';
 import { initAdmin } from './admin.js';
+import { initStatistics } from './statistics.js';
 import { initLive, startLive, stopLive, refreshAll, markServerUnreachable } from './live.js';
 import { initNavigation, routeFromLocation, openUrl } from './navigation.js';
 
@@ -51,6 +52,7 @@ async function boot() {
   initPush();
   initPresence();
   initAdmin();
+  initStatistics();
   initPersonal({ onLanguageSaved: rememberSession });
   initNavigation();
   initLogin();
@@ -153,7 +155,11 @@ function showLogin() {
   note.textContent = flash ? t(flash) : '';
   note.hidden = !flash;
   loadDemoLogins();
-  setTimeout(() => $('#login-email')?.focus(), 0);
+  // Focus the e-mail field for the first keystroke, unless the person is already typing in
+  // the form (a slow start must not move their password into the e-mail field).
+  setTimeout(() => {
+    if (!$('#login-form')?.contains(document.activeElement)) $('#login-email')?.focus();
+  }, 0);
 }
 
 // ---- session ----------------------------------------------------------------------
