@@ -4,8 +4,9 @@ them, and when a clock comes back to three missed steps each.
 
     .venv/bin/python bench/escalation.py [--tickets 10000]
 
-Uses a throwaway database on the services `provision` finds, with the clock's pool (two
-connections, as `floorbell clock` opens). Every statement the pass sends is counted on
+Runs on a PostgreSQL of its own (`bench/common.py`; `--shared-services`: the server
+`provision` finds), in a throwaway database, with the clock's pool (two connections, as
+`floorbell clock` opens). Every statement the pass sends is counted on
 the client (asyncpg's query logger), BEGIN and COMMIT included, with the time spent
 waiting for their answers (a warm-up pass first pays asyncpg's one-off type lookups).
 """
@@ -15,21 +16,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import asyncpg
+from common import throwaway_database, throwaway_services
 
 from gateway.clock.escalation import climb
 from gateway.db import create_pool
-from gateway.ops.migrate import migrate
-from gateway.ops.provision import drop_database, ensure_database, provision
 from gateway.ops.seed import seed
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 class Queries:
@@ -112,16 +108,13 @@ async def run(database_url: str, tickets: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tickets", type=int, default=10_000)
+    parser.add_argument(
+        "--shared-services", action="store_true", help="the servers provision finds, not our own"
+    )
     args = parser.parse_args()
-    with provision(ROOT / ".data") as env:
-        base, _, _ = env["DATABASE_URL"].rpartition("/")
-        url = f"{base}/floorbell_bench_{uuid.uuid4().hex[:8]}"
-        ensure_database(url)
-        try:
-            migrate(url)
+    with throwaway_services(args.shared_services) as services:
+        with throwaway_database(services, "escalation") as url:
             asyncio.run(run(url, args.tickets))
-        finally:
-            drop_database(url)
 
 
 if __name__ == "__main__":
