@@ -75,6 +75,12 @@ class Keys:
         return f"{self.prefix}history:epoch"
 
     @property
+    def history_server(self) -> str:
+        """The replication id of the Redis primary the generation was created on: another
+        one (a restart, a failover) starts a new generation (`gateway.history`)."""
+        return f"{self.prefix}history:server"
+
+    @property
     def unread_versions(self) -> str:
         """Hash of user id -> version of the last unread counts appended to their stream:
         an older count arriving later is dropped."""

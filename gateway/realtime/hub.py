@@ -10,10 +10,11 @@ disconnected; presence changes wait beside the queue, the latest per user. Catch
 connect reads the user's own stream, which keeps history, and takes the board's part
 from the latest board entries the hub keeps in memory when it can.
 
-The history has a generation (`Keys.history_epoch`, created by the first reader of a
-history and lost with it), carried in every cursor: a resume from another generation is
-told `history_lost`, and when the hub sees the generation change under it (Redis lost
-its data) it ends every stream, so that each client resumes and is told.
+The history has a generation (`gateway.history`: created by the first reader of a
+history, lost with it, renewed when another primary serves it), carried in every
+cursor: a resume from another generation is told `history_lost`, and when the hub sees
+the generation change under it (Redis lost its data, or failed over) it ends every
+stream, so that each client resumes and is told.
 
 A connection is registered and unregistered by one context (`Hub.connection`), which
 also covers an open that fails or is abandoned halfway: none can stay behind.
@@ -25,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +36,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway.config import Settings
+from gateway.history import queue_generation
 from gateway.keys import Keys
 from gateway.metrics import SSE_CONNECTIONS
 from gateway.realtime.batching import RoundTrips
@@ -54,7 +55,7 @@ BLOCK_MS = 2000
 READ_COUNT = 1000
 CATCH_UP_MAX = 5000
 DISPATCH_CHUNK = 100  # entries offered before connections get to write
-EPOCH_REPLIES = 2  # of `_queue_epoch`
+EPOCH_REPLIES = 1  # of `queue_generation`
 UNSTAMPED = frozenset({"unread_count"})  # user-stream entries that are no notification
 
 
@@ -243,10 +244,9 @@ class Hub:
 
     def _queue_epoch(self, pipe: Pipeline) -> None:
         """The history's generation (EPOCH_REPLIES replies, the last one its value),
-        created when the history has none yet: a new one each time, never one seen
-        before."""
-        pipe.set(self._keys.history_epoch, secrets.token_hex(4), nx=True)
-        pipe.get(self._keys.history_epoch)
+        created when the history has none yet or renewed after a failover: a new one
+        each time, never one seen before."""
+        queue_generation(pipe, self._keys)
 
     @staticmethod
     def _frames_after(conn: Connection, cursor: Cursor, items: list[Item]) -> list[str]:
