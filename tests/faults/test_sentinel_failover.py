@@ -28,6 +28,8 @@ from domain.events import BroadcastSent
 from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.keys import Keys
+from gateway.ops.doctor import check_redis
+from gateway.ops.provision import provision
 from gateway.services.outbox import UnitOfWork
 from tests.faults.sentinels import SentinelSet
 from tests.gateway_process import ROOT, GatewayProcess, SseClient, gateway_env
@@ -232,3 +234,39 @@ async def _subscribe(pool: asyncpg.Pool, user: int, service: FakePushService) ->
     await pool.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
                        " VALUES ($1, $2, $3, $4)", user, service.endpoint(), device["p256dh"],
                        device["auth"])  # fmt: skip
+
+
+async def test_doctor_and_provision_go_by_the_sentinels(
+    sentinels: SentinelSet,
+    own_database: str,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    mine = replace(settings, redis_url=CLOSED, redis_sentinels=_pairs(sentinels.env))
+    assert sentinels.primary is not None and sentinels.replica is not None
+    await _doctor_finds(mine, sentinels.primary.port)
+    sentinels.primary.kill()
+    await sentinels.until_promoted()
+    await _doctor_finds(mine, sentinels.replica.port)
+    monkeypatch.setenv("DATABASE_URL", own_database)
+    monkeypatch.setenv("REDIS_SENTINELS", sentinels.env)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    said: list[str] = []
+    with provision(tmp_path, said.append, local_redis=("127.0.0.1", 1)) as found:
+        assert found == {"DATABASE_URL": own_database}  # no Redis started, none named
+    assert any("Sentinels" in line for line in said), said
+    for sentinel in sentinels.sentinels:
+        sentinel.kill()
+    checks = {check.name: check for check in await check_redis(mine)}
+    assert not checks["Redis Sentinel"].ok and not checks["Redis"].ok
+
+
+async def _doctor_finds(settings: Settings, port: int) -> None:
+    checks = {check.name: check for check in await check_redis(settings)}
+    assert all(check.ok for check in checks.values()), checks
+    assert f"primary at 127.0.0.1:{port}, 3 of 3" in checks["Redis Sentinel"].detail
+
+
+def _pairs(env: str) -> tuple[tuple[str, int], ...]:
+    return Settings.from_env({"REDIS_SENTINELS": env}).redis_sentinels
