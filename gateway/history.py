@@ -20,21 +20,25 @@ from redis.asyncio.client import Pipeline
 
 from gateway.keys import Keys
 
-# KEYS: the generation, the replication id it belongs to. ARGV: a new generation, used
-# when the current one is missing or belongs to another server. Returns the generation.
+# KEYS: the generation, its owner ("<replication id> <ms>": the primary it belongs to, and
+# that primary's clock when it began). ARGV: a new generation, used when the current one
+# is missing or belongs to another server. Returns the generation. Without INFO (a
+# server that refuses it in scripts), a generation only ends with the data.
 _GENERATION = """
-local info = redis.call('INFO', 'replication')
-local server = string.match(info, 'master_replid:(%w+)') or ''
+local info = redis.pcall('INFO', 'replication')
+local server = type(info) == 'string' and string.match(info, 'master_replid:(%w+)') or ''
 local epoch = redis.call('GET', KEYS[1])
 local owner = redis.call('GET', KEYS[2])
-if epoch and (owner == server or not owner) then
-  if not owner then
-    redis.call('SET', KEYS[2], server)
-  end
+if epoch and owner and string.match(owner, '^(%S*)') == server then
   return epoch
 end
+if epoch and not owner then
+  redis.call('SET', KEYS[2], server .. ' 0')
+  return epoch
+end
+local now = redis.call('TIME')
 redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], server)
+redis.call('SET', KEYS[2], server .. ' ' .. (now[1] * 1000 + math.floor(now[2] / 1000)))
 return ARGV[1]
 """
 
@@ -49,6 +53,14 @@ async def generation(redis: Redis, keys: Keys) -> str:
         queue_generation(pipe, keys)
         (epoch,) = await pipe.execute()
     return as_text(epoch)
+
+
+async def began_ms(redis: Redis, keys: Keys) -> int:
+    """When the current generation began, by its primary's clock (0: not known). Every
+    stream entry appended since has a later id, and every cursor of the generation was
+    given after it: what a reader following the new generation needs comes after it."""
+    owner = as_text(await redis.get(keys.history_server)).split(" ")
+    return int(owner[1]) if len(owner) == 2 and owner[1].isdigit() else 0
 
 
 def as_text(value: bytes | str | None) -> str:

@@ -76,8 +76,9 @@ class Keys:
 
     @property
     def history_server(self) -> str:
-        """The replication id of the Redis primary the generation was created on: another
-        one (a restart, a failover) starts a new generation (`gateway.history`)."""
+        """The replication id of the Redis primary the generation was created on (another
+        one, after a restart or a failover, starts a new generation) and when it began
+        (`gateway.history`)."""
         return f"{self.prefix}history:server"
 
     @property

@@ -36,7 +36,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway.config import Settings
-from gateway.history import queue_generation
+from gateway.history import began_ms, queue_generation
 from gateway.keys import Keys
 from gateway.metrics import SSE_CONNECTIONS
 from gateway.realtime.batching import RoundTrips
@@ -136,6 +136,7 @@ class Hub:
         self._by_user: dict[int, set[Connection]] = {}
         self._board_pos = self._live_pos = START
         self._epoch = ""
+        self._to_generation_start = False  # a new generation: where it began is yet to read
         self._closing = False
         self._retention_ms = settings.stream_retention_hours * 3600 * 1000
         self._recent = RecentBoard(START, self._retention_ms)
@@ -284,6 +285,8 @@ class Hub:
         The history's generation comes in the same round trip: a new one means Redis
         lost what this hub was following."""
         board, live = self._keys.board_stream, self._keys.live_stream
+        if self._to_generation_start:
+            await self._skip_to_generation_start()
         async with self._reader.pipeline(transaction=False) as pipe:
             self._queue_epoch(pipe)
             pipe.xread({board: self._board_pos, live: self._live_pos}, count=READ_COUNT,
@@ -310,6 +313,17 @@ class Hub:
         self._epoch = epoch
         self._board_pos = self._live_pos = START
         self._recent = RecentBoard(START, self._retention_ms)
+        self._to_generation_start = True
+
+    async def _skip_to_generation_start(self) -> None:
+        """Read the new generation from where it began, not from the start of streams a
+        failover left full: entries from before were either seen or are covered by the
+        `history_lost` every client of the old generation is told."""
+        began = await began_ms(self._reader, self._keys)
+        self._to_generation_start = False
+        if began and self._board_pos == self._live_pos == START:
+            self._board_pos = self._live_pos = f"{began - 1}-0"
+            self._recent = RecentBoard(self._board_pos, self._retention_ms)
 
     def _dispatch_board(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:

@@ -126,17 +126,22 @@ class SentinelSet:
             await asyncio.sleep(0.2)
         raise TimeoutError(f"the Sentinels did not see the replica: {self.logs()}")
 
-    async def primary_port(self) -> int:
-        async with self.sentinels[0].client() as client:
-            address: tuple[str, int] = await client.sentinel_get_master_addr_by_name(SERVICE)  # type: ignore[assignment]
-        return int(address[1])
+    async def primary_ports(self) -> set[int]:
+        """The primary each Sentinel names."""
+        ports = set()
+        for sentinel in self.sentinels:
+            async with sentinel.client() as client:
+                address: tuple[str, int] = await client.sentinel_get_master_addr_by_name(SERVICE)  # type: ignore[assignment]
+            ports.add(int(address[1]))
+        return ports
 
     async def until_promoted(self, timeout_s: float = 30) -> None:
+        """Until every Sentinel names the replica as the primary."""
         assert self.replica is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                if await self.primary_port() == self.replica.port:
+                if await self.primary_ports() == {self.replica.port}:
                     return
             except (RedisError, OSError):
                 pass
