@@ -171,8 +171,9 @@ async def check_sentinels(settings: Settings) -> list[Check]:
                       f" {service!r}{why}", "check REDIS_SENTINELS and REDIS_SENTINEL_SERVICE"
                       )]  # fmt: skip
     state = named[0]
+    replicas = state.get("num-slaves", 0)
     detail = (f"{service!r} has its primary at {state['ip']}:{state['port']}, {answering} of"
-              f" {asked} Sentinels answer, {state.get('num-slaves', 0)} replica(s)")  # fmt: skip
+              f" {asked} Sentinels answer, {replicas} replica(s) known")  # fmt: skip
     return [Check(answering * 2 > asked, "Redis Sentinel", detail,
                   "a failover needs a majority of the Sentinels")]  # fmt: skip
 
