@@ -70,8 +70,9 @@ class Keys:
 
     @property
     def history_epoch(self) -> str:
-        """The generation of the stream history: created by the first reader of a history
-        (SET NX), lost with it, so a cursor of another generation is recognised."""
+        """The generation of the stream history: created by the first reader of a history,
+        lost with it, renewed when another primary serves it (`gateway.history`), so a
+        cursor of another generation is recognised."""
         return f"{self.prefix}history:epoch"
 
     @property
