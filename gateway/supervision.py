@@ -2,11 +2,14 @@
 `Supervisor`, so that none can end unnoticed.
 
 A loop is a pass (one read of a stream, one sweep, one tick) repeated every `period_s`.
-Whatever a pass raises is logged with its traceback and the loop goes on after a capped,
-jittered backoff: an outage heals when its service returns, and whatever the failed pass
-had leased comes due again. Each good pass is recorded — the
-`floorbell_loop_last_success_seconds{loop}` gauge, and `stale()`, which readiness reports —
-so a loop that stops making progress shows, by name, within a few periods.
+Whatever a pass raises is logged and the loop goes on after a capped, jittered backoff: an
+outage heals when its service returns, and whatever the failed pass had leased comes due
+again. A bug is logged with its traceback; so is the first failure of an outage
+(`gateway.retry.is_transient`), whose further attempts take one line each, and one more
+line says when the loop works again.
+Each good pass is recorded — the `floorbell_loop_last_success_seconds{loop}` gauge, and
+`stale()`, which readiness reports — so a loop that stops making progress shows, by
+name, within a few periods.
 
 A process stops in two stages: `stop()` sets the stop event, each loop finishes the pass
 it is in (and drains what it started) within a grace period; what is still running then
@@ -36,6 +39,9 @@ DEADLINE_S = 5.0  # stage two: cancelled passes unwind
 STALE_PERIODS = 3
 STALE_MARGIN_S = 5.0
 T = TypeVar("T")
+# Retries during an outage: at most this far apart, so a loop is back within a couple of
+# seconds of its service (an attempt is a connect or a command: cheap to repeat).
+OUTAGE_RETRY_CAP_S = 2.0
 # Bookkeeping still running after its caller was cancelled: the stop waits for it.
 _bookkeeping: set[asyncio.Future[Any]] = set()
 
@@ -171,7 +177,7 @@ class Supervisor:
         log.critical("%s ended while the process runs", loop.name, exc_info=task.exception())
 
     async def _supervise(self, loop: Loop) -> None:
-        backoff = Backoff()
+        backoff = Backoff(cap_s=OUTAGE_RETRY_CAP_S)
         try:
             await self._repeat(loop, backoff)
         except asyncio.CancelledError:
@@ -187,12 +193,17 @@ class Supervisor:
             try:
                 busy = await loop.work()
                 loop.succeeded()
+                if backoff.attempt:
+                    log.info(
+                        "%s: working again after %d failed attempt(s)", loop.name, backoff.attempt
+                    )
                 backoff.reset()
                 if loop.again_while_busy and busy:
                     delay = 0.0
             except Exception as exc:
+                first = backoff.attempt == 0
                 delay = backoff.next_delay()
-                _log_failure(loop.name, exc, delay)
+                _log_failure(loop.name, exc, delay, first)
             await self._pause(loop, delay)
 
     async def _pause(self, loop: Loop, delay_s: float) -> None:
@@ -210,10 +221,11 @@ class Supervisor:
                 waiter.cancel()
 
 
-def _log_failure(name: str, exc: Exception, delay_s: float) -> None:
+def _log_failure(name: str, exc: Exception, delay_s: float, first: bool) -> None:
     if is_transient(exc):
-        log.warning("%s: %s; retrying in %.1f s", name, exc or type(exc).__name__, delay_s,
-                    exc_info=exc)  # fmt: skip
+        traceback = first or log.isEnabledFor(logging.DEBUG)
+        log.warning("%s: %s: %s; retrying in %.1f s", name, type(exc).__name__, exc, delay_s,
+                    exc_info=exc if traceback else None)  # fmt: skip
     else:
         log.error("%s failed; retrying in %.1f s", name, delay_s, exc_info=exc)
 

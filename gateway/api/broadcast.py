@@ -8,10 +8,9 @@ from pydantic import BaseModel, Field
 from quart import Blueprint
 from quart_schema import validate_request
 
-from gateway.api.guard import authenticated, current_actor
-from gateway.api.inputs import Id, Text
+from gateway.api.guard import authenticated
+from gateway.api.inputs import Id, Text, committed
 from gateway.api.openapi import answers
-from gateway.api.resources import resources
 from gateway.services import messages
 
 blueprint = Blueprint("broadcast", __name__, url_prefix="/api/sse")
@@ -28,7 +27,5 @@ class BroadcastIn(BaseModel):
 @authenticated
 @validate_request(BroadcastIn)
 async def broadcast(data: BroadcastIn) -> tuple[dict[str, Any], int]:
-    async with resources().unit_of_work() as uow:
-        await messages.broadcast(uow, current_actor(), data.title, data.body, data.to)
-        await uow.commit()
+    await committed(messages.broadcast, data.title, data.body, data.to)
     return {"queued": True}, 202

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
 from pydantic import AfterValidator, Field, StringConstraints
 from quart import Request, request
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
+from domain.model import Actor
 from gateway.api.guard import current_actor
 from gateway.api.resources import resources
 from gateway.errors import ApiError
@@ -23,6 +24,9 @@ ID_MAX = 2**63 - 1  # PostgreSQL bigint
 IDEMPOTENCY_KEY_MAX = 200
 # ASCII only: str.isdigit() also accepts "²", which int() then refuses.
 _POSITIVE_INT = re.compile(r"[1-9][0-9]{0,17}", re.ASCII)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class JsonRequest(Request):
@@ -89,6 +93,19 @@ def idempotency_key() -> str | None:
         message = f"Idempotency-Key must be 1-{IDEMPOTENCY_KEY_MAX} characters."
         raise ApiError(400, "bad_idempotency_key", message)
     return key
+
+
+async def committed(
+    command: Callable[Concatenate[UnitOfWork, Actor, P], Awaitable[T]],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> T:
+    """Run a service `command` for the caller in one unit of work and commit it: its rows
+    and its events are stored together or not at all."""
+    async with resources().unit_of_work() as uow:
+        result = await command(uow, current_actor(), *args, **kwargs)
+        await uow.commit()
+    return result
 
 
 async def idempotent(

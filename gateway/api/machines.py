@@ -10,8 +10,8 @@ from quart import Blueprint
 from quart_schema import validate_request
 
 from domain.model import MachineStatus, Priority
-from gateway.api.guard import authenticated, current_actor
-from gateway.api.inputs import ID_ROUTE, Id, Text
+from gateway.api.guard import authenticated
+from gateway.api.inputs import ID_ROUTE, Id, Text, committed
 from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.api.tickets import as_utc
@@ -57,10 +57,7 @@ async def list_machines() -> list[dict[str, Any]]:
 @authenticated
 @validate_request(MachineIn)
 async def create_machine(data: MachineIn) -> tuple[dict[str, Any], int]:
-    async with resources().unit_of_work() as uow:
-        machine = await machines.create(uow, current_actor(), data.model_dump())
-        await uow.commit()
-    return machine, 201
+    return await committed(machines.create, data.model_dump()), 201
 
 
 @blueprint.get(f"/<{ID_ROUTE}:machine_id>")
@@ -76,11 +73,7 @@ async def get_machine(machine_id: int) -> dict[str, Any]:
 @authenticated
 @validate_request(BreakdownIn)
 async def report_breakdown(machine_id: int, data: BreakdownIn) -> tuple[dict[str, Any], int]:
-    async with resources().unit_of_work() as uow:
-        ticket = await machines.report_breakdown(
-            uow, current_actor(), machine_id, data.description, data.priority
-        )
-        await uow.commit()
+    ticket = await committed(machines.report_breakdown, machine_id, data.description, data.priority)
     return ticket_json(ticket), 201
 
 
@@ -89,9 +82,4 @@ async def report_breakdown(machine_id: int, data: BreakdownIn) -> tuple[dict[str
 @authenticated
 @validate_request(InterventionIn)
 async def plan_intervention(machine_id: int, data: InterventionIn) -> tuple[dict[str, Any], int]:
-    async with resources().unit_of_work() as uow:
-        intervention = await machines.plan_intervention(
-            uow, current_actor(), machine_id, data.model_dump()
-        )
-        await uow.commit()
-    return intervention, 201
+    return await committed(machines.plan_intervention, machine_id, data.model_dump()), 201

@@ -14,7 +14,7 @@ from quart_schema.pydantic import File
 
 from domain.model import MessageType
 from gateway.api.guard import authenticated, current_actor
-from gateway.api.inputs import ID_MAX, ID_ROUTE, Id, Text, idempotent, positive_arg
+from gateway.api.inputs import ID_MAX, ID_ROUTE, Id, Text, committed, idempotent, positive_arg
 from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.errors import ApiError
@@ -166,7 +166,4 @@ async def private_thread(contact_id: int) -> list[dict[str, Any]]:
 @answers(200)
 @authenticated
 async def mark_read(contact_id: int) -> dict[str, int]:
-    async with resources().unit_of_work() as uow:
-        updated = await messages.mark_read(uow, current_actor(), contact_id)
-        await uow.commit()
-    return {"updated": updated}
+    return {"updated": await committed(messages.mark_read, contact_id)}

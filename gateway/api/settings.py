@@ -9,6 +9,7 @@ from quart import Blueprint
 from quart_schema import validate_request
 
 from gateway.api.guard import authenticated, current_actor
+from gateway.api.inputs import committed
 from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.services import users
@@ -37,7 +38,4 @@ async def read_settings() -> dict[str, Any]:
 @authenticated
 @validate_request(SettingsIn)
 async def write_settings(data: SettingsIn) -> dict[str, Any]:
-    async with resources().unit_of_work() as uow:
-        values = await users.write_settings(uow, current_actor(), data.root)
-        await uow.commit()
-    return values
+    return await committed(users.write_settings, data.root)

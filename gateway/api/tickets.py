@@ -11,7 +11,7 @@ from quart_schema import document_querystring, document_response, validate_reque
 
 from domain.model import Priority, Status
 from gateway.api.guard import authenticated, current_actor
-from gateway.api.inputs import ID_ROUTE, idempotent, positive_arg, positive_int
+from gateway.api.inputs import ID_ROUTE, committed, idempotent, positive_arg, positive_int
 from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.errors import ApiError
@@ -190,10 +190,7 @@ async def update_ticket(ticket_id: int, data: TicketChange) -> dict[str, Any]:
     for name in ("title", "description", "status", "priority"):  # null clears only the others
         if name in changes and changes[name] is None:
             raise ApiError(422, "validation_error", f"{name} cannot be null.")
-    async with resources().unit_of_work() as uow:
-        ticket = await tickets.update(uow, current_actor(), ticket_id, changes)
-        await uow.commit()
-    return ticket_json(ticket)
+    return ticket_json(await committed(tickets.update, ticket_id, changes))
 
 
 @blueprint.post(f"/<{ID_ROUTE}:ticket_id>/assign")
@@ -201,20 +198,14 @@ async def update_ticket(ticket_id: int, data: TicketChange) -> dict[str, Any]:
 @authenticated
 @validate_request(Assignment)
 async def assign_ticket(ticket_id: int, data: Assignment) -> dict[str, Any]:
-    async with resources().unit_of_work() as uow:
-        ticket = await tickets.assign(uow, current_actor(), ticket_id, data.assigned_to)
-        await uow.commit()
-    return ticket_json(ticket)
+    return ticket_json(await committed(tickets.assign, ticket_id, data.assigned_to))
 
 
 @blueprint.post(f"/<{ID_ROUTE}:ticket_id>/acknowledge")
 @answers(200, 403, 409)
 @authenticated
 async def acknowledge_ticket(ticket_id: int) -> dict[str, Any]:
-    async with resources().unit_of_work() as uow:
-        ticket = await tickets.acknowledge(uow, current_actor(), ticket_id)
-        await uow.commit()
-    return ticket_json(ticket)
+    return ticket_json(await committed(tickets.acknowledge, ticket_id))
 
 
 @blueprint.post(f"/<{ID_ROUTE}:ticket_id>/comments")
@@ -222,10 +213,7 @@ async def acknowledge_ticket(ticket_id: int) -> dict[str, Any]:
 @authenticated
 @validate_request(CommentIn)
 async def add_comment(ticket_id: int, data: CommentIn) -> tuple[dict[str, Any], int]:
-    async with resources().unit_of_work() as uow:
-        comment = await tickets.add_comment(uow, current_actor(), ticket_id, data.body)
-        await uow.commit()
-    return comment, 201
+    return await committed(tickets.add_comment, ticket_id, data.body), 201
 
 
 @blueprint.get(f"/<{ID_ROUTE}:ticket_id>/comments")
@@ -251,7 +239,4 @@ async def unfollow(ticket_id: int) -> dict[str, Any]:
 
 
 async def _set_follow(ticket_id: int, on: bool) -> dict[str, Any]:
-    async with resources().unit_of_work() as uow:
-        ticket = await tickets.follow(uow, current_actor(), ticket_id, on)
-        await uow.commit()
-    return ticket_json(ticket)
+    return ticket_json(await committed(tickets.follow, ticket_id, on))

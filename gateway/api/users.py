@@ -12,7 +12,7 @@ from quart_schema import validate_request
 from domain.errors import NotFound
 from domain.model import Role
 from gateway.api.guard import authenticated, current_actor
-from gateway.api.inputs import ID_ROUTE, Text
+from gateway.api.inputs import ID_ROUTE, Text, committed
 from gateway.api.openapi import answers
 from gateway.api.resources import resources
 from gateway.services import users
@@ -48,10 +48,7 @@ async def list_users() -> list[dict[str, Any]]:
 @authenticated
 @validate_request(UserIn)
 async def register_user(data: UserIn) -> tuple[dict[str, Any], int]:
-    async with resources().unit_of_work() as uow:
-        user = await users.register(uow, current_actor(), data.model_dump())
-        await uow.commit()
-    return user, 201
+    return await committed(users.register, data.model_dump()), 201
 
 
 @blueprint.patch(f"/users/<{ID_ROUTE}:user_id>/role")
@@ -59,10 +56,7 @@ async def register_user(data: UserIn) -> tuple[dict[str, Any], int]:
 @authenticated
 @validate_request(RoleIn)
 async def change_role(user_id: int, data: RoleIn) -> dict[str, Any]:
-    async with resources().unit_of_work() as uow:
-        user = await users.change_role(uow, current_actor(), user_id, data.role)
-        await uow.commit()
-    return user
+    return await committed(users.change_role, user_id, data.role)
 
 
 @blueprint.get("/users/directory")

@@ -15,27 +15,32 @@ from gateway.supervision import Loop, Supervisor, shielded
 
 
 async def test_a_failing_loop_is_logged_and_restarted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "gateway.supervision")
     passes: list[int] = []
-    fourth = asyncio.Event()
+    fifth = asyncio.Event()
 
     async def flaky() -> None:
         passes.append(len(passes))
-        if len(passes) == 4:
-            fourth.set()
+        if len(passes) == 5:
+            fifth.set()
         if len(passes) == 1:
             raise KeyError("a bug")
-        if len(passes) == 2:
+        if len(passes) in (2, 3):
             raise asyncpg.InternalClientError("cannot switch to state 12")  # a cut connection
 
     supervisor = Supervisor()
     supervisor.add(Loop("flaky", flaky, 0.01))
     supervisor.start()
-    await asyncio.wait_for(fourth.wait(), 5)
+    await asyncio.wait_for(fifth.wait(), 5)
     await supervisor.stop(1, 1)
 
-    failures = [r for r in caplog.records if r.name == "gateway.supervision"]
-    assert [r.levelno for r in failures[:2]] == [logging.ERROR, logging.WARNING]
-    assert all(r.exc_info for r in failures[:2])  # with the traceback
+    said = [r for r in caplog.records if r.name == "gateway.supervision"]
+    assert [r.levelno for r in said[:4]] == [logging.ERROR, logging.WARNING, logging.WARNING,
+                                             logging.INFO]  # fmt: skip
+    assert said[0].exc_info  # a bug, with its traceback
+    assert not said[1].exc_info and not said[2].exc_info  # an outage's later attempts: a line
+    assert "InternalClientError" in said[1].getMessage()
+    assert "working again after 3 failed attempt(s)" in said[3].getMessage()
     assert REGISTRY.get_sample_value("floorbell_loop_last_success_seconds", {"loop": "flaky"})
 
 
