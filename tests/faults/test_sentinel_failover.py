@@ -56,6 +56,7 @@ class Reader:
     name: str
     token: str
     titles: list[str] = field(default_factory=list)
+    arrivals: list[float] = field(default_factory=list)  # when each title came
     resets: list[tuple[str, float]] = field(default_factory=list)  # (reason, when)
     last_id: str | None = None
 
@@ -79,6 +80,7 @@ class Reader:
                             self.resets.append((event.data["data"]["reason"], time.monotonic()))
                         elif event.event == "broadcast":
                             self.titles.append(event.data["data"]["title"])
+                            self.arrivals.append(time.monotonic())
             except (EOFError, TimeoutError, aiohttp.ClientError, OSError):
                 await asyncio.sleep(0.1)
 
@@ -127,7 +129,9 @@ async def test_a_failover_loses_nothing_silently_and_repeats_nothing(
             assert await replica.exists(keys.history_epoch)  # the generation was replicated,
             assert replicated < written  # its last entries were not
         sentinels.primary.kill()
+        killed = time.monotonic()
         await sentinels.until_promoted()
+        promoted = time.monotonic()
         tasks.append(asyncio.create_task(sleeper.run(session, gateway.url)))
         readers.append(sleeper)
         target = len(committed) + 20
@@ -167,6 +171,10 @@ async def test_a_failover_loses_nothing_silently_and_repeats_nothing(
         await asyncio.gather(*tasks, return_exceptions=True)
         with contextlib.suppress(NameError):
             await session.close()
+        with contextlib.suppress(NameError):  # the failover's timing, shown with -s
+            back = [next((t for t in r.arrivals if t > killed), 0) - killed for r in readers]
+            print(f"promoted {promoted - killed:.1f} s after the kill; first broadcast"
+                  f" after it {min(back):.1f}-{max(back):.1f} s after the kill")  # fmt: skip
         for reader in readers:  # shown when the test fails
             print(reader.name, len(set(reader.titles)), "of", len(committed), reader.resets)
         gateway.stop()
