@@ -32,7 +32,7 @@ from gateway.ops.doctor import check_redis
 from gateway.ops.provision import provision
 from gateway.services.outbox import UnitOfWork
 from tests.faults.sentinels import SentinelSet
-from tests.gateway_process import ROOT, GatewayProcess, SseClient, gateway_env
+from tests.gateway_process import ROOT, GatewayProcess, SseClient, free_port, gateway_env
 from tests.helpers import eventually, fresh_user, token_for
 from tests.push_fixtures import FakePushService
 
@@ -95,8 +95,10 @@ async def test_a_failover_loses_nothing_silently_and_repeats_nothing(
     env = {"REDIS_SENTINELS": sentinels.env, "PUSH_ENDPOINT_ALLOW": service.origin}
     gateway = GatewayProcess(mine, "sentinel-gw", REDIS_SENTINELS=sentinels.env)
     worker_log = tempfile.TemporaryFile()
-    worker = _worker(gateway_env(mine, INSTANCE_ID="sentinel-w", WORKER_HEALTH_PORT="0", **env),
-                     worker_log)  # fmt: skip
+    health_port = free_port()
+    health = f"http://127.0.0.1:{health_port}"  # the worker's /readyz
+    worker_env = gateway_env(mine, INSTANCE_ID="sentinel-w", WORKER_HEALTH_PORT=str(health_port))
+    worker = _worker({**worker_env, **env}, worker_log)
     tasks: list[asyncio.Task[None]] = []
     committed: list[tuple[str, float]] = []  # (title, when committed)
     try:
@@ -136,6 +138,8 @@ async def test_a_failover_loses_nothing_silently_and_repeats_nothing(
         readers.append(sleeper)
         target = len(committed) + 20
         await eventually(lambda: _flowing_again(readers, committed, target), 60)
+        for process in (health, gateway.url):  # each followed the failover on its own
+            await eventually(lambda: _ready(session, process), 30)  # noqa: B023
         stop.set()
         await producer
         total = [title for title, _ in committed]
@@ -188,6 +192,11 @@ async def test_a_failover_loses_nothing_silently_and_repeats_nothing(
         worker_log.close()
         await service.stop()
         await pool.close()
+
+
+async def _ready(session: aiohttp.ClientSession, base_url: str) -> bool:
+    async with session.get(f"{base_url}/readyz") as response:
+        return response.status == 200
 
 
 def _worker(env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
