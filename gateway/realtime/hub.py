@@ -239,6 +239,9 @@ class Hub:
                 reset = rejected.reason
             replies = await self._round_trips.run(lambda pipe: pipe.xrevrange(user_stream, count=1))
             _raise_errors(replies)
+        if self._to_generation_start:  # a new generation, its board position not yet known
+            await self._skip_to_generation_start()
+            board_now = self._board_pos
         start = Cursor(user_id, _first_id(replies[0]), board_now, epoch)
         conn.start_at(start)
         return Opened(conn, start, reset, [])
@@ -319,7 +322,7 @@ class Hub:
         """Read the new generation from where it began, not from the start of streams a
         failover left full: entries from before were either seen or are covered by the
         `history_lost` every client of the old generation is told."""
-        began = await began_ms(self._reader, self._keys)
+        began = await began_ms(self._control, self._keys)  # the reader may be blocked
         self._to_generation_start = False
         if began and self._board_pos == self._live_pos == START:
             self._board_pos = self._live_pos = f"{began - 1}-0"
