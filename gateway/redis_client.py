@@ -82,6 +82,13 @@ def sentinel(settings: Settings) -> Sentinel:
     return Sentinel(list(settings.redis_sentinels), sentinel_kwargs=timeouts)  # type: ignore[no-untyped-call]
 
 
+async def close_sentinel(manager: Sentinel) -> None:
+    """Close the clients of the Sentinels themselves (`Sentinel.aclose` is younger than
+    the redis-py versions we support)."""
+    for client in manager.sentinels:
+        await client.aclose()
+
+
 class _SentinelPool(SentinelConnectionPool):
     """A pool of connections to the current primary that owns its Sentinel clients."""
 
@@ -89,7 +96,7 @@ class _SentinelPool(SentinelConnectionPool):
         try:
             await super().aclose()
         finally:
-            await self.sentinel_manager.aclose()
+            await close_sentinel(self.sentinel_manager)
 
 
 class _BlockingSentinelPool(_SentinelPool, BlockingConnectionPool):

@@ -20,7 +20,7 @@ from gateway.ops.key_files import MIN_JWT_SECRET_BYTES
 from gateway.ops.migrate import SQL_DIR
 from gateway.ops.provision import redact
 from gateway.push.vapid import check_key_pair
-from gateway.redis_client import describe_redis, redis_client, sentinel
+from gateway.redis_client import close_sentinel, describe_redis, redis_client, sentinel
 
 WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 TIMEOUT_S = 5.0
@@ -160,7 +160,7 @@ async def check_sentinels(settings: Settings) -> list[Check]:
             return_exceptions=True,
         )
     finally:
-        await manager.aclose()
+        await close_sentinel(manager)
     named = [reply[service] for reply in replies if isinstance(reply, dict) and service in reply]
     answering = sum(isinstance(reply, dict) for reply in replies)
     asked = len(replies)
