@@ -66,6 +66,18 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in env.get(name, "").split(",") if item.strip())
 
 
+def _addresses(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]:
+    """`host:port,host:port,…` (an IPv6 host in brackets) as (host, port) pairs."""
+    addresses = []
+    for item in _list(env, name):
+        host, _, port = item.rpartition(":")
+        host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(f"{name} takes host:port pairs separated by commas, got {item!r}")
+        addresses.append((host, int(port)))
+    return tuple(addresses)
+
+
 def _origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     origins = _list(env, name)
     for origin in origins:
@@ -79,6 +91,10 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str = DEFAULT_REDIS_URL
     redis_prefix: str = "floorbell:"
+    # Sentinels to ask for the primary of `redis_sentinel_service`: when given, they take
+    # precedence over the address of `redis_url` (whose database and credentials apply).
+    redis_sentinels: tuple[tuple[str, int], ...] = ()
+    redis_sentinel_service: str = "mymaster"
     jwt_secret: str = ""
     jwt_ttl_s: int = 12 * 3600
     vapid_public_key: str = ""
@@ -122,6 +138,10 @@ class Settings:
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             redis_url=env.get("REDIS_URL") or DEFAULT_REDIS_URL,
             redis_prefix=env.get("REDIS_PREFIX") or defaults.redis_prefix,
+            redis_sentinels=_addresses(env, "REDIS_SENTINELS"),
+            redis_sentinel_service=(
+                env.get("REDIS_SENTINEL_SERVICE") or defaults.redis_sentinel_service
+            ),
             jwt_secret=secret,
             jwt_ttl_s=_int(env, "JWT_TTL_SECONDS", defaults.jwt_ttl_s, 60),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),

@@ -70,9 +70,17 @@ class Keys:
 
     @property
     def history_epoch(self) -> str:
-        """The generation of the stream history: created by the first reader of a history
-        (SET NX), lost with it, so a cursor of another generation is recognised."""
+        """The generation of the stream history: created by the first reader of a history,
+        lost with it, renewed when another primary serves it (`gateway.history`), so a
+        cursor of another generation is recognised."""
         return f"{self.prefix}history:epoch"
+
+    @property
+    def history_server(self) -> str:
+        """The replication id of the Redis primary the generation was created on (another
+        one, after a restart or a failover, starts a new generation) and when it began
+        (`gateway.history`)."""
+        return f"{self.prefix}history:server"
 
     @property
     def unread_versions(self) -> str:

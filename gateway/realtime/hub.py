@@ -10,10 +10,11 @@ disconnected; presence changes wait beside the queue, the latest per user. Catch
 connect reads the user's own stream, which keeps history, and takes the board's part
 from the latest board entries the hub keeps in memory when it can.
 
-The history has a generation (`Keys.history_epoch`, created by the first reader of a
-history and lost with it), carried in every cursor: a resume from another generation is
-told `history_lost`, and when the hub sees the generation change under it (Redis lost
-its data) it ends every stream, so that each client resumes and is told.
+The history has a generation (`gateway.history`: created by the first reader of a
+history, lost with it, renewed when another primary serves it), carried in every
+cursor: a resume from another generation is told `history_lost`, and when the hub sees
+the generation change under it (Redis lost its data, or failed over) it ends every
+stream, so that each client resumes and is told.
 
 A connection is registered and unregistered by one context (`Hub.connection`), which
 also covers an open that fails or is abandoned halfway: none can stay behind.
@@ -25,7 +26,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,6 +36,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
 from gateway.config import Settings
+from gateway.history import began_ms, queue_generation
 from gateway.keys import Keys
 from gateway.metrics import SSE_CONNECTIONS
 from gateway.realtime.batching import RoundTrips
@@ -54,7 +55,7 @@ BLOCK_MS = 2000
 READ_COUNT = 1000
 CATCH_UP_MAX = 5000
 DISPATCH_CHUNK = 100  # entries offered before connections get to write
-EPOCH_REPLIES = 2  # of `_queue_epoch`
+EPOCH_REPLIES = 1  # of `queue_generation`
 UNSTAMPED = frozenset({"unread_count"})  # user-stream entries that are no notification
 
 
@@ -135,6 +136,7 @@ class Hub:
         self._by_user: dict[int, set[Connection]] = {}
         self._board_pos = self._live_pos = START
         self._epoch = ""
+        self._to_generation_start = False  # a new generation: where it began is yet to read
         self._closing = False
         self._retention_ms = settings.stream_retention_hours * 3600 * 1000
         self._recent = RecentBoard(START, self._retention_ms)
@@ -237,16 +239,18 @@ class Hub:
                 reset = rejected.reason
             replies = await self._round_trips.run(lambda pipe: pipe.xrevrange(user_stream, count=1))
             _raise_errors(replies)
+        if self._to_generation_start:  # a new generation, its board position not yet known
+            await self._skip_to_generation_start()
+            board_now = self._board_pos
         start = Cursor(user_id, _first_id(replies[0]), board_now, epoch)
         conn.start_at(start)
         return Opened(conn, start, reset, [])
 
     def _queue_epoch(self, pipe: Pipeline) -> None:
         """The history's generation (EPOCH_REPLIES replies, the last one its value),
-        created when the history has none yet: a new one each time, never one seen
-        before."""
-        pipe.set(self._keys.history_epoch, secrets.token_hex(4), nx=True)
-        pipe.get(self._keys.history_epoch)
+        created when the history has none yet or renewed after a failover: a new one
+        each time, never one seen before."""
+        queue_generation(pipe, self._keys)
 
     @staticmethod
     def _frames_after(conn: Connection, cursor: Cursor, items: list[Item]) -> list[str]:
@@ -284,6 +288,8 @@ class Hub:
         The history's generation comes in the same round trip: a new one means Redis
         lost what this hub was following."""
         board, live = self._keys.board_stream, self._keys.live_stream
+        if self._to_generation_start:
+            await self._skip_to_generation_start()
         async with self._reader.pipeline(transaction=False) as pipe:
             self._queue_epoch(pipe)
             pipe.xread({board: self._board_pos, live: self._live_pos}, count=READ_COUNT,
@@ -310,6 +316,17 @@ class Hub:
         self._epoch = epoch
         self._board_pos = self._live_pos = START
         self._recent = RecentBoard(START, self._retention_ms)
+        self._to_generation_start = True
+
+    async def _skip_to_generation_start(self) -> None:
+        """Read the new generation from where it began, not from the start of streams a
+        failover left full: entries from before were either seen or are covered by the
+        `history_lost` every client of the old generation is told."""
+        began = await began_ms(self._control, self._keys)  # the reader may be blocked
+        self._to_generation_start = False
+        if began and self._board_pos == self._live_pos == START:
+            self._board_pos = self._live_pos = f"{began - 1}-0"
+            self._recent = RecentBoard(self._board_pos, self._retention_ms)
 
     def _dispatch_board(self, entries: list[Entry]) -> None:
         for entry_id, fields in entries:

@@ -207,6 +207,36 @@ async def test_a_poison_entry_is_set_aside_and_the_rest_of_its_batch_is_delivere
     assert stored == 2  # the broken event stored nothing
 
 
+async def test_an_event_routed_already_is_not_appended_again(
+    db: asyncpg.Pool, redis: Redis, keys: Keys, router: Router
+) -> None:
+    """As after a failover to a replica that lacked the last writes: Redis delivers an
+    event again (its acknowledgement was lost), PostgreSQL knows it was routed. Its
+    readers were told `history_lost`; appending it again would tell them twice."""
+    ann = await fresh_user(db, "operator")
+    routed, waiting = (
+        {"to": [ann], "title": title, "body": "."} for title in ("routed", "waiting")
+    )
+    ids = [
+        await db.fetchval(
+            "INSERT INTO outbox (event_type, payload, published_at, routed_at)"
+            " VALUES ('broadcast', $1, now(), $2) RETURNING id",
+            data,
+            when,
+        )
+        for data, when in ((routed, datetime.now(UTC)), (waiting, None))
+    ]
+    entries = await _read_batch(
+        redis, keys, [_event(ids[0], "broadcast", routed), _event(ids[1], "broadcast", waiting)]
+    )
+    await router.handle_batch(entries)
+    told = await _stream(redis, keys.user_stream(ann))
+    assert [e["data"]["title"] for e in told if e["type"] == "broadcast"] == ["waiting"]
+    stored = await db.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", ann)
+    assert stored == 1
+    assert await db.fetchval("SELECT routed_at IS NOT NULL FROM outbox WHERE id = $1", ids[1])
+
+
 class CountingPool:
     """The real pool, counting the statements sent through the connections it lends."""
 
