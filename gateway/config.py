@@ -72,7 +72,7 @@ def _addresses(env: Mapping[str, str], name: str) -> tuple[tuple[str, int], ...]
     for item in _list(env, name):
         host, _, port = item.rpartition(":")
         host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not host or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
             raise ConfigError(f"{name} takes host:port pairs separated by commas, got {item!r}")
         addresses.append((host, int(port)))
     return tuple(addresses)

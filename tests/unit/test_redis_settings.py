@@ -19,7 +19,9 @@ def test_sentinels_are_host_port_pairs() -> None:
     assert named.redis_sentinel_service == "floor"
 
 
-@pytest.mark.parametrize("raw", ["sentinel", "host:", ":26379", "host:port", "host:70000"])
+@pytest.mark.parametrize(
+    "raw", ["sentinel", "host:", ":26379", "host:port", "host:70000", "host:²"]
+)
 def test_a_malformed_sentinel_fails_at_start_up(raw: str) -> None:
     with pytest.raises(ConfigError, match="REDIS_SENTINELS"):
         Settings.from_env({"REDIS_SENTINELS": raw})
