@@ -23,6 +23,7 @@ from gateway.push.fanout import PushFanout
 from gateway.push.sender import PushSender
 from gateway.services.outbox import UnitOfWork
 from tests.faults.faults import lose_keys
+from tests.faults.report import Arrival, FaultReport, Row
 from tests.helpers import eventually, fresh_user, stream_events
 from tests.push_fixtures import FakePushService
 
@@ -41,7 +42,7 @@ async def broadcast(pool: asyncpg.Pool, user_id: int, titles: list[str]) -> None
 
 
 async def test_events_lost_before_routing_are_routed_after_all(
-    own_database: str, own_prefix: str, pool: asyncpg.Pool, redis: Redis
+    own_database: str, own_prefix: str, pool: asyncpg.Pool, redis: Redis, fault_report: FaultReport
 ) -> None:
     keys = Keys(own_prefix)
     user = await fresh_user(pool)
@@ -63,6 +64,9 @@ async def test_events_lost_before_routing_are_routed_after_all(
 
         assert await eventually(all_three, 10)
         await asyncio.sleep(0.3)
+        seen = [Arrival(title, 0) for title in await titles()]
+        fault_report.add(Row.of("Redis keys lost before routing", ["one", "two", "three"], seen,
+                                None))  # fmt: skip
         assert await titles() == ["one", "two", "three"]  # once each
         stored = await pool.fetchval("SELECT count(*) FROM notifications WHERE user_id = $1", user)
         assert stored == 3
@@ -72,8 +76,9 @@ async def test_events_lost_before_routing_are_routed_after_all(
 
 
 async def test_notifications_lost_before_their_push_are_pushed_after_all(
-    own_database: str, own_prefix: str, pool: asyncpg.Pool, redis: Redis, settings: Settings
-) -> None:
+    own_database: str, own_prefix: str, pool: asyncpg.Pool, redis: Redis, settings: Settings,
+    fault_report: FaultReport,
+) -> None:  # fmt: skip
     keys = Keys(own_prefix)
     service = await FakePushService().start()
     mine = replace(settings, redis_prefix=own_prefix, push_endpoint_allow=(service.origin,))
@@ -101,6 +106,9 @@ async def test_notifications_lost_before_their_push_are_pushed_after_all(
             stop.set()
             await asyncio.wait_for(asyncio.gather(*tasks), 10)
         titles = sorted(r.payload["title"] for r in service.received if r.payload)
+        pushed = [Arrival(title, 0) for title in titles]
+        fault_report.add(Row.of("Redis keys lost before pushing: pushes", ["one", "two"], pushed,
+                                None))  # fmt: skip
         assert titles == ["one", "two"]  # once each
     finally:
         stop.set()

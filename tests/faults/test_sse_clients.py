@@ -96,9 +96,10 @@ async def test_aborted_opens_leave_no_connection_behind(
         return (await gauge(gateway), await presence_of(redis, keys, user)) == before
 
     settled = await _within(as_before, 2 * settings.sse_heartbeat_s + 1)
+    after = await gauge(gateway), await presence_of(redis, keys, user)
     fault_report.add(Row(f"{OPENS} SSE opens reset by the client", 0, 0, 0, None,
-                         f"gauge {before[0]:.0f} -> {await gauge(gateway):.0f}, presence"
-                         f" {before[1]} -> {await presence_of(redis, keys, user)}"))  # fmt: skip
+                         f"gauge {before[0]:.0f} -> {after[0]:.0f}, presence connections"
+                         f" {before[1][0]} -> {after[1][0]}"))  # fmt: skip
     assert settled, gateway.log_tail()
     async with aiohttp.ClientSession() as session:  # and the gateway serves as before
         stream = await open_stream(session, gateway.url, token)

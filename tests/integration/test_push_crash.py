@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.keys import PUSH_GROUP, Keys
 from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database
 from gateway.services.outbox import UnitOfWork
+from tests.faults.report import FaultReport, Row
 from tests.helpers import eventually, fresh_user
 from tests.push_fixtures import ROOT, FakePushService
 
@@ -111,6 +113,10 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_no_recorded_s
 
         after = [r.payload["data"]["notification_id"] for r in service.received[received_before:]
                  if r.payload]  # fmt: skip
+        pushes = Counter(service.notification_ids())
+        FaultReport.shared().add(Row("worker SIGKILLed, heir after: pushes", len(wanted),
+                                     len(wanted & set(pushes)), sum(n - 1 for n in pushes.values()),
+                                     None, "tests/integration"))  # fmt: skip
         assert not recorded & set(after)  # what was recorded as sent never went out again
         assert set(service.notification_ids()) == wanted  # nothing lost
         sent_rows = await pool.fetchval("SELECT count(*) FROM push_logs WHERE status = 'sent'")
