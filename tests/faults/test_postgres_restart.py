@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -40,11 +40,14 @@ def own_postgres(tmp_path: Path) -> Iterator[OwnPostgres]:
 
 
 @pytest.fixture
-async def people(own_postgres: OwnPostgres) -> AsyncIterator[tuple[int, int]]:
-    """A supervisor who writes, and the technician who reads."""
+async def people(own_postgres: OwnPostgres) -> tuple[int, int]:
+    """A supervisor who writes, and the technician who reads (the pool closed before the
+    outage: the test's own connections are not the point)."""
     pool = await create_pool(own_postgres.url)
-    yield await fresh_user(pool, role="supervisor"), await fresh_user(pool)
-    await pool.close()  # before the outage: the test's own connections are not the point
+    try:
+        return await fresh_user(pool, role="supervisor"), await fresh_user(pool)
+    finally:
+        await pool.close()
 
 
 async def send(session: aiohttp.ClientSession, gateway: GatewayProcess, token: str, to: int,

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from domain.events import BroadcastSent
 from gateway.config import Settings
@@ -51,7 +52,7 @@ async def held_by(redis: Redis, keys: Keys, consumer: str) -> int:
     """How many push entries `consumer` has read and not yet acknowledged."""
     try:
         pending: Any = await redis.xpending(keys.push_stream, PUSH_GROUP)
-    except Exception:  # the group does not exist yet
+    except ResponseError:  # the group does not exist yet
         return 0
     counts = {c["name"].decode(): int(c["pending"]) for c in pending["consumers"] or []}
     return counts.get(consumer, 0)
