@@ -33,18 +33,18 @@ lint: install
 	$(BIN)/mypy
 
 # Every test against the services this machine has (or the embedded ones when it has
-# none) and, side by side, the integration and end-to-end layers again on the embedded
-# PostgreSQL and Redis 6.2 that a laptop without its own gets (the minute of API fuzzing
-# runs once). The two passes share nothing (databases, key prefixes and ports are each
-# their own); the second one's output follows the first's.
+# none) and, side by side, the integration, end-to-end and fault layers again on the
+# embedded PostgreSQL and Redis 6.2 that a laptop without its own gets (the minute of API
+# fuzzing runs once). The two passes share nothing (databases, key prefixes and ports are
+# each their own); the second one's output follows the first's.
 test: install test-tools lint
 	@mkdir -p .data
 	@$(MAKE) --no-print-directory test-embedded > .data/test-embedded.log 2>&1 & again=$$!; \
 	$(BIN)/pytest; first=$$?; \
 	wait $$again; second=$$?; \
-	echo "=== the integration and end-to-end layers on the embedded PostgreSQL and Redis ==="; \
+	echo "=== the integration, end-to-end and fault layers on the embedded PostgreSQL and Redis ==="; \
 	cat .data/test-embedded.log; \
 	[ $$first -eq 0 ] && [ $$second -eq 0 ]
 
 test-embedded: install test-tools
-	FLOORBELL_EMBEDDED=1 $(BIN)/pytest tests/e2e tests/integration -m "not fuzz"
+	FLOORBELL_EMBEDDED=1 $(BIN)/pytest tests/e2e tests/integration tests/faults -m "not fuzz"

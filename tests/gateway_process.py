@@ -1,4 +1,5 @@
-"""Real gateway instances (`floorbell serve` subprocesses) and a small SSE client."""
+"""Real gateway instances and workers (`floorbell serve`, `floorbell worker`
+subprocesses) and a small SSE client."""
 
 from __future__ import annotations
 
@@ -44,19 +45,12 @@ def gateway_env(settings: Settings, **extra: str) -> dict[str, str]:
     }
 
 
-class GatewayProcess:
-    """One `floorbell serve` on a free port: one process, or with `workers` a supervisor
-    and that many gateway processes sharing the port (in a session of their own, so a
-    test can press Ctrl-C on that group alone). Its log goes to a file a test can read,
-    never to a pipe nobody reads: a gateway that logs a lot (Redis outages, slow readers)
-    would block once the pipe's buffer is full."""
+class _Process:
+    """A `floorbell` subprocess whose log goes to a file a test can read, never to a pipe
+    nobody reads: a process that logs a lot (Redis outages, slow readers) would block once
+    the pipe's buffer is full."""
 
-    def __init__(self, settings: Settings, name: str, workers: int = 1, **extra_env: str) -> None:
-        self.port = free_port()
-        self.name = name
-        self.workers = workers
-        env = gateway_env(settings, INSTANCE_ID=name, **extra_env)
-        command = ["serve", "--port", str(self.port), "--workers", str(workers)]
+    def __init__(self, command: list[str], env: dict[str, str], own_session: bool) -> None:
         self._log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gateway", *command],
@@ -64,12 +58,8 @@ class GatewayProcess:
             cwd=ROOT,
             stdout=self._log,
             stderr=subprocess.STDOUT,
-            start_new_session=workers > 1,
+            start_new_session=own_session,
         )
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     def log_text(self) -> str:
         self._log.seek(0)
@@ -77,6 +67,39 @@ class GatewayProcess:
 
     def log_tail(self, size: int = 2000) -> str:
         return self.log_text()[-size:]
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        """Stop it if it still runs; safe to call after `kill`."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.wait()
+        self._log.close()
+
+
+class GatewayProcess(_Process):
+    """One `floorbell serve` on a free port: one process, or with `workers` a supervisor
+    and that many gateway processes sharing the port (in a session of their own, so a
+    test can press Ctrl-C on that group alone)."""
+
+    def __init__(self, settings: Settings, name: str, workers: int = 1, **extra_env: str) -> None:
+        self.port = free_port()
+        self.name = name
+        self.workers = workers
+        env = gateway_env(settings, INSTANCE_ID=name, **extra_env)
+        command = ["serve", "--port", str(self.port), "--workers", str(workers)]
+        super().__init__(command, env, own_session=workers > 1)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def children(self) -> list[int]:
         """The pids of the gateway processes of a supervisor."""
@@ -104,20 +127,34 @@ class GatewayProcess:
             time.sleep(0.05)
         raise TimeoutError(f"gateway {self.name} did not start")
 
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
 
-    def stop(self) -> None:
-        """Stop it if it still runs; safe to call after `kill`."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+class WorkerProcess(_Process):
+    """One `floorbell worker` (relay, router, push fan-out), its health endpoints on a
+    free port."""
+
+    def __init__(self, settings: Settings, name: str, **extra_env: str) -> None:
+        self.name = name
+        self.health_port = free_port()
+        env = gateway_env(settings, INSTANCE_ID=name, WORKER_HEALTH_PORT=str(self.health_port),
+                          CLOCK_HEALTH_PORT="0", **extra_env)  # fmt: skip
+        super().__init__(["worker"], env, own_session=False)
+
+    @property
+    def health_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}"
+
+    def wait_ready(self, timeout_s: float = 20) -> None:
+        """Until its health endpoints answer (its loops have started)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {self.log_tail()}")
             try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait()
-        self._log.close()
+                with socket.create_connection(("127.0.0.1", self.health_port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise TimeoutError(f"worker {self.name} did not start")
 
 
 @dataclass

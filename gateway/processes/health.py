@@ -52,8 +52,8 @@ class HealthServer:
             sock.close()
             raise OSError(f"health port {host}:{port} is not free ({exc.strerror})") from exc
         self.port = int(sock.getsockname()[1])
-        # A bound method is not recognised as an ASGI 3 app: say so, or uvicorn calls
-        # it as an ASGI 2 one and every request fails.
+        # ASGI 3 said outright: Uvicorn takes a bound method for an ASGI 2 application
+        # (its guess looks at the method's `__call__`), and answers every request with a 500.
         config = uvicorn.Config(self._app, lifespan="off", access_log=False, log_config=None,
                                 ws="none", http="httptools", interface="asgi3")  # fmt: skip
         self._server = QuietServer(config)

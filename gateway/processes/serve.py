@@ -5,9 +5,11 @@ stopping cleanly on SIGINT/SIGTERM: on its own port, or on the socket a supervis
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
+import struct
 
 import uvicorn
 from quart import Quart
@@ -29,7 +31,17 @@ class _AbortableHttp(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self.transport.abort}}
+        self.scope["extensions"] = {ABORT_EXTENSION: {"abort": self._reset}}
+
+    def _reset(self) -> None:
+        """Abort with a reset. A socket closed with unsent data would otherwise stay with
+        the kernel, its buffers full, waiting for a window that never opens (for minutes,
+        FIN never sent): the client would not learn it was dropped."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()
 
 
 class _Server(QuietServer):

@@ -31,11 +31,15 @@ class Coalesced(Generic[Request, Answer]):
         self._running: set[asyncio.Task[None]] = set()
 
     async def ask(self, request: Request) -> Answer:
+        return await self.submit(request)
+
+    def submit(self, request: Request) -> asyncio.Future[Answer]:
+        """The future answer of `request`, sent with the next batch."""
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._pending.append((request, future))
         if len(self._pending) == 1:
             asyncio.get_running_loop().call_soon(self._flush)
-        return await future
+        return future
 
     def _flush(self) -> None:
         limit = self._max_batch
@@ -77,6 +81,12 @@ class RoundTrips:
         """Queue commands with `queue(pipe)`; their replies, in order, errors included
         as exception objects (as `execute(raise_on_error=False)` gives them)."""
         return await self._batches.ask(queue)
+
+    def submit(self, queue: Queue) -> asyncio.Future[list[Any]]:
+        """`run`'s replies as a future: the round trip goes out whether or not anyone
+        awaits it. Batches go out on several connections at once, so one submitted later
+        may be executed first; await this one before sending what must follow it."""
+        return self._batches.submit(queue)
 
     async def _execute(self, queues: list[Queue]) -> list[list[Any]]:
         counts = []

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.metrics import SSE_SLOW_DISCONNECTS
 from gateway.realtime.cursor import Cursor
@@ -84,6 +85,8 @@ class Connection:
         self._writing_since: float | None = None
         self._abort: Callable[[], None] | None = None
         self.dropped = False
+        # The round trip that records it in presence: its disconnect must land after.
+        self.recorded: asyncio.Future[list[Any]] | None = None
 
     @property
     def cursor(self) -> Cursor:

@@ -220,7 +220,11 @@ class Hub:
             if board_items is None:
                 _queue_catch_up(pipe, self._keys.board_stream, cursor.board_pos)
 
-        replies = await self._round_trips.run(queue)
+        # Shielded: an open abandoned here (the client gone) leaves the round trip going,
+        # and the disconnect waits for it, or it could reach Redis first on another
+        # connection and leave the connection in presence.
+        conn.recorded = self._round_trips.submit(queue)
+        replies = await asyncio.shield(conn.recorded)
         _raise_errors(replies[: PRESENCE_REPLIES + EPOCH_REPLIES])
         epoch = _text(replies[PRESENCE_REPLIES + EPOCH_REPLIES - 1])
         replies = replies[PRESENCE_REPLIES + EPOCH_REPLIES :]
@@ -267,6 +271,8 @@ class Hub:
         return [frame for item in items if (frame := conn.frame(item))]
 
     async def _unregister(self, conn: Connection) -> None:
+        if conn.recorded is not None and not conn.recorded.done():
+            await asyncio.wait([conn.recorded])  # its connect lands first
         connections = self._by_user.get(conn.user_id, set())
         if conn in connections:
             connections.discard(conn)

@@ -50,9 +50,16 @@ class UnitOfWork:
         self._committed = False
 
     async def __aenter__(self) -> UnitOfWork:
-        self.conn: asyncpg.Connection = await self._pool.acquire()
-        self._tx = self.conn.transaction()
-        await self._tx.start()
+        conn: asyncpg.Connection = await self._pool.acquire()
+        # `__aexit__` does not run when this fails: a BEGIN on a connection the server
+        # closed (a restart, a terminated backend) would keep it out of the pool for good.
+        try:
+            self._tx = conn.transaction()
+            await self._tx.start()
+        except BaseException:
+            await self._pool.release(conn)
+            raise
+        self.conn = conn
         return self
 
     async def __aexit__(

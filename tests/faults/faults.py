@@ -1,12 +1,15 @@
 """The faults themselves, made real and kept to what the test owns: its database's
-backends, its Redis clients, its key prefix, its processes."""
+backends, its Redis clients, its key prefix, its processes, a PostgreSQL of its own."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import asyncpg
 from redis.asyncio import Redis
 
-from gateway.ops.provision import database_name, replace_database
+from gateway.ops.provision import PG_LOG, _PostgresControl, database_name, replace_database
+from tests.gateway_process import free_port
 
 # Every key of the prefix gone in one step, as when Redis restarts without its data: a
 # script runs atomically, so no write lands between two deletions.
@@ -46,3 +49,28 @@ async def kill_clients(redis: Redis, name_part: str) -> int:
     for client_id in ids:
         await redis.client_kill_filter(_id=client_id)
     return len(ids)
+
+
+class OwnPostgres:
+    """A PostgreSQL of the test's own, from pgserver's binaries as the embedded one is,
+    that the test stops and starts again on the same port (no other user of the
+    machine's server is disturbed)."""
+
+    def __init__(self, home: Path) -> None:
+        self._home = home
+        self._control = _PostgresControl(home, log=lambda _: None)
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/floorbell"
+
+    def start(self) -> None:
+        """Start it (a cluster is made the first time); returns once it accepts."""
+        self._control._ensure_cluster()
+        options = f"-h 127.0.0.1 -p {self.port} -k ''"
+        self._control._pg_ctl("-l", str(self._home / PG_LOG), "-o", options, "start")
+
+    def stop(self) -> None:
+        """A fast shutdown: sessions are ended, as a restart by an operator ends them."""
+        self._control._pg_ctl("-m", "fast", "stop")

@@ -4,8 +4,18 @@ event delivered after it."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import ClassVar
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One event seen by a watcher: what tells it apart, and when (monotonic) it came."""
+
+    key: str
+    at: float
 
 
 @dataclass
@@ -16,6 +26,22 @@ class Row:
     duplicated: int
     recovery_s: float | None  # the service's return to the first event delivered after it
     note: str = ""
+
+    @classmethod
+    def of(cls, fault: str, committed: Iterable[str], arrivals: list[Arrival],
+           back_at: float | None, note: str = "") -> Row:  # fmt: skip
+        """The row of a fault from what was committed and what arrived: `back_at` is when
+        the service returned (monotonic), or None."""
+        wanted = set(committed)
+        seen = Counter(arrival.key for arrival in arrivals)
+        after = [arrival.at - back_at for arrival in arrivals if back_at and arrival.at >= back_at]
+        duplicated = sum(n - 1 for n in seen.values())
+        recovery = min(after) if after else None
+        return cls(fault, len(wanted), len(wanted & set(seen)), duplicated, recovery, note)
+
+    @property
+    def exactly_once(self) -> bool:
+        return self.delivered == self.committed and self.duplicated == 0
 
 
 @dataclass

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -27,6 +28,7 @@ from gateway.keys import PUSH_GROUP, Keys
 from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database
 from gateway.services.outbox import UnitOfWork
+from tests.faults.report import FaultReport, Row
 from tests.helpers import eventually, fresh_user
 from tests.push_fixtures import ROOT, FakePushService
 
@@ -56,6 +58,18 @@ def start_worker(settings: Settings, database_url: str, prefix: str, service: Fa
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
 
+async def subscribed_user(pool: asyncpg.Pool, service: FakePushService) -> int:
+    """Someone who wants broadcasts pushed, with one device on `service`."""
+    user_id = await fresh_user(pool)
+    await pool.execute("INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
+                       user_id, {"broadcast": {"push": True}})  # fmt: skip
+    device = service.device.keys
+    await pool.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
+                       " VALUES ($1, $2, $3, $4)", user_id, service.endpoint(), device["p256dh"],
+                       device["auth"])  # fmt: skip
+    return user_id
+
+
 async def sent(pool: asyncpg.Pool) -> set[int]:
     rows = await pool.fetch("SELECT notification_id FROM push_logs WHERE status = 'sent'")
     return {row["notification_id"] for row in rows}
@@ -70,13 +84,7 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_no_recorded_s
     service = await FakePushService(delay_s=0.25).start()
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        user_id = await fresh_user(pool)
-        await pool.execute("INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
-                           user_id, {"broadcast": {"push": True}})  # fmt: skip
-        keys_ = service.device.keys
-        await pool.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
-                           " VALUES ($1, $2, $3, $4)", user_id, service.endpoint(), keys_["p256dh"],
-                           keys_["auth"])  # fmt: skip
+        user_id = await subscribed_user(pool, service)
         workers.append(start_worker(settings, own_database, prefix, service, "doomed"))
         async with UnitOfWork(pool) as uow:
             for n in range(NOTIFICATIONS):
@@ -99,17 +107,21 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_no_recorded_s
         workers.append(start_worker(settings, own_database, prefix, service, "heir"))
         wanted = {row["id"] for row in await pool.fetch("SELECT id FROM notifications")}
         assert len(wanted) == NOTIFICATIONS
-        assert await eventually(lambda: _all(pool, wanted), 30), (
+        assert await eventually(lambda: all_sent(pool, wanted), 30), (
             "the claimed entries were not finished"
         )
 
         after = [r.payload["data"]["notification_id"] for r in service.received[received_before:]
                  if r.payload]  # fmt: skip
+        pushes = Counter(service.notification_ids())
+        FaultReport.shared().add(Row("worker SIGKILLed, heir after: pushes", len(wanted),
+                                     len(wanted & set(pushes)), sum(n - 1 for n in pushes.values()),
+                                     None, "tests/integration"))  # fmt: skip
         assert not recorded & set(after)  # what was recorded as sent never went out again
         assert set(service.notification_ids()) == wanted  # nothing lost
         sent_rows = await pool.fetchval("SELECT count(*) FROM push_logs WHERE status = 'sent'")
         assert sent_rows == NOTIFICATIONS  # one device, one record per notification
-        assert await eventually(lambda: _nothing_pending(redis, keys), 10)
+        assert await eventually(lambda: nothing_pending(redis, keys), 10)
     finally:
         for worker in workers:
             if worker.poll() is None:
@@ -120,11 +132,11 @@ async def test_a_worker_killed_mid_batch_loses_nothing_and_repeats_no_recorded_s
         await _drop_keys(redis, prefix)
 
 
-async def _all(pool: asyncpg.Pool, wanted: set[int]) -> bool:
+async def all_sent(pool: asyncpg.Pool, wanted: set[int]) -> bool:
     return await sent(pool) == wanted
 
 
-async def _nothing_pending(redis: Redis, keys: Keys) -> bool:
+async def nothing_pending(redis: Redis, keys: Keys) -> bool:
     pending: Any = await redis.xpending(keys.push_stream, PUSH_GROUP)
     return bool(pending["pending"] == 0)
 
