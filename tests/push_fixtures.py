@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import http_ece
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -193,6 +194,15 @@ class FakePushService:
 
     def endpoint(self, name: str | None = None) -> str:
         return f"{self.origin}/push/{name or uuid.uuid4().hex}"
+
+    async def subscribe(self, pool: asyncpg.Pool, user_id: int) -> None:
+        """Give `user_id` one device on this service, and broadcasts pushed to it."""
+        await pool.execute("INSERT INTO notification_preferences (user_id, types)"
+                           " VALUES ($1, $2)", user_id, {"broadcast": {"push": True}})  # fmt: skip
+        keys = self.device.keys
+        await pool.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
+                           " VALUES ($1, $2, $3, $4)", user_id, self.endpoint(), keys["p256dh"],
+                           keys["auth"])  # fmt: skip
 
     async def start(self) -> FakePushService:
         app = web.Application()

@@ -3,12 +3,15 @@ reach the session's worker or other tests), and the suite's report."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from gateway.db import create_pool
 from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database
 from tests.faults.report import FaultReport
@@ -22,6 +25,17 @@ def own_database(database_url: str) -> Iterator[str]:
     migrate(url)
     yield url
     drop_database(url)
+
+
+@pytest.fixture
+async def pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's own database."""
+    pool = await create_pool(own_database)
+    yield pool
+    try:  # a connection never given back would hold the close up for good
+        await asyncio.wait_for(pool.close(), 5)
+    except TimeoutError:
+        pool.terminate()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pytest
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.db import create_pool
 from gateway.keys import Keys
 from tests.faults.proxy import Proxy
 from tests.faults.report import FaultReport, Row
@@ -27,13 +26,6 @@ from tests.gateway_process import WorkerProcess
 from tests.helpers import eventually, fresh_user
 
 HOLE_S = 7.0  # longer than the client's reply deadline (5 s): the worker must notice
-
-
-@pytest.fixture
-async def pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(own_database)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -8,16 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import aiohttp
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.db import create_pool
 from gateway.keys import Keys
 from tests.faults.faults import terminate_backends
 from tests.faults.report import FaultReport, Row
@@ -27,16 +24,6 @@ from tests.helpers import eventually, fresh_user
 
 TERMINATIONS = 6
 EVERY_S = 0.4
-
-
-@pytest.fixture
-async def pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(own_database)
-    yield pool
-    try:  # a connection never given back would hold the close up for good
-        await asyncio.wait_for(pool.close(), 5)
-    except TimeoutError:
-        pool.terminate()
 
 
 async def write_while(pool: asyncpg.Pool, user: int, phase: str, until: asyncio.Event) -> None:

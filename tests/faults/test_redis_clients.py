@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from gateway.config import Settings
-from gateway.db import create_pool
 from tests.faults.faults import kill_clients
 from tests.faults.report import FaultReport, Row
 from tests.faults.watch import SseWatch, broadcast, committed_titles
@@ -26,13 +23,6 @@ from tests.helpers import eventually, fresh_user, token_for
 
 KILLS = 4
 EVERY_S = 0.5
-
-
-@pytest.fixture
-async def pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(own_database)
-    yield pool
-    await pool.close()
 
 
 async def test_killed_redis_clients_lose_and_repeat_nothing(

@@ -8,16 +8,13 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from domain.events import BroadcastSent
 from gateway.config import Settings
-from gateway.db import create_pool
 from gateway.keys import Keys
 from gateway.pipeline.relay import OutboxRelay
 from gateway.pipeline.router import Router
@@ -31,13 +28,6 @@ from tests.faults.watch import SseWatch, broadcast
 from tests.gateway_process import GatewayProcess, WorkerProcess
 from tests.helpers import eventually, fresh_user, stream_events, token_for
 from tests.push_fixtures import FakePushService
-
-
-@pytest.fixture
-async def pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(own_database)
-    yield pool
-    await pool.close()
 
 
 async def broadcast_all(pool: asyncpg.Pool, user_id: int, titles: list[str]) -> None:
@@ -88,12 +78,7 @@ async def test_notifications_lost_before_their_push_are_pushed_after_all(
     service = await FakePushService().start()
     mine = replace(settings, redis_prefix=own_prefix, push_endpoint_allow=(service.origin,))
     user = await fresh_user(pool)
-    await pool.execute("INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
-                       user, {"broadcast": {"push": True}})  # fmt: skip
-    device = service.device.keys
-    await pool.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
-                       " VALUES ($1, $2, $3, $4)", user, service.endpoint(), device["p256dh"],
-                       device["auth"])  # fmt: skip
+    await service.subscribe(pool, user)
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(OutboxRelay(own_database, redis, keys, poll_s=0.05).run(stop)),

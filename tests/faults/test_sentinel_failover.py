@@ -104,7 +104,7 @@ async def test_a_failover_loses_nothing_silently_and_repeats_nothing(
     committed: list[tuple[str, float]] = []  # (title, when committed)
     try:
         ann, bob, pushed_to = [await fresh_user(pool, language="en") for _ in range(3)]
-        await _subscribe(pool, pushed_to, service)
+        await service.subscribe(pool, pushed_to)
         readers = [Reader("ann-1", token_for(mine.jwt_secret, ann)),
                    Reader("ann-2", token_for(mine.jwt_secret, ann)),
                    Reader("bob", token_for(mine.jwt_secret, bob))]  # fmt: skip
@@ -248,15 +248,6 @@ async def _all_saw(readers: list[Reader], count: int) -> bool:
 
 async def _received(service: FakePushService, count: int) -> bool:
     return len(service.received) >= count
-
-
-async def _subscribe(pool: asyncpg.Pool, user: int, service: FakePushService) -> None:
-    await pool.execute("INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
-                       user, {"broadcast": {"push": True}})  # fmt: skip
-    device = service.device.keys
-    await pool.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
-                       " VALUES ($1, $2, $3, $4)", user, service.endpoint(), device["p256dh"],
-                       device["auth"])  # fmt: skip
 
 
 async def test_doctor_and_provision_go_by_the_sentinels(

@@ -13,17 +13,14 @@ import asyncio
 import signal
 import subprocess
 from collections import Counter
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from domain.events import BroadcastSent
 from gateway.config import Settings
-from gateway.db import create_pool
 from gateway.keys import PUSH_GROUP, Keys
 from gateway.services.outbox import UnitOfWork
 from tests.faults.report import FaultReport, Row
@@ -39,13 +36,6 @@ from tests.integration.test_push_crash import (
 from tests.push_fixtures import FakePushService
 
 BROADCASTS = 40
-
-
-@pytest.fixture
-async def pool(own_database: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await create_pool(own_database)
-    yield pool
-    await pool.close()
 
 
 async def held_by(redis: Redis, keys: Keys, consumer: str) -> int:

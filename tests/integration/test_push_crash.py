@@ -61,12 +61,7 @@ def start_worker(settings: Settings, database_url: str, prefix: str, service: Fa
 async def subscribed_user(pool: asyncpg.Pool, service: FakePushService) -> int:
     """Someone who wants broadcasts pushed, with one device on `service`."""
     user_id = await fresh_user(pool)
-    await pool.execute("INSERT INTO notification_preferences (user_id, types) VALUES ($1, $2)",
-                       user_id, {"broadcast": {"push": True}})  # fmt: skip
-    device = service.device.keys
-    await pool.execute("INSERT INTO push_subscriptions (user_id, endpoint, p256dh, auth)"
-                       " VALUES ($1, $2, $3, $4)", user_id, service.endpoint(), device["p256dh"],
-                       device["auth"])  # fmt: skip
+    await service.subscribe(pool, user_id)
     return user_id
 
 
