@@ -266,6 +266,7 @@ async def test_doctor_and_provision_go_by_the_sentinels(
     monkeypatch.setenv("DATABASE_URL", own_database)
     monkeypatch.setenv("REDIS_SENTINELS", sentinels.env)
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("FLOORBELL_EMBEDDED", raising=False)  # which would ignore them
     said: list[str] = []
     with provision(tmp_path, said.append, local_redis=("127.0.0.1", 1)) as found:
         assert found == {"DATABASE_URL": own_database}  # no Redis started, none named
