@@ -158,6 +158,16 @@ class WorkerProcess(_Process):
 
 
 @dataclass
+class Deployment:
+    """A gateway and a worker that serve one database and key prefix together."""
+
+    settings: Settings
+    name: str  # in both processes' instance ids, so in their Redis client names
+    gateway: GatewayProcess
+    worker: WorkerProcess
+
+
+@dataclass
 class SseEvent:
     id: str | None
     event: str | None

@@ -1,20 +1,26 @@
-"""Fixtures of the fault suite: databases and key prefixes of their own (a fault must not
-reach the session's worker or other tests), and the suite's report."""
+"""Fixtures of the fault suite: databases, key prefixes and processes of their own (a fault
+must not reach the session's worker or other tests), a proxy before Redis, and the suite's
+report."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 from redis.asyncio import Redis
 
+from gateway.config import Settings
 from gateway.db import create_pool
 from gateway.ops.migrate import migrate
 from gateway.ops.provision import drop_database, ensure_database
+from tests.faults.proxy import Proxy
 from tests.faults.report import FaultReport
+from tests.gateway_process import Deployment, GatewayProcess, WorkerProcess
 
 
 @pytest.fixture
@@ -45,6 +51,31 @@ async def own_prefix(redis: Redis) -> AsyncIterator[str]:
     found = [key async for key in redis.scan_iter(f"{prefix}*")]
     if found:
         await redis.delete(*found)
+
+
+@pytest.fixture
+async def deployment(
+    own_database: str, own_prefix: str, settings: Settings
+) -> AsyncIterator[Deployment]:
+    """A gateway and a worker on the test's own database and key prefix, both ready."""
+    mine = replace(settings, database_url=own_database, redis_prefix=own_prefix)
+    name = f"fault-{uuid.uuid4().hex[:6]}"
+    gateway, worker = GatewayProcess(mine, name), WorkerProcess(mine, f"{name}-worker")
+    try:
+        await asyncio.gather(asyncio.to_thread(gateway.wait_ready),
+                             asyncio.to_thread(worker.wait_ready))  # fmt: skip
+        yield Deployment(mine, name, gateway, worker)
+    finally:
+        await asyncio.gather(asyncio.to_thread(gateway.stop), asyncio.to_thread(worker.stop))
+
+
+@pytest.fixture
+async def redis_proxy(settings: Settings) -> AsyncIterator[Proxy]:
+    """A TCP proxy before the machine's Redis, which the test slows, holds or cuts."""
+    url = urlsplit(settings.redis_url)
+    proxy = await Proxy(url.hostname or "127.0.0.1", url.port or 6379).start()
+    yield proxy
+    await proxy.stop()
 
 
 @pytest.fixture(scope="session")

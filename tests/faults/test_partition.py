@@ -8,13 +8,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from gateway.config import Settings
@@ -26,14 +24,6 @@ from tests.gateway_process import WorkerProcess
 from tests.helpers import eventually, fresh_user
 
 HOLE_S = 7.0  # longer than the client's reply deadline (5 s): the worker must notice
-
-
-@pytest.fixture
-async def proxy(settings: Settings) -> AsyncIterator[Proxy]:
-    url = urlsplit(settings.redis_url)
-    proxy = await Proxy(url.hostname or "127.0.0.1", url.port or 6379).start()
-    yield proxy
-    await proxy.stop()
 
 
 async def readiness(worker: WorkerProcess) -> int:
@@ -48,9 +38,9 @@ async def readiness(worker: WorkerProcess) -> int:
 
 async def test_a_black_holed_redis_is_noticed_and_nothing_is_lost(
     own_database: str, own_prefix: str, pool: asyncpg.Pool, redis: Redis, settings: Settings,
-    proxy: Proxy, fault_report: FaultReport,
+    redis_proxy: Proxy, fault_report: FaultReport,
 ) -> None:  # fmt: skip
-    through = proxy.redis_url(int(urlsplit(settings.redis_url).path.strip("/") or 0))
+    through = redis_proxy.redis_url(int(urlsplit(settings.redis_url).path.strip("/") or 0))
     mine = replace(settings, database_url=own_database, redis_prefix=own_prefix,
                    redis_url=through)  # fmt: skip
     worker = WorkerProcess(mine, f"fault-hole-{uuid.uuid4().hex[:6]}")
@@ -62,7 +52,7 @@ async def test_a_black_holed_redis_is_noticed_and_nothing_is_lost(
                 assert await broadcast(pool, user, f"before-{n}")
             assert await eventually(lambda: watch.has_all({f"before-{n}" for n in range(3)}), 15)
 
-            proxy.blackhole()
+            redis_proxy.blackhole()
             hole_at, noticed_after, n = time.monotonic(), None, 0
             while time.monotonic() - hole_at < HOLE_S:
                 assert await broadcast(pool, user, f"during-{n}")
@@ -70,7 +60,7 @@ async def test_a_black_holed_redis_is_noticed_and_nothing_is_lost(
                 if noticed_after is None and await readiness(worker) == 503:
                     noticed_after = time.monotonic() - hole_at
                 await asyncio.sleep(0.2)
-            proxy.heal()
+            redis_proxy.heal()
             back_at = time.monotonic()
             for n in range(3):
                 assert await broadcast(pool, user, f"after-{n}")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import replace
 
 import asyncpg
@@ -25,7 +24,7 @@ from gateway.services.outbox import UnitOfWork
 from tests.faults.faults import lose_keys
 from tests.faults.report import Arrival, FaultReport, Row
 from tests.faults.watch import SseWatch, broadcast
-from tests.gateway_process import GatewayProcess, WorkerProcess
+from tests.gateway_process import Deployment
 from tests.helpers import eventually, fresh_user, stream_events, token_for
 from tests.push_fixtures import FakePushService
 
@@ -115,41 +114,34 @@ async def _received(service: FakePushService, count: int) -> bool:
 
 
 async def test_a_live_client_is_told_history_lost_then_gets_what_follows(
-    own_database: str, own_prefix: str, pool: asyncpg.Pool, redis: Redis, settings: Settings,
-    fault_report: FaultReport,
+    deployment: Deployment, own_prefix: str, pool: asyncpg.Pool, redis: Redis,
+    settings: Settings, fault_report: FaultReport,
 ) -> None:  # fmt: skip
     """Under a gateway and a worker, with the person's SSE client open: the client is told
     `history_lost` (whatever the timing), then gets every broadcast committed after it,
     once; nothing of before comes again."""
-    mine = replace(settings, database_url=own_database, redis_prefix=own_prefix)
-    name = f"fault-loss-{uuid.uuid4().hex[:6]}"
-    gateway, worker = GatewayProcess(mine, name), WorkerProcess(mine, f"{name}-worker")
+    gateway = deployment.gateway
     user = await fresh_user(pool)
-    try:
-        await asyncio.gather(asyncio.to_thread(gateway.wait_ready),
-                             asyncio.to_thread(worker.wait_ready))  # fmt: skip
-        async with SseWatch(gateway.url, token_for(settings.jwt_secret, user)) as watch:
-            before = {f"before-{n}" for n in range(3)}
-            for title in sorted(before):
-                assert await broadcast(pool, user, title)
-            assert await eventually(lambda: watch.has_all(before), 15)
+    async with SseWatch(gateway.url, token_for(settings.jwt_secret, user)) as watch:
+        before = {f"before-{n}" for n in range(3)}
+        for title in sorted(before):
+            assert await broadcast(pool, user, title)
+        assert await eventually(lambda: watch.has_all(before), 15)
 
-            assert await lose_keys(redis, own_prefix) > 0
-            lost_at = time.monotonic()
-            assert await eventually(lambda: _told(watch), 10), "never told of the loss"
-            told_after = time.monotonic() - lost_at
-            after = {f"after-{n}" for n in range(3)}
-            for title in sorted(after):
-                assert await broadcast(pool, user, title)
-            assert await eventually(lambda: watch.has_all(after), 15)
-            await asyncio.sleep(0.5)  # a duplicate would come meanwhile
-        row = Row.of("Redis keys lost under a live SSE client", before | after, watch.arrivals,
-                     lost_at, f"reset {watch.resets} after {told_after:.1f} s")  # fmt: skip
-        fault_report.add(row)
-        assert watch.resets == ["history_lost"]
-        assert row.exactly_once, (row, gateway.log_tail())
-    finally:
-        await asyncio.gather(asyncio.to_thread(gateway.stop), asyncio.to_thread(worker.stop))
+        assert await lose_keys(redis, own_prefix) > 0
+        lost_at = time.monotonic()
+        assert await eventually(lambda: _told(watch), 10), "never told of the loss"
+        told_after = time.monotonic() - lost_at
+        after = {f"after-{n}" for n in range(3)}
+        for title in sorted(after):
+            assert await broadcast(pool, user, title)
+        assert await eventually(lambda: watch.has_all(after), 15)
+        await asyncio.sleep(0.5)  # a duplicate would come meanwhile
+    row = Row.of("Redis keys lost under a live SSE client", before | after, watch.arrivals,
+                 lost_at, f"reset {watch.resets} after {told_after:.1f} s")  # fmt: skip
+    fault_report.add(row)
+    assert watch.resets == ["history_lost"]
+    assert row.exactly_once, (row, gateway.log_tail())
 
 
 async def _told(watch: SseWatch) -> bool:

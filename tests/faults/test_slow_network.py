@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
-import pytest
 from redis.asyncio import Redis
 
 from gateway.config import Settings
@@ -23,14 +20,6 @@ from tests.faults.report import Arrival, FaultReport, Row
 from tests.helpers import fresh_user
 
 
-@pytest.fixture
-async def slow_proxy(settings: Settings) -> AsyncIterator[Proxy]:
-    url = urlsplit(settings.redis_url)
-    proxy = await Proxy(url.hostname or "127.0.0.1", url.port or 6379).start()
-    yield proxy
-    await proxy.stop()
-
-
 def _broadcast(outbox_id: int, user_id: int, title: str) -> Entry:
     event: dict[str, Any] = {"type": "broadcast", "ts": "2024-01-01T00:00:00.000Z",
                              "actor_id": None, "outbox_id": outbox_id,
@@ -39,18 +28,18 @@ def _broadcast(outbox_id: int, user_id: int, title: str) -> Entry:
 
 
 async def test_an_older_count_arriving_last_is_dropped(
-    db: asyncpg.Pool, redis: Redis, settings: Settings, slow_proxy: Proxy,
+    db: asyncpg.Pool, redis: Redis, settings: Settings, redis_proxy: Proxy,
     fault_report: FaultReport,
 ) -> None:  # fmt: skip
     keys = Keys(f"{settings.redis_prefix}slow-{uuid.uuid4().hex[:8]}:")
-    slow_redis = Redis.from_url(slow_proxy.redis_url())
+    slow_redis = Redis.from_url(redis_proxy.redis_url())
     slow = Router(db, slow_redis, keys, consumer="slow")
     fast = Router(db, redis, keys, consumer="fast")
     user = await fresh_user(db)
     base = uuid.uuid4().int % 10**9 * 1000
     try:
         await slow_redis.ping()
-        slow_proxy.delay_s = 0.5  # its appends reach Redis half a second late
+        redis_proxy.delay_s = 0.5  # its appends reach Redis half a second late
         first = asyncio.create_task(slow.handle_batch([_broadcast(base + 1, user, "first")]))
         await asyncio.sleep(0.2)  # it has counted (1 unread); its appends are on the way
         await fast.handle_batch([_broadcast(base + 2, user, "second")])  # counts 2, lands first
