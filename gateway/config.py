@@ -95,6 +95,7 @@ class Settings:
     # precedence over the address of `redis_url` (whose database and credentials apply).
     redis_sentinels: tuple[tuple[str, int], ...] = ()
     redis_sentinel_service: str = "mymaster"
+    redis_sentinel_password: str = ""  # the Sentinels' own (their `requirepass`), if any
     jwt_secret: str = ""
     jwt_ttl_s: int = 12 * 3600
     vapid_public_key: str = ""
@@ -142,6 +143,7 @@ class Settings:
             redis_sentinel_service=(
                 env.get("REDIS_SENTINEL_SERVICE") or defaults.redis_sentinel_service
             ),
+            redis_sentinel_password=env.get("REDIS_SENTINEL_PASSWORD", ""),
             jwt_secret=secret,
             jwt_ttl_s=_int(env, "JWT_TTL_SECONDS", defaults.jwt_ttl_s, 60),
             vapid_public_key=env.get("VAPID_PUBLIC_KEY", ""),

@@ -74,12 +74,14 @@ def describe_redis(settings: Settings) -> str:
 
 def sentinel(settings: Settings) -> Sentinel:
     """A client of the Sentinels themselves (closed with `aclose`)."""
-    timeouts = {
+    options: dict[str, Any] = {
         "socket_connect_timeout": CONNECT_TIMEOUT_S,
         "socket_timeout": SOCKET_TIMEOUT_S,
         "socket_keepalive": True,
     }
-    return Sentinel(list(settings.redis_sentinels), sentinel_kwargs=timeouts)  # type: ignore[no-untyped-call]
+    if settings.redis_sentinel_password:
+        options["password"] = settings.redis_sentinel_password
+    return Sentinel(list(settings.redis_sentinels), sentinel_kwargs=options)  # type: ignore[no-untyped-call]
 
 
 async def close_sentinel(manager: Sentinel) -> None:

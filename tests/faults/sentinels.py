@@ -23,6 +23,7 @@ from tests.faults.proxy import Proxy
 from tests.gateway_process import free_port
 
 SERVICE = "mymaster"
+PASSWORD = "sentinel-secret"  # the Sentinels ask it of every client, each other included
 DOWN_AFTER_MS = 1000
 # Long enough that no Sentinel "fixes" the replica (which follows the primary through the
 # proxy's port, not the primary's own) while the test runs; a failover takes seconds.
@@ -51,6 +52,7 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    password: str | None = None
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -58,7 +60,8 @@ class Server:
         self.proc.wait()
 
     def client(self) -> Redis:
-        return Redis(port=self.port, socket_timeout=2, socket_connect_timeout=1)
+        return Redis(port=self.port, password=self.password, socket_timeout=2,
+                     socket_connect_timeout=1)  # fmt: skip
 
 
 @dataclass
@@ -70,16 +73,18 @@ class SentinelSet:
     sentinels: list[Server] = field(default_factory=list)
     link: Proxy | None = None  # between the replica and the primary
 
+    password: str = PASSWORD
+
     @property
     def env(self) -> str:
-        """REDIS_SENTINELS for the processes."""
+        """REDIS_SENTINELS for the processes (and REDIS_SENTINEL_PASSWORD: `password`)."""
         return ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
 
-    def _start(self, name: str, args: list[str]) -> Server:
+    def _start(self, name: str, args: list[str], password: str | None = None) -> Server:
         log = self.folder / f"{name}.log"
         port = int(args[args.index("--port") + 1])
         proc = subprocess.Popen([self.binary, *args, "--logfile", str(log)], cwd=self.folder)
-        return Server(name, port, proc, log)
+        return Server(name, port, proc, log, password)
 
     async def start(self) -> SentinelSet:
         plain = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
@@ -97,9 +102,10 @@ class SentinelSet:
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.primary.port} 2\n"
                 f"sentinel down-after-milliseconds {SERVICE} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {SERVICE} {FAILOVER_TIMEOUT_MS}\n"
+                f"requirepass {self.password}\nsentinel sentinel-pass {self.password}\n"
             )
-            self.sentinels.append(self._start(f"sentinel-{n}", [str(conf), "--sentinel",
-                                                                 "--port", str(port)]))  # fmt: skip
+            args = [str(conf), "--sentinel", "--port", str(port)]
+            self.sentinels.append(self._start(f"sentinel-{n}", args, self.password))
         await self._until_ready()
         return self
 

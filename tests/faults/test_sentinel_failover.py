@@ -93,8 +93,9 @@ async def test_a_failover_loses_nothing_silently_and_repeats_nothing(
     pool = await create_pool(own_database)
     service = await FakePushService().start()
     mine = replace(settings, database_url=own_database, redis_url=CLOSED, redis_prefix=prefix)
-    env = {"REDIS_SENTINELS": sentinels.env, "PUSH_ENDPOINT_ALLOW": service.origin}
-    gateway = GatewayProcess(mine, "sentinel-gw", REDIS_SENTINELS=sentinels.env)
+    guarded = {"REDIS_SENTINELS": sentinels.env, "REDIS_SENTINEL_PASSWORD": sentinels.password}
+    env = {**guarded, "PUSH_ENDPOINT_ALLOW": service.origin}
+    gateway = GatewayProcess(mine, "sentinel-gw", **guarded)
     worker_log = tempfile.TemporaryFile()
     health_port = free_port()
     health = f"http://127.0.0.1:{health_port}"  # the worker's /readyz
@@ -257,7 +258,8 @@ async def test_doctor_and_provision_go_by_the_sentinels(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
-    mine = replace(settings, redis_url=CLOSED, redis_sentinels=_pairs(sentinels.env))
+    mine = replace(settings, redis_url=CLOSED, redis_sentinels=_pairs(sentinels.env),
+                   redis_sentinel_password=sentinels.password)  # fmt: skip
     assert sentinels.primary is not None and sentinels.replica is not None
     await _doctor_finds(mine, sentinels.primary.port)
     sentinels.primary.kill()
@@ -265,6 +267,7 @@ async def test_doctor_and_provision_go_by_the_sentinels(
     await _doctor_finds(mine, sentinels.replica.port)
     monkeypatch.setenv("DATABASE_URL", own_database)
     monkeypatch.setenv("REDIS_SENTINELS", sentinels.env)
+    monkeypatch.setenv("REDIS_SENTINEL_PASSWORD", sentinels.password)
     monkeypatch.delenv("REDIS_URL", raising=False)
     monkeypatch.delenv("FLOORBELL_EMBEDDED", raising=False)  # which would ignore them
     said: list[str] = []

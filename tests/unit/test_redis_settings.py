@@ -14,9 +14,12 @@ def test_sentinels_are_host_port_pairs() -> None:
     settings = Settings.from_env({"REDIS_SENTINELS": "10.0.0.1:26379, [::1]:26380,"})
     assert settings.redis_sentinels == (("10.0.0.1", 26379), ("::1", 26380))
     assert settings.redis_sentinel_service == "mymaster"
+    assert settings.redis_sentinel_password == ""
     assert Settings.from_env({}).redis_sentinels == ()
-    named = Settings.from_env({"REDIS_SENTINELS": "s:1", "REDIS_SENTINEL_SERVICE": "floor"})
+    named = Settings.from_env({"REDIS_SENTINELS": "s:1", "REDIS_SENTINEL_SERVICE": "floor",
+                               "REDIS_SENTINEL_PASSWORD": "s3cret"})  # fmt: skip
     assert named.redis_sentinel_service == "floor"
+    assert named.redis_sentinel_password == "s3cret"
 
 
 @pytest.mark.parametrize(
