@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from gateway.keys import Keys
+from gateway.streams import as_text
 
 # KEYS: the generation, its owner ("<replication id> <ms>": the primary it belongs to, and
 # that primary's clock when it began). ARGV: a new generation, used when the current one
@@ -61,7 +62,3 @@ async def began_ms(redis: Redis, keys: Keys) -> int:
     given after it: what a reader following the new generation needs comes after it."""
     owner = as_text(await redis.get(keys.history_server)).split(" ")
     return int(owner[1]) if len(owner) == 2 and owner[1].isdigit() else 0
-
-
-def as_text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")

@@ -68,7 +68,7 @@ async def append_once(
         return []
     numkeys, keys_and_args = _append_once_call(stream, dedup_key, entries, mirror, versions)
     result = await redis.eval(_APPEND_ONCE, numkeys, *keys_and_args)
-    return [_text(item) for item in result]
+    return [as_text(item) for item in result]
 
 
 def queue_append_once(
@@ -106,8 +106,9 @@ def _append_once_call(
     return len(keys), keys + args
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def as_text(value: bytes | str | None) -> str:
+    """A Redis reply as text (a client may decode replies or not; nil is empty)."""
+    return value.decode() if isinstance(value, bytes) else (value or "")
 
 
 def min_id_for_age(age_ms: int) -> str:

@@ -46,7 +46,7 @@ from gateway.realtime.framed import FLUSH_EVERY_S, FramedStamps
 from gateway.realtime.presence import PRESENCE_REPLIES, Presence
 from gateway.realtime.recent_board import RecentBoard
 from gateway.redis_client import redis_client
-from gateway.streams import Entry, as_reply, last_id
+from gateway.streams import Entry, as_reply, as_text, last_id
 from gateway.supervision import Loop, shielded
 from gateway.wire import START, USER_B, id_key
 
@@ -113,10 +113,6 @@ def _caught_up(replies: list[Any], pos: str, board: bool) -> list[Item]:
     return [item_from(board, entry_id, fields) for entry_id, fields in entries]
 
 
-def _text(value: bytes | str | None) -> str:
-    return value.decode() if isinstance(value, bytes) else (value or "")
-
-
 def _note_framed(framed: FramedStamps, item: Item) -> None:
     """A notification handed to its person's live connections (once per instance)."""
     notification_id = json.loads("{" + item.tail).get("notification_id")
@@ -146,7 +142,7 @@ class Hub:
         async with self._control.pipeline(transaction=False) as pipe:
             self._queue_epoch(pipe)
             *_, epoch = await pipe.execute()
-        self._epoch = _text(epoch)
+        self._epoch = as_text(epoch)
         self._board_pos = await last_id(self._control, self._keys.board_stream)
         self._live_pos = await last_id(self._control, self._keys.live_stream)
         self._recent = RecentBoard(self._board_pos, self._retention_ms)
@@ -226,7 +222,7 @@ class Hub:
         conn.recorded = self._round_trips.submit(queue)
         replies = await asyncio.shield(conn.recorded)
         _raise_errors(replies[: PRESENCE_REPLIES + EPOCH_REPLIES])
-        epoch = _text(replies[PRESENCE_REPLIES + EPOCH_REPLIES - 1])
+        epoch = as_text(replies[PRESENCE_REPLIES + EPOCH_REPLIES - 1])
         replies = replies[PRESENCE_REPLIES + EPOCH_REPLIES :]
         if epoch != self._epoch:  # the reader has not seen it yet: see to it now
             self._new_history(epoch)
@@ -301,8 +297,8 @@ class Hub:
             pipe.xread({board: self._board_pos, live: self._live_pos}, count=READ_COUNT,
                        block=BLOCK_MS)  # fmt: skip
             *_, epoch, reply = await pipe.execute()
-        if _text(epoch) != self._epoch:
-            self._new_history(_text(epoch))
+        if as_text(epoch) != self._epoch:
+            self._new_history(as_text(epoch))
             return  # what was read followed the lost history's positions: read again
         for stream, entries in as_reply(reply):
             dispatch = self._dispatch_board if stream.decode() == board else self._dispatch_live
