@@ -4,6 +4,7 @@ subprocesses) and a small SSE client."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -155,6 +157,25 @@ class WorkerProcess(_Process):
             except OSError:
                 time.sleep(0.05)
         raise TimeoutError(f"worker {self.name} did not start")
+
+
+@contextlib.contextmanager
+def gateways(settings: Settings) -> Iterator[Callable[..., GatewayProcess]]:
+    """A starter of gateway instances on `settings` (`start(name, **env)`, ready when it
+    returns); every one started is stopped on leaving."""
+    started: list[GatewayProcess] = []
+
+    def start(name: str, **env: str) -> GatewayProcess:
+        process = GatewayProcess(settings, name, **env)
+        started.append(process)
+        process.wait_ready()
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.stop()
 
 
 @dataclass

@@ -15,7 +15,7 @@ from playwright.async_api import Browser, async_playwright
 from gateway.config import Settings
 from gateway.processes.worker import run_worker
 from tests.e2e.browser import CHROMIUM_ARGS, Contexts
-from tests.gateway_process import GatewayProcess
+from tests.gateway_process import GatewayProcess, gateways
 from tests.helpers import own_floor
 
 
@@ -33,17 +33,8 @@ def gateway(
 @pytest.fixture
 def spare_gateway(settings: Settings) -> Iterator[Callable[..., GatewayProcess]]:
     """Start extra instances (to kill, or with other settings); all stopped afterwards."""
-    started: list[GatewayProcess] = []
-
-    def start(name: str, **env: str) -> GatewayProcess:
-        process = GatewayProcess(settings, name, **env)
-        started.append(process)
-        process.wait_ready()
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
+    with gateways(settings) as start:
+        yield start
 
 
 @pytest.fixture

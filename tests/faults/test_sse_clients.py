@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from gateway.config import Settings
 from gateway.keys import Keys
 from tests.faults.report import FaultReport, Row
-from tests.gateway_process import GatewayProcess, open_stream
+from tests.gateway_process import GatewayProcess, gateways, open_stream
 from tests.helpers import eventually, fresh_user, token_for
 
 OPENS = 200
@@ -34,17 +34,8 @@ TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8  # tcpi_state of a socket reset, or shut, by it
 @pytest.fixture
 def gateway_of(settings: Settings, own_prefix: str) -> Iterator[Callable[..., GatewayProcess]]:
     """Start a gateway on the test's own key prefix (its presence and board its own)."""
-    started: list[GatewayProcess] = []
-
-    def start(name: str, **env: str) -> GatewayProcess:
-        process = GatewayProcess(replace(settings, redis_prefix=own_prefix), name, **env)
-        started.append(process)
-        process.wait_ready()
-        return process
-
-    yield start
-    for process in started:
-        process.stop()
+    with gateways(replace(settings, redis_prefix=own_prefix)) as start:
+        yield start
 
 
 def request(token: str) -> bytes:
