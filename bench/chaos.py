@@ -102,7 +102,7 @@ class Tally:
                 return
 
 
-class Cluster:
+class Fleet:
     """The gateways, the workers and HAProxy; any of the first two killed and restarted."""
 
     def __init__(self, env: dict[str, str], gateways: int, workers: int, home: Path) -> None:
@@ -221,17 +221,17 @@ async def _send(
     tally.answers["given up"] += 1
 
 
-async def chaos(cluster: Cluster, every_s: float, until: asyncio.Event, tally: Tally,
+async def chaos(fleet: Fleet, every_s: float, until: asyncio.Event, tally: Tally,
                 seed: int) -> None:  # fmt: skip
-    targets = [f"g{n}" for n in range(len(cluster.gateways))]
-    targets += [f"w{n}" for n in range(len(cluster.workers))]
+    targets = [f"g{n}" for n in range(len(fleet.gateways))]
+    targets += [f"w{n}" for n in range(len(fleet.workers))]
     order = random.Random(seed)
     while True:
         order.shuffle(targets)
         for target in targets:
             if await _ended(until, every_s):
                 return
-            await cluster.kill_and_restart(target)
+            await fleet.kill_and_restart(target)
             tally.kills[target[0]] += 1
 
 
@@ -249,9 +249,9 @@ async def run(args: argparse.Namespace, redis_url: str, database: str, home: Pat
     env = {**os.environ, "DATABASE_URL": database, "REDIS_URL": redis_url,
            "JWT_SECRET": SECRET, "REDIS_PREFIX": prefix("chaos"), "WORKER_HEALTH_PORT": "0",
            "CLAIM_IDLE_MS": "2000", "SSE_HEARTBEAT_SECONDS": "2"}  # fmt: skip
-    cluster = Cluster(env, args.gateways, args.workers, home)
+    fleet = Fleet(env, args.gateways, args.workers, home)
     tally = Tally()
-    base = f"http://127.0.0.1:{cluster.port}"
+    base = f"http://127.0.0.1:{fleet.port}"
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=10)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as session:
@@ -260,7 +260,7 @@ async def run(args: argparse.Namespace, redis_url: str, database: str, home: Pat
                                                   tally)) for user in users]  # fmt: skip
             await asyncio.sleep(2)
             done = asyncio.Event()
-            killer = asyncio.create_task(chaos(cluster, args.kill_every, done, tally, args.seed))
+            killer = asyncio.create_task(chaos(fleet, args.kill_every, done, tally, args.seed))
             token = issue_token(SECRET, sender, "supervisor", 3600)
             await write(session, f"{base}/api/messages", token, users, args.rate, args.seconds,
                         tally)  # fmt: skip
@@ -270,7 +270,7 @@ async def run(args: argparse.Namespace, redis_url: str, database: str, home: Pat
             for client in clients:
                 client.cancel()
     finally:
-        cluster.stop()
+        fleet.stop()
     report(tally)
 
 
